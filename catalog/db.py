@@ -1,0 +1,126 @@
+"""Engines for the catalog: SQLite (WAL, busy timeout, BEGIN IMMEDIATE) or PostgreSQL.
+
+Opening a catalog applies the Alembic migrations under a writer lock, so several processes
+opening a fresh catalog at once migrate it exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from catalog.errors import CatalogUnavailable
+
+BUSY_TIMEOUT_MS = 60_000
+# Any constant: the advisory lock that serialises writers of a PostgreSQL catalog.
+PG_WRITER_LOCK = 0x64756D70
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """Plain ``postgresql://`` URLs use psycopg 3; relative SQLite paths get their folder made."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def create_catalog_engine(url: str) -> Engine:
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed.database)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    raise CatalogUnavailable(
+        f"catalog URL {parsed.render_as_string(hide_password=True)!r} is neither sqlite:// "
+        "nor postgresql://; fix `catalog_url` in backups/backup-config.json"
+    )
+
+
+def _sqlite_engine(database: str | None) -> Engine:
+    if database and database != ":memory:":
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise CatalogUnavailable(
+                f"cannot open the catalog at {database}: {exc.strerror}; "
+                "check `catalog_url` and that the directory is writable"
+            ) from None
+    engine = create_engine(
+        f"sqlite:///{database}", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event issues the BEGIN
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    if database and database != ":memory:":
+        _restrict(Path(database))
+    return engine
+
+
+def _restrict(path: Path) -> None:
+    """The catalog holds who did what: readable by its owner only."""
+    if not path.exists():
+        path.touch(mode=0o600)
+    os.chmod(path, 0o600)
+
+
+def lock_writers(conn: Connection) -> None:
+    """Serialise writers. SQLite already holds its RESERVED lock (BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITER_LOCK})
+
+
+def alembic_config(conn: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(_bare_config())
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def _bare_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade to head unless already there; one writer migrates, the others wait and see."""
+    try:
+        with engine.begin() as conn:
+            lock_writers(conn)
+            current = MigrationContext.configure(conn).get_current_revision()
+            if current != head_revision():
+                command.upgrade(alembic_config(conn), "head")
+    except SQLAlchemyError as exc:
+        raise CatalogUnavailable(
+            f"cannot open the catalog at {engine.url.render_as_string(hide_password=True)}: "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}; check `catalog_url` "
+            "and that the directory is writable"
+        ) from exc

@@ -1,0 +1,131 @@
+"""Domain events: frozen dataclasses named in the past tense, each with a schema version.
+
+A change of shape is a new ``schema_version`` plus an upcaster registered in ``UPCASTERS``;
+stored rows are never rewritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from catalog.errors import UnknownEventType
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every event; ``subject`` is what the event is about (usually a backup name)."""
+
+    schema_version: ClassVar[int] = 1
+
+    @property
+    def subject(self) -> str:
+        return str(getattr(self, "backup", ""))
+
+    def payload(self) -> JSON:
+        body = dataclasses.asdict(self)
+        body["schema_version"] = self.schema_version
+        return body
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupStarted(Event):
+    backup: str
+    backup_type: str
+    hostname: str
+    pid: int
+    database: JSON
+    artifacts: list[str]
+    codec: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupCompleted(Event):
+    """Every artifact is durable in the store and was read back before this is appended."""
+
+    backup: str
+    backup_type: str
+    artifacts: list[JSON]
+    verified: bool
+    duration_seconds: float
+    metadata: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupFailed(Event):
+    backup: str
+    reason: str
+    stage: str
+    abandoned: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupVerified(Event):
+    backup: str
+    ok: bool
+    artifacts: list[JSON]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupDeleted(Event):
+    backup: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobCollected(Event):
+    digest: str
+    codec: str
+
+    @property
+    def subject(self) -> str:
+        return self.digest
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        BackupStarted,
+        BackupCompleted,
+        BackupFailed,
+        BackupVerified,
+        BackupDeleted,
+        BlobCollected,
+    )
+}
+
+Upcaster = Callable[[JSON], JSON]
+# (type name, stored schema_version) -> function returning the payload at version + 1.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def upcast(type_name: str, payload: JSON) -> JSON:
+    """Bring a stored payload up to the current schema version of its type."""
+    current = event_class(type_name).schema_version
+    version = int(payload.get("schema_version", 1))
+    while version < current:
+        payload = UPCASTERS[(type_name, version)](dict(payload))
+        version += 1
+        payload["schema_version"] = version
+    return payload
+
+
+def event_class(type_name: str) -> type[Event]:
+    try:
+        return EVENT_TYPES[type_name]
+    except KeyError:
+        raise UnknownEventType(
+            f"unknown event type {type_name!r} in the catalog; upgrade dumpledger"
+        ) from None
+
+
+def decode(type_name: str, payload: JSON) -> Event:
+    """Stored (type, payload) -> event object, after upcasting."""
+    body = upcast(type_name, payload)
+    cls = event_class(type_name)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in body.items() if k in names})

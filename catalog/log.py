@@ -1,0 +1,163 @@
+"""The catalog: an append-only, hash-chained event log with projections kept in step."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection, Engine
+
+from catalog import projections
+from catalog.canonical import GENESIS_HASH, canonical_json, chain_hash, utc_iso
+from catalog.db import create_catalog_engine, lock_writers, migrate
+from catalog.events import Event
+from catalog.recorded import Recorded
+from catalog.schema import checkpoints, events
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    ok: bool
+    events: int
+    problems: list[str] = field(default_factory=list)
+
+
+class Catalog:
+    """Open with :meth:`open`; every state change goes through :meth:`append`."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
+        self.engine = engine
+        self._clock = clock
+
+    @classmethod
+    def open(cls, url: str, *, clock: Clock = _utcnow) -> Catalog:
+        engine = create_catalog_engine(url)
+        migrate(engine)
+        return cls(engine, clock=clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, event: Event, *, actor: str) -> Recorded:
+        """Append one event and fold it into the projections, in one transaction."""
+        return self.append_all([event], actor=actor)[0]
+
+    def append_all(self, batch: Sequence[Event], *, actor: str) -> list[Recorded]:
+        with self.engine.begin() as conn:
+            lock_writers(conn)
+            last = conn.execute(
+                select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
+            ).first()
+            seq, prev = (int(last.seq), last.hash) if last else (0, GENESIS_HASH)
+            out = []
+            for event in batch:
+                seq += 1
+                rec = self._record(seq, prev, event, actor)
+                conn.execute(insert(events).values(_row(rec)))
+                projections.apply(conn, rec)
+                out.append(rec)
+                prev = rec.hash
+            return out
+
+    def _record(self, seq: int, prev: str, event: Event, actor: str) -> Recorded:
+        body = {
+            "seq": seq,
+            "id": str(uuid.uuid4()),
+            "type": type(event).__name__,
+            "occurred_at": utc_iso(self._clock()),
+            "actor": actor,
+            "subject": event.subject,
+            "payload": event.payload(),
+        }
+        return Recorded(**body, prev_hash=prev, hash=chain_hash(prev, body))  # type: ignore[arg-type]
+
+    def rebuild(self) -> None:
+        """Drop the projections and replay them from the log alone."""
+        with self.engine.begin() as conn:
+            lock_writers(conn)
+            projections.rebuild(conn, list(self._iter_events(conn)))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def events(
+        self, *, subject: str | None = None, types: Sequence[str] | None = None
+    ) -> list[Recorded]:
+        query = select(events).order_by(events.c.seq)
+        if subject is not None:
+            query = query.where(events.c.subject == subject)
+        if types:
+            query = query.where(events.c.type.in_(list(types)))
+        with self.engine.connect() as conn:
+            return [Recorded.from_row(r) for r in conn.execute(query)]
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
+    def _iter_events(self, conn: Connection) -> Iterator[Recorded]:
+        for row in conn.execute(select(events).order_by(events.c.seq)):
+            yield Recorded.from_row(row)
+
+    def snapshot(self) -> dict[str, list[tuple[object, ...]]]:
+        with self.engine.connect() as conn:
+            return projections.snapshot(conn)
+
+    def verify_chain(self) -> ChainReport:
+        """Detect edited, deleted, inserted or reordered rows."""
+        problems: list[str] = []
+        with self.engine.connect() as conn:
+            records = list(self._iter_events(conn))
+            head = conn.execute(select(checkpoints)).first()
+        prev, expected_seq = GENESIS_HASH, 1
+        for rec in records:
+            problems.extend(_check_row(rec, prev, expected_seq))
+            prev, expected_seq = rec.hash, rec.seq + 1
+        problems.extend(_check_head(records, head))
+        return ChainReport(ok=not problems, events=len(records), problems=problems)
+
+
+def _check_row(rec: Recorded, prev: str, expected_seq: int) -> list[str]:
+    problems = []
+    if rec.seq != expected_seq:
+        problems.append(f"event seq {rec.seq}: expected seq {expected_seq} (rows deleted or moved)")
+    if rec.prev_hash != prev:
+        problems.append(f"event seq {rec.seq}: prev_hash does not match the previous row's hash")
+    if rec.expected_hash() != rec.hash:
+        problems.append(f"event seq {rec.seq} ({rec.type} {rec.subject}): content was edited")
+    return problems
+
+
+def _check_head(records: list[Recorded], head: object) -> list[str]:
+    last_seq = getattr(head, "last_seq", 0) if head is not None else 0
+    last_hash = getattr(head, "head_hash", GENESIS_HASH) if head is not None else GENESIS_HASH
+    actual_seq = records[-1].seq if records else 0
+    actual_hash = records[-1].hash if records else GENESIS_HASH
+    if (actual_seq, actual_hash) != (last_seq, last_hash):
+        return [f"chain head is seq {actual_seq} but the checkpoint recorded seq {last_seq}"]
+    return []
+
+
+def _row(rec: Recorded) -> dict[str, object]:
+    return {
+        **rec.body(),
+        "payload": canonical_json(rec.payload),
+        "prev_hash": rec.prev_hash,
+        "hash": rec.hash,
+    }

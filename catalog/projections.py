@@ -1,0 +1,170 @@
+"""Projections: folds of events into the backups, artifacts and blobs tables.
+
+The same ``apply`` runs inside the append transaction and during a rebuild from the log alone,
+so both give identical rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from catalog.canonical import canonical_json
+from catalog.events import (
+    BackupCompleted,
+    BackupDeleted,
+    BackupFailed,
+    BackupStarted,
+    BackupVerified,
+    BlobCollected,
+    Event,
+)
+from catalog.recorded import Recorded
+from catalog.schema import PROJECTION_TABLES, artifacts, backups, blobs, checkpoints
+
+CHECKPOINT = "catalog"
+
+
+def apply(conn: Connection, rec: Recorded) -> None:
+    """Fold one recorded event into the projections and move the checkpoint."""
+    event = rec.event()
+    handler = _HANDLERS.get(type(event))
+    if handler is not None:
+        handler(conn, rec, event)
+    _move_checkpoint(conn, rec)
+
+
+def rebuild(conn: Connection, records: list[Recorded]) -> None:
+    for table in PROJECTION_TABLES:
+        conn.execute(delete(table))
+    conn.execute(delete(checkpoints))
+    for rec in records:
+        apply(conn, rec)
+
+
+def _move_checkpoint(conn: Connection, rec: Recorded) -> None:
+    values = {"last_seq": rec.seq, "head_hash": rec.hash}
+    done = conn.execute(update(checkpoints).where(checkpoints.c.name == CHECKPOINT).values(values))
+    if done.rowcount == 0:
+        conn.execute(insert(checkpoints).values(name=CHECKPOINT, **values))
+
+
+def _started(conn: Connection, rec: Recorded, ev: Any) -> None:
+    assert isinstance(ev, BackupStarted)
+    conn.execute(delete(backups).where(backups.c.name == ev.backup))
+    conn.execute(
+        insert(backups).values(
+            name=ev.backup,
+            backup_type=ev.backup_type,
+            status="running",
+            started_seq=rec.seq,
+            started_at=rec.occurred_at,
+            actor=rec.actor,
+            hostname=ev.hostname,
+            pid=ev.pid,
+            database_name=ev.database.get("name"),
+            database_host=ev.database.get("host"),
+            verified=False,
+            raw_size=0,
+            stored_size=0,
+            metadata="{}",
+        )
+    )
+
+
+def _completed(conn: Connection, rec: Recorded, ev: Any) -> None:
+    assert isinstance(ev, BackupCompleted)
+    git = ev.metadata.get("git") or {}
+    conn.execute(
+        update(backups)
+        .where(backups.c.name == ev.backup)
+        .values(
+            status="completed",
+            finished_at=rec.occurred_at,
+            duration_seconds=ev.duration_seconds,
+            verified=ev.verified,
+            last_verified_at=rec.occurred_at if ev.verified else None,
+            last_verify_ok=True if ev.verified else None,
+            git_commit=git.get("commit"),
+            git_branch=git.get("branch"),
+            raw_size=sum(int(a["raw_size"]) for a in ev.artifacts),
+            stored_size=sum(int(a["stored_size"]) for a in ev.artifacts),
+            metadata=canonical_json(ev.metadata),
+        )
+    )
+    for art in ev.artifacts:
+        conn.execute(insert(artifacts).values(backup_name=ev.backup, **_artifact_row(art)))
+        _reference_blob(conn, rec, art)
+
+
+def _artifact_row(art: dict[str, Any]) -> dict[str, Any]:
+    keys = ("kind", "digest", "codec", "raw_size", "stored_size", "stored_sha256")
+    return {k: art[k] for k in keys}
+
+
+def _reference_blob(conn: Connection, rec: Recorded, art: dict[str, Any]) -> None:
+    key = and_(blobs.c.digest == art["digest"], blobs.c.codec == art["codec"])
+    done = conn.execute(update(blobs).where(key).values(refcount=blobs.c.refcount + 1))
+    if done.rowcount == 0:
+        row = {k: art[k] for k in ("digest", "codec", "raw_size", "stored_size", "stored_sha256")}
+        conn.execute(insert(blobs).values(**row, refcount=1, first_seq=rec.seq))
+
+
+def _failed(conn: Connection, rec: Recorded, ev: Any) -> None:
+    assert isinstance(ev, BackupFailed)
+    conn.execute(
+        update(backups)
+        .where(backups.c.name == ev.backup)
+        .values(status="failed", finished_at=rec.occurred_at, failure_reason=ev.reason)
+    )
+
+
+def _verified(conn: Connection, rec: Recorded, ev: Any) -> None:
+    assert isinstance(ev, BackupVerified)
+    conn.execute(
+        update(backups)
+        .where(backups.c.name == ev.backup)
+        .values(last_verified_at=rec.occurred_at, last_verify_ok=ev.ok)
+    )
+
+
+def _deleted(conn: Connection, rec: Recorded, ev: Any) -> None:
+    assert isinstance(ev, BackupDeleted)
+    rows = conn.execute(select(artifacts).where(artifacts.c.backup_name == ev.backup)).all()
+    for row in rows:
+        key = and_(blobs.c.digest == row.digest, blobs.c.codec == row.codec)
+        conn.execute(update(blobs).where(key).values(refcount=blobs.c.refcount - 1))
+    conn.execute(delete(artifacts).where(artifacts.c.backup_name == ev.backup))
+    conn.execute(
+        update(backups)
+        .where(backups.c.name == ev.backup)
+        .values(status="deleted", finished_at=rec.occurred_at, failure_reason=ev.reason)
+    )
+
+
+def _collected(conn: Connection, rec: Recorded, ev: Any) -> None:
+    assert isinstance(ev, BlobCollected)
+    conn.execute(delete(blobs).where(and_(blobs.c.digest == ev.digest, blobs.c.codec == ev.codec)))
+
+
+_HANDLERS: dict[type[Event], Callable[[Connection, Recorded, Any], None]] = {
+    BackupStarted: _started,
+    BackupCompleted: _completed,
+    BackupFailed: _failed,
+    BackupVerified: _verified,
+    BackupDeleted: _deleted,
+    BlobCollected: _collected,
+}
+
+
+def snapshot(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every projection row, sorted: what `catalog rebuild` must reproduce exactly."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table in (*PROJECTION_TABLES, checkpoints):
+        rows = conn.execute(select(table)).all()
+        out[table.name] = sorted((tuple(r) for r in rows), key=json.dumps)
+    return out

@@ -1,0 +1,79 @@
+"""Read-side queries over the projections: what `list` and `info` show."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from catalog.errors import UnknownBackup
+from catalog.schema import artifacts, backups, blobs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupFilter:
+    backup_type: str | None = None
+    status: str | None = None
+    since: str | None = None  # UTC ISO, inclusive
+    until: str | None = None  # UTC ISO, exclusive
+    commit_prefix: str | None = None
+    branch: str | None = None
+    include_deleted: bool = False
+
+
+def list_backups(engine: Engine, flt: BackupFilter | None = None) -> list[dict[str, Any]]:
+    """Newest first."""
+    flt = flt or BackupFilter()
+    q = select(backups).order_by(backups.c.started_at.desc(), backups.c.name.desc())
+    if flt.backup_type:
+        q = q.where(backups.c.backup_type == flt.backup_type)
+    if flt.status:
+        q = q.where(backups.c.status == flt.status)
+    elif not flt.include_deleted:
+        q = q.where(backups.c.status != "deleted")
+    if flt.since:
+        q = q.where(backups.c.started_at >= flt.since)
+    if flt.until:
+        q = q.where(backups.c.started_at < flt.until)
+    if flt.commit_prefix:
+        q = q.where(backups.c.git_commit.startswith(flt.commit_prefix.lower()))
+    if flt.branch:
+        q = q.where(backups.c.git_branch == flt.branch)
+    with engine.connect() as conn:
+        return [_backup_dict(r) for r in conn.execute(q)]
+
+
+def get_backup(engine: Engine, name: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(select(backups).where(backups.c.name == name)).first()
+        if row is None:
+            raise UnknownBackup(name)
+        out = _backup_dict(row)
+        arts = conn.execute(
+            select(artifacts).where(artifacts.c.backup_name == name).order_by(artifacts.c.kind)
+        )
+        out["artifacts"] = [dict(a._mapping) for a in arts]
+    return out
+
+
+def running_backups(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(backups).where(backups.c.status == "running"))
+        return [_backup_dict(r) for r in rows]
+
+
+def blob_rows(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(blobs).order_by(blobs.c.digest))]
+
+
+def _backup_dict(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    out["metadata"] = json.loads(out["metadata"] or "{}")
+    out["verified"] = bool(out["verified"])
+    if out["last_verify_ok"] is not None:
+        out["last_verify_ok"] = bool(out["last_verify_ok"])
+    return out

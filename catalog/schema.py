@@ -1,0 +1,94 @@
+"""Table definitions of the catalog. Alembic migrations create them; this is the code's view."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("type", String(64), nullable=False, index=True),
+    Column("occurred_at", String(32), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("subject", String(255), nullable=False, index=True),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+backups = Table(
+    "backups",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("backup_type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_seq", BigInteger, nullable=False),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32)),
+    Column("duration_seconds", Float),
+    Column("actor", String(255), nullable=False),
+    Column("hostname", String(255)),
+    Column("pid", Integer),
+    Column("database_name", String(255)),
+    Column("database_host", String(255)),
+    Column("verified", Boolean, nullable=False, default=False),
+    Column("last_verified_at", String(32)),
+    Column("last_verify_ok", Boolean),
+    Column("git_commit", String(64)),
+    Column("git_branch", String(255)),
+    Column("raw_size", BigInteger, nullable=False, default=0),
+    Column("stored_size", BigInteger, nullable=False, default=0),
+    Column("failure_reason", Text),
+    Column("metadata", Text, nullable=False, default="{}"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("backup_name", String(255), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("digest", String(64), nullable=False, index=True),
+    Column("codec", String(16), nullable=False),
+    Column("raw_size", BigInteger, nullable=False),
+    Column("stored_size", BigInteger, nullable=False),
+    Column("stored_sha256", String(64), nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("codec", String(16), primary_key=True),
+    Column("raw_size", BigInteger, nullable=False),
+    Column("stored_size", BigInteger, nullable=False),
+    Column("stored_sha256", String(64), nullable=False),
+    Column("refcount", Integer, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+)
+
+# One row per projection: the last event folded in, and the chain head it had then.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+)
+
+PROJECTION_TABLES = (backups, artifacts, blobs)

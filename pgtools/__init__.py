@@ -1,0 +1,1 @@
+"""Wrappers around PostgreSQL: connections, snapshots and the client programs."""

@@ -1,0 +1,104 @@
+"""One REPEATABLE READ transaction whose snapshot every pg_dump of a backup shares."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pgtools.errors import PgConnectionFailed
+from pgtools.target import DbTarget
+
+TABLES_SQL = """
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+ORDER BY 1, 2
+"""
+
+MIGRATION_SQL = """
+SELECT version::text FROM supabase_migrations.schema_migrations ORDER BY version DESC LIMIT 1
+"""
+
+
+def connect(target: DbTarget, **kwargs: Any) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(**target.connect_kwargs(), **kwargs)
+    except psycopg.OperationalError as exc:
+        raise PgConnectionFailed(explain_connect_error(target, str(exc))) from None
+
+
+def explain_connect_error(target: DbTarget, message: str) -> str:
+    text = " ".join(message.split())
+    lower = text.lower()
+    if "password authentication failed" in lower or "no password supplied" in lower:
+        hint = "check SUPABASE_DB_PASSWORD (in the environment or .env)"
+    elif "connection refused" in lower or "no such file" in lower or "timeout" in lower:
+        hint = "is the database running? (`supabase start`, or check SUPABASE_DB_HOST/PORT)"
+    elif "does not exist" in lower:
+        hint = "check SUPABASE_DB_NAME / SUPABASE_DB_USER"
+    else:
+        hint = "check the SUPABASE_DB_* settings"
+    return f"cannot connect to {target.label()}: {text}; {hint}"
+
+
+class SnapshotSession:
+    """Holds the exported snapshot open until closed; answers questions from inside it."""
+
+    def __init__(self, target: DbTarget) -> None:
+        self.conn = connect(target, autocommit=True)
+        try:
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # Refuse (rather than silently filter) rows hidden by row-level security.
+            self.conn.execute("SET LOCAL row_security = off")
+            row = self.conn.execute(
+                "SELECT pg_export_snapshot(), current_setting('server_version')"
+            )
+            snap, version = row.fetchone() or ("", "")
+        except BaseException:
+            self.conn.close()
+            raise
+        self.snapshot_id: str = snap
+        self.server_version: str = version
+        self.server_major: int = self.conn.info.server_version // 10000
+
+    def row_counts(self) -> dict[str, int]:
+        """Exact row counts per table, as the snapshot sees them."""
+        counts: dict[str, int] = {}
+        for schema, table in self.conn.execute(TABLES_SQL).fetchall():
+            query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+            (n,) = self.conn.execute(query).fetchone() or (0,)
+            counts[f"{schema}.{table}"] = int(n)
+        return counts
+
+    def latest_migration(self) -> str | None:
+        exists = self.conn.execute(
+            "SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL"
+        ).fetchone()
+        if not exists or not exists[0]:
+            return None
+        row = self.conn.execute(MIGRATION_SQL).fetchone()
+        return str(row[0]) if row else None
+
+    def close(self) -> None:
+        try:
+            if not self.conn.closed:
+                self.conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # the server may be gone; closing is all that is left to do
+        finally:
+            self.conn.close()
+
+    def __enter__(self) -> SnapshotSession:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,135 @@
+"""Codecs: parallel gzip (independent members, as pigz writes them), zstd, and none.
+
+Every codec compresses a stream of chunks with bounded memory and decompresses to a stream.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from enum import StrEnum
+from typing import Any
+
+from store.errors import StoreError
+
+GZIP_MEMBER = 4 << 20  # raw bytes per gzip member: big enough that the ratio barely moves
+READ_CHUNK = 1 << 20
+
+
+class Codec(StrEnum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"  # pg_dump custom format: already compressed
+
+
+SUFFIXES: dict[Codec, str] = {Codec.GZIP: ".sql.gz", Codec.ZSTD: ".sql.zst", Codec.NONE: ".dump"}
+DEFAULT_LEVELS: dict[Codec, int] = {Codec.GZIP: 9, Codec.ZSTD: 3, Codec.NONE: 0}
+
+
+def _zstd() -> Any:
+    try:
+        import zstandard
+    except ImportError:
+        raise StoreError(
+            "zstd compression needs the zstandard package: pip install 'dumpledger[zstd]'"
+        ) from None
+    return zstandard
+
+
+def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Regroup a stream into pieces of exactly `size` bytes (the last may be shorter)."""
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+def _gzip_member(data: bytes, level: int) -> bytes:
+    return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+def gzip_parallel(chunks: Iterable[bytes], level: int, threads: int) -> Iterator[bytes]:
+    """Independent gzip members compressed on `threads` cores, emitted in order.
+
+    At most 2 x threads members are in flight, so memory stays bounded whatever the input.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="gzip") as pool:
+        pending: deque[Future[bytes]] = deque()
+        members = 0
+        for piece in rechunk(chunks, GZIP_MEMBER):
+            members += 1
+            pending.append(pool.submit(_gzip_member, piece, level))
+            while len(pending) > 2 * max(1, threads):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+        if members == 0:  # empty input still makes a valid (empty) gzip file
+            yield _gzip_member(b"", level)
+
+
+def zstd_stream(chunks: Iterable[bytes], level: int, threads: int) -> Iterator[bytes]:
+    zstandard = _zstd()
+    compressor = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
+    cobj = compressor.compressobj()
+    for chunk in chunks:
+        out = cobj.compress(chunk)
+        if out:
+            yield out
+    yield cobj.flush()
+
+
+def compress(
+    chunks: Iterable[bytes], codec: Codec, level: int | None, threads: int
+) -> Iterator[bytes]:
+    lvl = DEFAULT_LEVELS[codec] if level is None else level
+    if codec is Codec.GZIP:
+        return gzip_parallel(chunks, lvl, threads)
+    if codec is Codec.ZSTD:
+        return zstd_stream(chunks, lvl, threads)
+    return iter(chunks)
+
+
+def decompress(chunks: Iterable[bytes], codec: Codec) -> Iterator[bytes]:
+    if codec is Codec.GZIP:
+        return _gunzip_checked(chunks)
+    if codec is Codec.ZSTD:
+        return _unzstd(chunks)
+    return iter(chunks)
+
+
+def _gunzip_checked(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Like _gunzip, but tracks whether the current member has begun, to spot truncation."""
+    d = zlib.decompressobj(wbits=31)
+    in_member = False
+    for chunk in chunks:
+        data = chunk
+        while data:
+            in_member = True
+            out = d.decompress(data)
+            if out:
+                yield out
+            if d.eof:
+                data, in_member = d.unused_data, False
+                d = zlib.decompressobj(wbits=31)
+            else:
+                data = b""
+    if in_member:
+        raise EOFError("gzip stream is truncated: the last member has no end")
+
+
+def _unzstd(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    zstandard = _zstd()
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    for chunk in chunks:
+        out = dobj.decompress(chunk)
+        if out:
+            yield out
+    if not dobj.eof:
+        raise EOFError("zstd stream is truncated: no end-of-frame")

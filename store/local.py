@@ -1,0 +1,247 @@
+"""The local store: blobs under <root>/sha256/<2 hex>/<64 hex><suffix>.
+
+Writes stream through a temp file in <root>/sha256 (same filesystem), which is fsynced and
+renamed into place; a digest already present is never written twice. Blob files are 0600 and
+directories 0700 (not read-only 0400: cleanup must be able to remove them without chmod).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from store.codecs import READ_CHUNK, SUFFIXES, Codec, compress, decompress
+from store.errors import BlobMissing, StoreError, StoreFull
+from store.results import BlobInfo, VerifyResult
+
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+TMP_PREFIX = ".tmp-"
+Progress = Callable[[int], None]
+
+
+def check_digest(digest: str) -> str:
+    if not DIGEST.fullmatch(digest):
+        raise ValueError(f"not a SHA-256 hex digest: {digest!r}")
+    return digest
+
+
+def read_chunks(fh: BinaryIO, size: int = READ_CHUNK) -> Iterator[bytes]:
+    while chunk := fh.read(size):
+        yield chunk
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    sha, size = hashlib.sha256(), 0
+    with path.open("rb") as fh:
+        for chunk in read_chunks(fh):
+            sha.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), size
+
+
+class _Counting:
+    """Hashes and counts the raw bytes as the compressor pulls them."""
+
+    def __init__(self, chunks: Iterable[bytes], progress: Progress | None) -> None:
+        self.chunks = chunks
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.progress = progress
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.sha.update(chunk)
+            self.size += len(chunk)
+            if self.progress:
+                self.progress(self.size)
+            yield chunk
+
+
+class LocalStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.blobs_dir = self.root / "sha256"
+
+    def path_for(self, digest: str, codec: Codec) -> Path:
+        digest = check_digest(digest)
+        return self.blobs_dir / digest[:2] / f"{digest}{SUFFIXES[Codec(codec)]}"
+
+    def exists(self, digest: str, codec: Codec) -> bool:
+        return self.path_for(digest, codec).is_file()
+
+    def put_file(self, fh: BinaryIO, codec: Codec, **kwargs: object) -> BlobInfo:
+        return self.put(read_chunks(fh), codec, **kwargs)  # type: ignore[arg-type]
+
+    def put(
+        self,
+        chunks: Iterable[bytes],
+        codec: Codec,
+        *,
+        level: int | None = None,
+        threads: int = 2,
+        progress: Progress | None = None,
+    ) -> BlobInfo:
+        """Stream `chunks` in; return where they landed and whether new bytes were stored."""
+        codec = Codec(codec)
+        self._mkdir(self.blobs_dir)
+        tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        raw = _Counting(chunks, progress)
+        try:
+            stored_sha, stored_size = self._write_tmp(tmp, compress(raw, codec, level, threads))
+            digest = raw.sha.hexdigest()
+            final = self.path_for(digest, codec)
+            created = self._publish(tmp, final)
+            if not created:  # describe the bytes that are really there
+                stored_sha, stored_size = _hash_file(final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno == errno.ENOSPC:
+                raise StoreFull(str(self.blobs_dir)) from None
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return BlobInfo(
+            digest=digest,
+            codec=codec,
+            raw_size=raw.size,
+            stored_size=stored_size,
+            stored_sha256=stored_sha,
+            path=final,
+            created=created,
+        )
+
+    def _publish(self, tmp: Path, final: Path) -> bool:
+        """Move tmp to final unless final exists; exclusive even against a concurrent writer."""
+        self._mkdir(final.parent)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            tmp.unlink()
+            return False
+        tmp.unlink()
+        _fsync_dir(final.parent)
+        return True
+
+    def _write_tmp(self, tmp: Path, data: Iterable[bytes]) -> tuple[str, int]:
+        sha, size = hashlib.sha256(), 0
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            for piece in data:
+                written = fh.write(piece)
+                if written != len(piece):
+                    raise OSError(errno.EIO, f"short write to {tmp}")
+                sha.update(piece)
+                size += len(piece)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return sha.hexdigest(), size
+
+    def _mkdir(self, path: Path) -> None:
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for p in (self.root, self.blobs_dir, path):
+                if p.is_dir():
+                    os.chmod(p, 0o700)
+
+    @contextmanager
+    def open_raw(self, digest: str, codec: Codec) -> Iterator[Iterator[bytes]]:
+        """Yield an iterator over the blob's uncompressed bytes."""
+        path = self.path_for(digest, codec)
+        try:
+            fh = path.open("rb")
+        except FileNotFoundError:
+            raise BlobMissing(
+                f"blob {digest} is missing from {path.parent}; run `dumpledger verify --all`"
+            ) from None
+        with fh:
+            yield decompress(read_chunks(fh), Codec(codec))
+
+    def verify(
+        self,
+        digest: str,
+        codec: Codec,
+        *,
+        expected_stored_sha256: str | None = None,
+        progress: Progress | None = None,
+    ) -> VerifyResult:
+        """Re-read, decompress and re-hash; problems are reported, not raised."""
+        path = self.path_for(digest, codec)
+        if not path.is_file():
+            return VerifyResult.failed(digest, f"blob file {path} is missing")
+        stored = hashlib.sha256()
+        stored_size = 0
+
+        def stored_chunks(fh: BinaryIO) -> Iterator[bytes]:
+            nonlocal stored_size
+            for chunk in read_chunks(fh):
+                stored.update(chunk)
+                stored_size += len(chunk)
+                yield chunk
+
+        raw = _Counting((), progress)
+        try:
+            with path.open("rb") as fh:
+                raw.chunks = decompress(stored_chunks(fh), Codec(codec))
+                for _ in raw:
+                    pass
+        except (EOFError, OSError, ValueError, StoreError) as exc:
+            return VerifyResult.failed(digest, f"{path}: cannot decompress: {exc}")
+        except Exception as exc:  # zstandard.ZstdError and friends
+            return VerifyResult.failed(digest, f"{path}: cannot decompress: {exc}")
+        return VerifyResult.check(
+            digest,
+            raw.sha.hexdigest(),
+            raw.size,
+            stored.hexdigest(),
+            stored_size,
+            expected_stored_sha256,
+            path,
+        )
+
+    def delete(self, digest: str, codec: Codec) -> bool:
+        path = self.path_for(digest, codec)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(path.parent)
+        return True
+
+    def iter_blobs(self) -> Iterator[tuple[str, Codec, Path]]:
+        by_suffix = {suffix: codec for codec, suffix in SUFFIXES.items()}
+        if not self.blobs_dir.is_dir():
+            return
+        for path in sorted(self.blobs_dir.glob("??/*")):
+            digest, _, _ = path.name.partition(".")
+            codec = by_suffix.get(path.name[len(digest) :])
+            if codec is not None and DIGEST.fullmatch(digest):
+                yield digest, codec, path
+
+    def remove_stale_temp_files(self, older_than_seconds: float = 0) -> int:
+        """Remove temp files that crashed writers left behind."""
+        if not self.blobs_dir.is_dir():
+            return 0
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for tmp in self.blobs_dir.glob(f"{TMP_PREFIX}*"):
+            if tmp.stat().st_mtime <= cutoff:
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed

@@ -1,0 +1,64 @@
+"""What the store answers: where a blob landed, and whether it verified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from store.codecs import Codec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobInfo:
+    digest: str  # SHA-256 of the uncompressed bytes: the blob's address
+    codec: Codec
+    raw_size: int
+    stored_size: int
+    stored_sha256: str  # SHA-256 of the bytes on disk
+    path: Path | None
+    created: bool  # False when the digest was already stored
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyResult:
+    ok: bool
+    digest: str
+    raw_size: int = 0
+    stored_size: int = 0
+    stored_sha256: str = ""
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, digest: str, error: str) -> VerifyResult:
+        return cls(ok=False, digest=digest, error=error)
+
+    @classmethod
+    def check(
+        cls,
+        digest: str,
+        actual: str,
+        raw_size: int,
+        stored_sha: str,
+        stored_size: int,
+        expected_stored: str | None,
+        where: Path | str,
+    ) -> VerifyResult:
+        error = None
+        if actual != digest:
+            error = (
+                f"blob {digest} failed verification ({where}): its content hashes to "
+                f"{actual}; run `dumpledger verify --all`"
+            )
+        elif expected_stored and stored_sha != expected_stored:
+            error = (
+                f"blob {digest} failed verification ({where}): stored bytes hash to "
+                f"{stored_sha}, expected {expected_stored}"
+            )
+        return cls(
+            ok=error is None,
+            digest=digest,
+            raw_size=raw_size,
+            stored_size=stored_size,
+            stored_sha256=stored_sha,
+            error=error,
+        )

@@ -1,0 +1,146 @@
+"""The real `dumpledger` program: exit codes, output, and the catalog state afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog import Catalog
+from tests.support import cluster_env
+
+DUMPLEDGER = [sys.executable, "-m", "cli"]
+
+
+def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [*DUMPLEDGER, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"exit {done.returncode}: {done.stderr}")
+    return done
+
+
+@pytest.fixture
+def env(tmp_path: Path, supabase_db: Any) -> dict[str, str]:
+    return cluster_env(supabase_db.cluster, tmp_path / "backups")
+
+
+def catalog_of(env: dict[str, str]) -> Catalog:
+    return Catalog.open(f"sqlite:///{env['DUMPLEDGER_BACKUP_DIR']}/catalog.db")
+
+
+def test_backup_list_info_verify(env: dict[str, str]) -> None:
+    out = json.loads(run(env, "backup", "--type", "nightly", "--json").stdout)
+    name = out["name"]
+    assert name.startswith("auto_nightly_") and out["stored_bytes_added"] > 0
+    listed = json.loads(run(env, "list", "--json").stdout)
+    assert [b["name"] for b in listed] == [name]
+    assert name in run(env, "list").stdout
+    info = json.loads(run(env, "info", name, "--json").stdout)
+    assert [e["type"] for e in info["events"]] == ["BackupStarted", "BackupCompleted"]
+    assert run(env, "verify", "--all").returncode == 0
+    assert run(env, "catalog", "verify").stdout.startswith("catalog ok")
+    with catalog_of(env) as cat:
+        assert [e.type for e in cat.events()][-1] == "BackupVerified"
+
+
+def test_bad_input_exits_2_with_one_line(env: dict[str, str]) -> None:
+    done = run(env, "backup", "../../etc/passwd", check=False)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "unsafe backup name" in done.stderr
+    done = run(env, "info", "no-such-backup", check=False)
+    assert done.returncode == 2 and "no backup named" in done.stderr
+    done = run(env, "list", "--since", "yesterday-ish", check=False)
+    assert done.returncode == 2
+
+
+def test_server_down_exits_1_and_records_failure(env: dict[str, str]) -> None:
+    env = {**env, "SUPABASE_DB_HOST": "127.0.0.1", "SUPABASE_DB_PORT": "1"}
+    done = run(env, "backup", check=False)
+    assert done.returncode == 1
+    assert "is the database running" in done.stderr and "Traceback" not in done.stderr
+    with catalog_of(env) as cat:
+        assert [e.type for e in cat.events()] == ["BackupStarted", "BackupFailed"]
+
+
+def test_corrupted_blob_is_named_and_exit_1(env: dict[str, str]) -> None:
+    name = json.loads(run(env, "backup", "--type", "noon", "--json").stdout)["name"]
+    link = Path(env["DUMPLEDGER_BACKUP_DIR"]) / "database" / f"{name}_full.sql.gz"
+    blob = link.resolve()
+    data = bytearray(blob.read_bytes())
+    data[-12] ^= 0x01
+    blob.write_bytes(bytes(data))
+    done = run(env, "verify", name, check=False)
+    assert done.returncode == 1
+    assert str(blob) in done.stderr and f"{name}_full.sql.gz" in done.stderr
+
+
+def test_tampered_event_fails_catalog_verify(env: dict[str, str]) -> None:
+    run(env, "backup", "--type", "morning")
+    import sqlite3
+
+    db = sqlite3.connect(Path(env["DUMPLEDGER_BACKUP_DIR"]) / "catalog.db")
+    db.execute("UPDATE events SET actor = 'someone-else' WHERE seq = 1")
+    db.commit()
+    db.close()
+    done = run(env, "catalog", "verify", check=False)
+    assert done.returncode == 1 and "seq 1" in done.stderr
+
+
+def test_sigkill_mid_dump_leaves_no_blob_and_is_settled_later(
+    env: dict[str, str], slow_bindir: Path
+) -> None:
+    slow_env = {**env, "DUMPLEDGER_PG_BINDIR": str(slow_bindir)}
+    proc = subprocess.Popen(
+        [*DUMPLEDGER, "backup", "--type", "evening"],
+        env=slow_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    store = Path(env["DUMPLEDGER_BACKUP_DIR"]) / "store"
+    deadline = time.monotonic() + 60
+    while not list(store.rglob(".tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(store.rglob(".tmp-*")), "the backup never started writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    os.killpg(proc.pid, signal.SIGKILL)  # then the stalled pg_dump wrapper it left behind
+    digest_named = [p for p in store.rglob("*.sql.gz")]
+    with catalog_of(env) as cat:
+        types = [e.type for e in cat.events()]
+    assert "BackupCompleted" not in types
+    # Only the small globals dump may have finished; the full one must not be under a digest.
+    assert len(digest_named) <= 1
+    listed = json.loads(run(env, "list", "--json").stdout)
+    assert listed[0]["status"] == "failed"
+    assert "ended without finishing" in listed[0]["failure_reason"]
+    assert not list(store.rglob(".tmp-*"))
+    with catalog_of(env) as cat:
+        assert cat.verify_chain().ok
+
+
+@pytest.fixture
+def slow_bindir(tmp_path: Path, supabase_db: Any) -> Path:
+    """Real client programs; pg_dump's output stalls for a minute after its first 64 kB."""
+    real = Path(supabase_db.cluster.bindir)
+    bindir = tmp_path / "slowbin"
+    bindir.mkdir()
+    for prog in ("pg_dumpall", "pg_restore", "psql"):
+        (bindir / prog).symlink_to(real / prog)
+    script = bindir / "pg_dump"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in --version|--help) exec "{real}/pg_dump" "$1";; esac\n'
+        f'"{real}/pg_dump" "$@" | {{ head -c 65536; sleep 60; cat; }}\n'
+    )
+    script.chmod(0o755)
+    return bindir

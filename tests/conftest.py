@@ -1,0 +1,65 @@
+"""Fixtures: throwaway PostgreSQL clusters the suite starts itself, and a frozen clock.
+
+No test needs a server that is already running. When no server binaries can be found, the
+fixtures fail with what to install; they never skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import settings
+
+from pgtools.cluster import Cluster, supabase_fixture_sql
+
+
+@dataclass(frozen=True)
+class SupabaseDb:
+    cluster: Cluster
+    dbname: str = "postgres"
+    user: str = "postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One cluster for the session; its bootstrap superuser is `supabase_admin`, as on Supabase."""
+    cluster = Cluster.create("supabase_admin").start()
+    try:
+        cluster.psql(supabase_fixture_sql())
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def supabase_db(pg_cluster: Cluster) -> SupabaseDb:
+    """The Supabase-like fixture database, loaded into `postgres` as on a Supabase project."""
+    return SupabaseDb(cluster=pg_cluster)
+
+
+@pytest.fixture
+def make_cluster() -> Iterator[Callable[..., Cluster]]:
+    """Factory for extra clusters (fresh restore targets and the like), destroyed afterwards."""
+    made: list[Cluster] = []
+
+    def make(superuser: str = "supabase_admin") -> Cluster:
+        cluster = Cluster.create(superuser).start()
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.destroy()
+
+
+@pytest.fixture
+def frozen_now() -> datetime:
+    return datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+# Hypothesis: no per-example deadline; the suite shares two cores with PostgreSQL servers.
+settings.register_profile("dumpledger", deadline=None)
+settings.load_profile("dumpledger")

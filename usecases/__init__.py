@@ -1,0 +1,1 @@
+"""Use cases backup, verify (restore, drill, cleanup next)."""

@@ -1,0 +1,277 @@
+"""Back up a whole database: one snapshot, concurrent dumps streamed into the store,
+every artifact read back, then BackupCompleted; any failure appends BackupFailed."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from catalog.errors import UnknownBackup
+from catalog.events import BackupCompleted, BackupFailed, BackupStarted
+from catalog.queries import BackupFilter, get_backup, list_backups
+from pgtools.binaries import find_program
+from pgtools.dump import (
+    DumpSpec,
+    artifact_specs,
+    check_custom_dump,
+    run_dump,
+    supports_restrict_key,
+)
+from pgtools.session import SnapshotSession
+from store import Codec
+from usecases.context import App
+from usecases.errors import BackupFailedError, BadInput
+from usecases.files import atomic_write
+from usecases.gitinfo import git_metadata
+from usecases.names import infer_type, make_name
+from usecases.runlog import close_run_log, open_run_log
+from usecases.views import update_latest_links, write_backup_views
+
+BASE_KINDS = ("full", "globals")
+EXTRA_KINDS = ("schema", "data", "custom")
+ProgressFn = Callable[[str, int], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupRequest:
+    name: str | None = None
+    backup_type: str | None = None
+    all_formats: bool | None = None  # None: on for manual backups, as db-backup.sh did
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupResult:
+    name: str
+    backup_type: str
+    artifacts: list[dict[str, Any]]
+    duration_seconds: float
+    stored_bytes_added: int
+    log_path: Path
+    metadata: dict[str, Any]
+
+
+def plan_kinds(backup_type: str, all_formats: bool | None) -> tuple[str, ...]:
+    extras = backup_type == "manual" if all_formats is None else all_formats
+    return BASE_KINDS + (EXTRA_KINDS if extras else ())
+
+
+def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None) -> BackupResult:
+    btype = infer_type(req.name, req.backup_type)
+    started = app.clock()
+    name = make_name(req.name, btype, started.astimezone())
+    _refuse_existing(app, name)
+    kinds = plan_kinds(btype, req.all_formats)
+    logger, log_path = open_run_log(app.settings.logs_dir, "backup", started.astimezone())
+    target = app.settings.database
+    logger.info("backup %s (%s) of %s: artifacts %s", name, btype, target.label(), ", ".join(kinds))
+    app.catalog.append(
+        BackupStarted(
+            backup=name,
+            backup_type=btype,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            database=target.describe(),
+            artifacts=list(kinds),
+            codec=app.settings.codec,
+        ),
+        actor=app.actor,
+    )
+    t0 = time.monotonic()
+    try:
+        artifacts, meta = _dump_and_verify(app, kinds, progress, logger)
+        meta.update(
+            git=git_metadata(req.cwd),
+            database=target.describe(),
+            log_file=str(log_path.relative_to(app.settings.backup_dir)),
+        )
+    except BaseException as exc:
+        reason = _one_line(exc)
+        logger.error("backup %s failed: %s", name, reason)
+        close_run_log(logger)
+        app.catalog.append(BackupFailed(backup=name, reason=reason, stage="dump"), actor=app.actor)
+        if isinstance(exc, Exception):
+            raise BackupFailedError(f"backup {name} failed: {reason}") from exc
+        raise
+    duration = round(time.monotonic() - t0, 3)
+    app.catalog.append(
+        BackupCompleted(
+            backup=name,
+            backup_type=btype,
+            artifacts=artifacts,
+            verified=True,
+            duration_seconds=duration,
+            metadata=meta,
+        ),
+        actor=app.actor,
+    )
+    refresh_views(app, name)
+    added = sum(a["stored_size"] for a in artifacts if a["created"])
+    logger.info("backup %s completed in %.1fs, %d new stored bytes", name, duration, added)
+    close_run_log(logger)
+    return BackupResult(
+        name=name,
+        backup_type=btype,
+        artifacts=artifacts,
+        duration_seconds=duration,
+        stored_bytes_added=added,
+        log_path=log_path,
+        metadata=meta,
+    )
+
+
+def refresh_views(app: App, name: str) -> None:
+    """Rewrite the backup's files under backups/database/ and the latest_* links."""
+    db_dir = app.settings.database_dir
+    write_backup_views(db_dir, app.store, get_backup(app.catalog.engine, name))
+    completed = list_backups(app.catalog.engine, BackupFilter(status="completed"))
+    update_latest_links(
+        db_dir, app.store, [get_backup(app.catalog.engine, b["name"]) for b in completed[:50]]
+    )
+
+
+def restrict_key(backup_dir: Path) -> str:
+    """This installation's psql `\\restrict` key: random once, then the same for every dump.
+
+    It is not a secret (every plain dump contains it); a fixed one keeps dumps of an unchanged
+    database byte-identical, so they are stored once.
+    """
+    path = backup_dir / ".restrict-key"
+    if not path.exists():
+        key = secrets.token_hex(24)
+        atomic_write(path, key.encode())
+    return path.read_text().strip()
+
+
+def _refuse_existing(app: App, name: str) -> None:
+    try:
+        get_backup(app.catalog.engine, name)
+    except UnknownBackup:
+        return
+    raise BadInput(f"a backup named {name!r} already exists; choose another name")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    return text if not isinstance(exc, KeyboardInterrupt) else "interrupted (Ctrl-C)"
+
+
+class _Children:
+    """The dump processes of one backup, so a failure in one stops all of them."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.lock = threading.Lock()
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self.lock:
+            self.procs.append(proc)
+
+    def kill_all(self) -> None:
+        with self.lock:
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.kill()
+
+
+def _dump_and_verify(
+    app: App, kinds: tuple[str, ...], progress: ProgressFn | None, logger: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    s = app.settings
+    with SnapshotSession(s.database) as snap:
+        pg_dump = find_program(
+            "pg_dump", snap.server_major, extra_dirs=[s.pg_bindir] if s.pg_bindir else []
+        )
+        logger.info(
+            "server %s, pg_dump %s (%s), snapshot %s",
+            snap.server_version,
+            pg_dump.version,
+            pg_dump.path,
+            snap.snapshot_id,
+        )
+        key = restrict_key(s.backup_dir) if supports_restrict_key(pg_dump.path.parent) else None
+        specs = artifact_specs(snap.snapshot_id, role_passwords=s.role_passwords, restrict_key=key)
+        children = _Children()
+        with ThreadPoolExecutor(max_workers=len(kinds), thread_name_prefix="dump") as pool:
+            futures = {
+                k: pool.submit(_dump_one, app, specs[k], pg_dump.path.parent, children, progress)
+                for k in kinds
+            }
+            try:
+                row_counts = snap.row_counts()
+                migration = snap.latest_migration()
+                results = {k: f.result() for k, f in futures.items()}
+            except BaseException:
+                children.kill_all()
+                raise
+    bindir = pg_dump.path.parent
+    artifacts = [results[k][0] for k in kinds]
+    t0 = time.monotonic()
+    for art in artifacts:
+        _verify_artifact(app, art, bindir)
+        logger.info(
+            "artifact %s: %s raw %d stored %d bytes, verified",
+            art["kind"],
+            art["digest"][:12],
+            art["raw_size"],
+            art["stored_size"],
+        )
+    durations = {k: results[k][1] for k in kinds}
+    durations["verify"] = round(time.monotonic() - t0, 3)
+    meta = {
+        "versions": {"server": snap.server_version, "pg_dump": pg_dump.version},
+        "row_counts": row_counts,
+        "latest_migration": migration,
+        "durations": durations,
+        "dump_options": {
+            k: [a for a in specs[k].args if not a.startswith("--snapshot")] for k in kinds
+        },
+    }
+    return artifacts, meta
+
+
+def _dump_one(
+    app: App, spec: DumpSpec, bindir: Path, children: _Children, progress: ProgressFn | None
+) -> tuple[dict[str, Any], float]:
+    s = app.settings
+    codec = Codec.NONE if spec.kind == "custom" else Codec(s.codec)
+    report = (lambda n: progress(spec.kind, n)) if progress else None
+    t0 = time.monotonic()
+    info = run_dump(
+        spec,
+        bindir,
+        s.database,
+        lambda chunks: app.store.put(
+            chunks, codec, level=s.level, threads=s.threads, progress=report
+        ),
+        on_start=children.add,
+    )
+    art = {
+        "kind": spec.kind,
+        "digest": info.digest,
+        "codec": info.codec.value,
+        "raw_size": info.raw_size,
+        "stored_size": info.stored_size,
+        "stored_sha256": info.stored_sha256,
+        "created": info.created,
+    }
+    return art, round(time.monotonic() - t0, 3)
+
+
+def _verify_artifact(app: App, art: dict[str, Any], bindir: Path) -> None:
+    codec = Codec(art["codec"])
+    result = app.store.verify(art["digest"], codec, expected_stored_sha256=art["stored_sha256"])
+    if not result.ok:
+        raise BackupFailedError(f"artifact {art['kind']} failed read-back: {result.error}")
+    if art["kind"] == "custom":
+        with app.store.open_raw(art["digest"], codec) as chunks:
+            check_custom_dump(bindir, iter(chunks))

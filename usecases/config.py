@@ -1,0 +1,164 @@
+"""Settings: defaults < backups/backup-config.json < .env < environment < flags.
+
+Defaults match Supabase local: 127.0.0.1:5432, postgres/postgres, database postgres.
+The password is read from the environment or .env only, never written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pgtools.target import DbTarget
+from usecases.errors import BadInput
+
+CODECS = ("gzip", "zstd")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    backup_dir: Path
+    database: DbTarget = field(default_factory=DbTarget)
+    codec: str = "gzip"
+    level: int | None = None
+    threads: int = 2
+    catalog_url: str = ""
+    role_passwords: bool = False
+    pg_bindir: str | None = None
+
+    @property
+    def config_file(self) -> Path:
+        return self.backup_dir / "backup-config.json"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.backup_dir / "store"
+
+    @property
+    def database_dir(self) -> Path:
+        return self.backup_dir / "database"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.backup_dir / "logs"
+
+    def effective_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.backup_dir / 'catalog.db'}"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; '#' comments, optional 'export ', optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        if "=" not in line:
+            raise BadInput(f"{path}:{lineno}: expected KEY=VALUE, got {raw.strip()[:40]!r}")
+        key, value = (part.strip() for part in line.split("=", 1))
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadInput(
+            f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
+            "fix it or move it away to use the defaults"
+        ) from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path} must hold a JSON object")
+    return data
+
+
+def load_settings(
+    *,
+    backup_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    env_os = dict(os.environ if environ is None else environ)
+    cwd = cwd or Path.cwd()
+    dotenv = read_dotenv(cwd / ".env")
+    env = {**dotenv, **env_os}
+    root = backup_dir or Path(env.get("DUMPLEDGER_BACKUP_DIR", cwd / "backups"))
+    root = root if root.is_absolute() else cwd / root
+    file_cfg = read_config_file(root / "backup-config.json")
+    settings = _from_file(Settings(backup_dir=root), file_cfg)
+    settings = _from_env(settings, env)
+    return replace(settings, **dict(overrides or {}))
+
+
+def _section(cfg: dict[str, Any], key: str) -> dict[str, Any]:
+    value = cfg.get(key, {})
+    if not isinstance(value, dict):
+        raise BadInput(f"backup-config.json: {key!r} must be an object, got {value!r}")
+    return value
+
+
+def _from_file(s: Settings, cfg: dict[str, Any]) -> Settings:
+    db = _section(cfg, "database")
+    comp = _section(cfg, "compression")
+    target = replace(
+        s.database,
+        host=str(db.get("host", s.database.host)),
+        port=_int("database.port", db.get("port", s.database.port)),
+        user=str(db.get("user", s.database.user)),
+        dbname=str(db.get("name", s.database.dbname)),
+    )
+    codec = str(comp.get("codec", s.codec))
+    if codec not in CODECS:
+        raise BadInput(f"backup-config.json: compression.codec is {codec!r}; allowed: gzip, zstd")
+    level = comp.get("level", s.level)
+    return replace(
+        s,
+        database=target,
+        codec=codec,
+        level=None if level is None else _int("compression.level", level),
+        threads=_int("compression.threads", comp.get("threads", s.threads)),
+        catalog_url=str(cfg.get("catalog_url", s.catalog_url) or ""),
+        role_passwords=bool(db.get("include_role_passwords", s.role_passwords)),
+    )
+
+
+def _from_env(s: Settings, env: Mapping[str, str]) -> Settings:
+    d = s.database
+    target = replace(
+        d,
+        host=env.get("SUPABASE_DB_HOST", d.host),
+        port=_int("SUPABASE_DB_PORT", env.get("SUPABASE_DB_PORT", d.port)),
+        user=env.get("SUPABASE_DB_USER", d.user),
+        dbname=env.get("SUPABASE_DB_NAME", d.dbname),
+        password=env.get("SUPABASE_DB_PASSWORD", d.password if d.password else "postgres"),
+    )
+    codec = env.get("DUMPLEDGER_CODEC", s.codec)
+    if codec not in CODECS:
+        raise BadInput(f"DUMPLEDGER_CODEC is {codec!r}; allowed: gzip, zstd")
+    return replace(
+        s,
+        database=target,
+        codec=codec,
+        catalog_url=env.get("DUMPLEDGER_CATALOG_URL", s.catalog_url),
+        pg_bindir=env.get("DUMPLEDGER_PG_BINDIR", s.pg_bindir),
+    )
+
+
+def _int(name: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{name} must be a whole number, got {value!r}") from None

@@ -1,0 +1,97 @@
+"""What every use case needs: settings, catalog, store, who is acting, and the clock."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from catalog import Catalog
+from catalog.events import BackupFailed
+from catalog.queries import running_backups
+from store import LocalStore
+from usecases.config import Settings
+from usecases.files import private_dir
+
+Clock = Callable[[], datetime]
+
+
+def default_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def actor_label(via: str | None = None) -> str:
+    """user@host plus how: cli or scheduler."""
+    how = via or os.environ.get("DUMPLEDGER_VIA", "cli")
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()} via {how}"
+
+
+@dataclass
+class App:
+    settings: Settings
+    catalog: Catalog
+    store: LocalStore
+    actor: str
+    clock: Clock = default_clock
+
+    @classmethod
+    def open(
+        cls, settings: Settings, *, clock: Clock = default_clock, via: str | None = None
+    ) -> App:
+        private_dir(settings.backup_dir)
+        catalog = Catalog.open(settings.effective_catalog_url(), clock=clock)
+        app = cls(settings, catalog, LocalStore(settings.store_dir), actor_label(via), clock)
+        app.settle_abandoned()
+        return app
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def settle_abandoned(self) -> list[str]:
+        """Record backups whose process on this host died without finishing as failed."""
+        host = socket.gethostname()
+        settled = []
+        alive = 0
+        for b in running_backups(self.catalog.engine):
+            if b["hostname"] != host:
+                continue
+            if _pid_alive(b["pid"]):
+                alive += 1
+                continue
+            reason = (
+                f"backup process {b['pid']} on {host} ended without finishing "
+                "(killed or crashed); its partial files were removed"
+            )
+            self.catalog.append(
+                BackupFailed(backup=b["name"], reason=reason, stage="abandoned", abandoned=True),
+                actor=self.actor,
+            )
+            settled.append(b["name"])
+        if alive == 0:
+            self.store.remove_stale_temp_files()
+        return settled
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,21 @@
+"""Errors of the use cases (bad input, failed operations)."""
+
+from __future__ import annotations
+
+
+class UseCaseError(Exception):
+    exit_code = 1
+
+
+class BadInput(UseCaseError):
+    """The user asked for something that cannot be done as asked (exit 2)."""
+
+    exit_code = 2
+
+
+class BackupFailedError(UseCaseError):
+    """The backup did not complete; BackupFailed has been appended."""
+
+
+class VerificationFailed(UseCaseError):
+    """One or more artifacts failed verification."""

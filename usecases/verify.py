@@ -1,0 +1,90 @@
+"""Re-read every artifact of a backup, decompress, re-hash; record BackupVerified."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from catalog.events import BackupVerified
+from catalog.queries import BackupFilter, get_backup, list_backups
+from pgtools.binaries import find_program
+from pgtools.dump import check_custom_dump
+from pgtools.errors import PgError
+from store import Codec
+from usecases.context import App
+from usecases.errors import BadInput
+from usecases.views import artifact_filename
+
+ProgressFn = Callable[[str, int], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyOutcome:
+    backup: str
+    ok: bool
+    artifacts: list[dict[str, Any]]
+
+    def failures(self) -> list[dict[str, Any]]:
+        return [a for a in self.artifacts if not a["ok"]]
+
+
+def verify_backups(
+    app: App,
+    names: list[str] | None,
+    *,
+    all_backups: bool = False,
+    progress: ProgressFn | None = None,
+) -> list[VerifyOutcome]:
+    if all_backups:
+        rows = list_backups(app.catalog.engine, BackupFilter(status="completed"))
+        names = [r["name"] for r in reversed(rows)]
+    if not names:
+        raise BadInput("name a backup to verify, or pass --all")
+    return [verify_one(app, name, progress=progress) for name in names]
+
+
+def verify_one(app: App, name: str, *, progress: ProgressFn | None = None) -> VerifyOutcome:
+    backup = get_backup(app.catalog.engine, name)
+    if backup["status"] != "completed":
+        raise BadInput(f"backup {name} is {backup['status']}, not completed: nothing to verify")
+    results = [_check(app, backup, art, progress) for art in backup["artifacts"]]
+    ok = all(r["ok"] for r in results)
+    app.catalog.append(BackupVerified(backup=name, ok=ok, artifacts=results), actor=app.actor)
+    return VerifyOutcome(backup=name, ok=ok, artifacts=results)
+
+
+def _check(
+    app: App, backup: dict[str, Any], art: dict[str, Any], progress: ProgressFn | None
+) -> dict[str, Any]:
+    codec = Codec(art["codec"])
+    path = app.store.path_for(art["digest"], codec)
+    report = (lambda n: progress(art["kind"], n)) if progress else None
+    res = app.store.verify(
+        art["digest"], codec, expected_stored_sha256=art["stored_sha256"], progress=report
+    )
+    error = res.error
+    if res.ok and art["kind"] == "custom":
+        error = _decode_custom(app, art, codec)
+    return {
+        "kind": art["kind"],
+        "digest": art["digest"],
+        "file": str(path),
+        "link": artifact_filename(backup["name"], art["kind"], art["codec"]),
+        "ok": error is None,
+        "error": error,
+    }
+
+
+def _decode_custom(app: App, art: dict[str, Any], codec: Codec) -> str | None:
+    try:
+        pg_restore = find_program("pg_restore", 0, extra_dirs=_bindirs(app))
+        with app.store.open_raw(art["digest"], codec) as chunks:
+            check_custom_dump(pg_restore.path.parent, iter(chunks))
+    except PgError as exc:
+        return str(exc)
+    return None
+
+
+def _bindirs(app: App) -> list[str]:
+    return [app.settings.pg_bindir] if app.settings.pg_bindir else []

@@ -1,0 +1,88 @@
+"""The files users know, derived from the catalog: backups/database/<name>_*.
+
+`<name>_full.sql.gz` and friends are symlinks to the blobs; `<name>_metadata.json` is a
+projection in the old scripts' format plus digests; `latest_*` links follow the newest backups.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+from store import Codec
+from store.codecs import SUFFIXES
+from usecases.files import atomic_symlink, atomic_write, private_dir
+from usecases.names import classify
+
+AUTO_RETENTION_DAYS = 60
+
+
+class BlobPaths(Protocol):
+    def path_for(self, digest: str, codec: Codec) -> Path: ...
+
+
+def artifact_filename(name: str, kind: str, codec: str) -> str:
+    return f"{name}_{kind}{SUFFIXES[Codec(codec)]}"
+
+
+def metadata_document(backup: dict[str, Any]) -> dict[str, Any]:
+    """The old `<name>_metadata.json` fields, plus digests, versions and row counts."""
+    meta = backup.get("metadata") or {}
+    git = meta.get("git") or {}
+    arts = backup.get("artifacts", [])
+    klass = classify(backup["name"])
+    return {
+        "backup_name": backup["name"],
+        "backup_type": backup["backup_type"],
+        "timestamp": backup["started_at"],
+        "completed_at": backup.get("finished_at"),
+        "database": meta.get("database", {}),
+        "files": {
+            a["kind"]: artifact_filename(backup["name"], a["kind"], a["codec"]) for a in arts
+        },
+        "sizes": {a["kind"]: {"raw": a["raw_size"], "stored": a["stored_size"]} for a in arts},
+        "digests": {a["kind"]: f"sha256:{a['digest']}" for a in arts},
+        "compression": sorted({a["codec"] for a in arts}),
+        "retention_days": AUTO_RETENTION_DAYS if klass == "auto" else None,
+        "created_by": backup["actor"],
+        "git_commit": git.get("commit"),
+        "git_branch": git.get("branch"),
+        "git_dirty": git.get("dirty"),
+        "verified": backup["verified"],
+        "versions": meta.get("versions", {}),
+        "latest_migration": meta.get("latest_migration"),
+        "row_counts": meta.get("row_counts", {}),
+        "durations": meta.get("durations", {}),
+        "status": backup["status"],
+    }
+
+
+def write_backup_views(database_dir: Path, store: BlobPaths, backup: dict[str, Any]) -> None:
+    private_dir(database_dir)
+    for art in backup.get("artifacts", []):
+        link = database_dir / artifact_filename(backup["name"], art["kind"], art["codec"])
+        atomic_symlink(link, store.path_for(art["digest"], Codec(art["codec"])))
+    doc = json.dumps(metadata_document(backup), indent=2, sort_keys=True, ensure_ascii=False)
+    atomic_write(database_dir / f"{backup['name']}_metadata.json", (doc + "\n").encode())
+
+
+def update_latest_links(
+    database_dir: Path, store: BlobPaths, backups: list[dict[str, Any]]
+) -> None:
+    """latest_full.<ext>: newest full artifact; latest_auto.<ext>: newest automatic one.
+
+    `backups` are completed backups, newest first, each with its artifacts.
+    """
+    for link_name, wanted in (("latest_full", None), ("latest_auto", "auto")):
+        for b in backups:
+            if wanted and classify(b["name"]) != wanted:
+                continue
+            full = next((a for a in b.get("artifacts", []) if a["kind"] == "full"), None)
+            if full is not None:
+                suffix = SUFFIXES[Codec(full["codec"])]
+                atomic_symlink(
+                    database_dir / f"{link_name}{suffix}",
+                    store.path_for(full["digest"], Codec(full["codec"])),
+                )
+                break
