@@ -19,7 +19,7 @@ from store.errors import StoreError
 from usecases.backup import BackupRequest, BackupResult, run_backup
 from usecases.config import Settings, load_settings
 from usecases.context import App
-from usecases.errors import UseCaseError
+from usecases.errors import BadInput, UseCaseError
 from usecases.names import BACKUP_TYPES, classify
 from usecases.verify import verify_backups
 
@@ -310,9 +310,16 @@ def demo(
 
     from usecases.demo import demo_database, demo_settings
 
+    marker = backup_dir / ".dumpledger-demo"
+    if backup_dir.exists() and any(backup_dir.iterdir()) and not marker.exists():
+        raise BadInput(
+            f"{backup_dir} exists and is not a demo directory; pass another --backup-dir"
+        )
     shutil.rmtree(backup_dir, ignore_errors=True)
+    backup_dir.mkdir(parents=True, mode=0o700)
+    marker.touch(mode=0o600)
     with (
-        demo_database(output.info) as cluster,
+        demo_database(print) as cluster,
         App.open(demo_settings(cluster, backup_dir.resolve())) as ctx,
     ):
         print("\n$ dumpledger backup demo")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from catalog import Catalog
 from catalog.events import BackupFailed
 from catalog.queries import running_backups
-from store import LocalStore
+from store import BlobStore, LocalStore
 from usecases.config import Settings
 from usecases.files import private_dir
 
@@ -37,7 +37,7 @@ def actor_label(via: str | None = None) -> str:
 class App:
     settings: Settings
     catalog: Catalog
-    store: LocalStore
+    store: BlobStore
     actor: str
     clock: Clock = default_clock
 

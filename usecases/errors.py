@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 class UseCaseError(Exception):
+    """A use case failed; the message says what to do."""
+
     exit_code = 1
 
 

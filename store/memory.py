@@ -1,0 +1,111 @@
+"""An in-memory store with the same contract as LocalStore, for fast tests of use cases."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from store.codecs import SUFFIXES, Codec, compress, decompress
+from store.errors import BlobMissing
+from store.local import check_digest, read_chunks
+from store.results import BlobInfo, VerifyResult
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.blobs: dict[tuple[str, Codec], bytes] = {}
+
+    def path_for(self, digest: str, codec: Codec) -> Path:
+        return Path("/memory") / f"{check_digest(digest)}{SUFFIXES[Codec(codec)]}"
+
+    def exists(self, digest: str, codec: Codec) -> bool:
+        return (check_digest(digest), Codec(codec)) in self.blobs
+
+    def put_file(self, fh: BinaryIO, codec: Codec, **kwargs: object) -> BlobInfo:
+        return self.put(read_chunks(fh), codec, **kwargs)  # type: ignore[arg-type]
+
+    def put(
+        self,
+        chunks: Iterable[bytes],
+        codec: Codec,
+        *,
+        level: int | None = None,
+        threads: int = 2,
+        progress: Callable[[int], None] | None = None,
+    ) -> BlobInfo:
+        codec = Codec(codec)
+        raw_sha, raw_size = hashlib.sha256(), 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal raw_size
+            for chunk in chunks:
+                raw_sha.update(chunk)
+                raw_size += len(chunk)
+                if progress:
+                    progress(raw_size)
+                yield chunk
+
+        data = b"".join(compress(counted(), codec, level, threads))
+        key = (raw_sha.hexdigest(), codec)
+        created = key not in self.blobs
+        if created:
+            self.blobs[key] = data
+        stored = self.blobs[key]
+        return BlobInfo(
+            digest=key[0],
+            codec=codec,
+            raw_size=raw_size,
+            stored_size=len(stored),
+            stored_sha256=hashlib.sha256(stored).hexdigest(),
+            path=self.path_for(key[0], codec),
+            created=created,
+        )
+
+    @contextmanager
+    def open_raw(self, digest: str, codec: Codec) -> Iterator[Iterator[bytes]]:
+        try:
+            data = self.blobs[(check_digest(digest), Codec(codec))]
+        except KeyError:
+            raise BlobMissing(f"blob {digest} is missing from the memory store") from None
+        yield decompress(iter([data]), Codec(codec))
+
+    def verify(
+        self,
+        digest: str,
+        codec: Codec,
+        *,
+        expected_stored_sha256: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> VerifyResult:
+        data = self.blobs.get((check_digest(digest), Codec(codec)))
+        if data is None:
+            return VerifyResult.failed(digest, f"blob {digest} is missing")
+        sha, size = hashlib.sha256(), 0
+        try:
+            for chunk in decompress(iter([data]), Codec(codec)):
+                sha.update(chunk)
+                size += len(chunk)
+        except Exception as exc:  # a corrupt stream, whatever the codec's error type
+            return VerifyResult.failed(digest, f"cannot decompress: {exc}")
+        return VerifyResult.check(
+            digest,
+            sha.hexdigest(),
+            size,
+            hashlib.sha256(data).hexdigest(),
+            len(data),
+            expected_stored_sha256,
+            "memory",
+        )
+
+    def delete(self, digest: str, codec: Codec) -> bool:
+        return self.blobs.pop((check_digest(digest), Codec(codec)), None) is not None
+
+    def iter_blobs(self) -> Iterator[tuple[str, Codec, Path]]:
+        for digest, codec in sorted(self.blobs):
+            yield digest, codec, self.path_for(digest, codec)
+
+    def remove_stale_temp_files(self, older_than_seconds: float = 0) -> int:
+        return 0
