@@ -39,7 +39,7 @@ backups = Table(
     Column("backup_type", String(32), nullable=False),
     Column("status", String(16), nullable=False),
     Column("started_seq", BigInteger, nullable=False),
-    Column("started_at", String(32), nullable=False),
+    Column("started_at", String(32), nullable=False, index=True),
     Column("finished_at", String(32)),
     Column("duration_seconds", Float),
     Column("actor", String(255), nullable=False),
