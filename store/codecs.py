@@ -5,8 +5,6 @@ Every codec compresses a stream of chunks with bounded memory and decompresses t
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,6 +12,11 @@ from enum import StrEnum
 from typing import Any
 
 from store.errors import StoreError
+
+try:  # zlib-ng: the same gzip format, ~3x faster deflate at level 9 and much faster inflate
+    from zlib_ng import zlib_ng as zlib
+except ImportError:  # pragma: no cover - zlib-ng is a dependency; stdlib zlib still works
+    import zlib  # type: ignore[no-redef]
 
 GZIP_MEMBER = 4 << 20  # raw bytes per gzip member: big enough that the ratio barely moves
 READ_CHUNK = 1 << 20
@@ -52,7 +55,9 @@ def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
 
 
 def _gzip_member(data: bytes, level: int) -> bytes:
-    return gzip.compress(data, compresslevel=level, mtime=0)
+    """One complete gzip member; zlib's own gzip header has mtime 0, so output is repeatable."""
+    cobj = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return cobj.compress(data) + cobj.flush()
 
 
 def gzip_parallel(chunks: Iterable[bytes], level: int, threads: int) -> Iterator[bytes]:
@@ -75,14 +80,13 @@ def gzip_parallel(chunks: Iterable[bytes], level: int, threads: int) -> Iterator
 
 
 def zstd_stream(chunks: Iterable[bytes], level: int, threads: int) -> Iterator[bytes]:
+    """zstd on `threads` cores; the chunker API keeps memory bounded (compressobj did not)."""
     zstandard = _zstd()
     compressor = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
-    cobj = compressor.compressobj()
+    chunker = compressor.chunker(chunk_size=READ_CHUNK)
     for chunk in chunks:
-        out = cobj.compress(chunk)
-        if out:
-            yield out
-    yield cobj.flush()
+        yield from chunker.compress(chunk)
+    yield from chunker.finish()
 
 
 def compress(

@@ -159,4 +159,11 @@ INSERT INTO storage.objects (bucket_id, name, owner, metadata) VALUES
   ('avatars', 'zoe.png', '00000000-0000-4000-8000-000000000001', '{"size": 1234}'),
   ('avatars', 'kenji.png', '00000000-0000-4000-8000-000000000002', NULL);
 
+-- The Supabase CLI's migration history, whose newest version each backup records.
+CREATE SCHEMA supabase_migrations AUTHORIZATION postgres;
+CREATE TABLE supabase_migrations.schema_migrations (version text PRIMARY KEY, name text);
+ALTER TABLE supabase_migrations.schema_migrations OWNER TO postgres;
+INSERT INTO supabase_migrations.schema_migrations VALUES
+  ('20260101120000', 'init'), ('20260315093000', 'profiles'), ('20261102181500', 'todos');
+
 ALTER ROLE postgres NOSUPERUSER;

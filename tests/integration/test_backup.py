@@ -53,6 +53,9 @@ def test_manual_backup_has_every_artifact_verified(app: App, supabase_db: Any) -
     actual = supabase_db.cluster.psql("SELECT count(*) FROM public.todos").strip()
     assert counts["public.todos"] == int(actual) > 0
     assert "auth.users" in counts and "storage.objects" in counts
+    assert result.metadata["latest_migration"] == "20261102181500"
+    versions = result.metadata["versions"]
+    assert versions["server"].split(".")[0] == versions["pg_dump"].split(".")[0]
 
 
 def app_codec(art: dict[str, Any]) -> Any:
