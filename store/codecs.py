@@ -20,6 +20,8 @@ except ImportError:  # pragma: no cover - zlib-ng is a dependency; stdlib zlib s
 
 GZIP_MEMBER = 4 << 20  # raw bytes per gzip member: big enough that the ratio barely moves
 READ_CHUNK = 1 << 20
+OUT_CHUNK = 1 << 20  # most raw bytes one decompression step may yield
+ZSTD_FEED = 32 << 10  # compressed bytes per zstd step: output <= ZSTD_FEED x ratio
 
 
 class Codec(StrEnum):
@@ -109,31 +111,43 @@ def decompress(chunks: Iterable[bytes], codec: Codec) -> Iterator[bytes]:
 
 
 def _gunzip_checked(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Like _gunzip, but tracks whether the current member has begun, to spot truncation."""
+    """Inflate member after member, at most OUT_CHUNK bytes at a time (pgbench-like data
+    inflates 35:1, so unbounded calls would balloon memory); a member without its end is
+    truncation."""
     d = zlib.decompressobj(wbits=31)
     in_member = False
     for chunk in chunks:
         data = chunk
-        while data:
-            in_member = True
-            out = d.decompress(data)
+        while True:
+            if data:
+                in_member = True
+            out = d.decompress(data, OUT_CHUNK)
             if out:
                 yield out
             if d.eof:
                 data, in_member = d.unused_data, False
                 d = zlib.decompressobj(wbits=31)
+                if not data:
+                    break
+            elif d.unconsumed_tail:
+                data = d.unconsumed_tail
+            elif len(out) == OUT_CHUNK:
+                data = b""  # output may still be pending: ask again
             else:
-                data = b""
+                break
     if in_member:
         raise EOFError("gzip stream is truncated: the last member has no end")
 
 
 def _unzstd(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Feed small slices, so each call's output stays small even at 100:1 ratios."""
     zstandard = _zstd()
     dobj = zstandard.ZstdDecompressor().decompressobj()
     for chunk in chunks:
-        out = dobj.decompress(chunk)
-        if out:
-            yield out
+        view = memoryview(chunk)
+        for start in range(0, len(view), ZSTD_FEED):
+            out = dobj.decompress(view[start : start + ZSTD_FEED])
+            if out:
+                yield out
     if not dobj.eof:
         raise EOFError("zstd stream is truncated: no end-of-frame")

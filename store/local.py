@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from store.codecs import READ_CHUNK, SUFFIXES, Codec, compress, decompress
 from store.errors import BlobMissing, StoreError, StoreFull
+from store.pipeline import prefetch
 from store.results import BlobInfo, VerifyResult
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -103,7 +104,10 @@ class LocalStore:
         tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         raw = _Counting(chunks, progress)
         try:
-            stored_sha, stored_size = self._write_tmp(tmp, compress(raw, codec, level, threads))
+            # Reading the producer and hashing the raw bytes overlap with compression.
+            stored_sha, stored_size = self._write_tmp(
+                tmp, compress(prefetch(raw, depth=16), codec, level, threads)
+            )
             digest = raw.sha.hexdigest()
             final = self.path_for(digest, codec)
             created = self._publish(tmp, final)
@@ -198,7 +202,8 @@ class LocalStore:
         raw = _Counting((), progress)
         try:
             with path.open("rb") as fh:
-                raw.chunks = decompress(stored_chunks(fh), Codec(codec))
+                # Reading and decompressing overlap with hashing the raw bytes.
+                raw.chunks = prefetch(decompress(stored_chunks(fh), Codec(codec)))
                 for _ in raw:
                     pass
         except (EOFError, OSError, ValueError, StoreError) as exc:
