@@ -86,6 +86,58 @@ class BlobCollected(Event):
         return self.digest
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RestoreEvent(Event):
+    """Common to the restore events: which restore, of what, into where."""
+
+    restore_id: str
+    backup: str | None  # None when restoring a file from outside the catalog
+    source_file: str | None
+    target: JSON  # host, port, user, name: never a password
+
+    @property
+    def subject(self) -> str:
+        return self.backup or f"file:{self.source_file}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreStarted(_RestoreEvent):
+    artifacts: list[JSON]  # kind, digest (sha256 of the raw dump)
+    method: str  # swap (whole database) or partial (--schema/--table into the target)
+    safety_backup: str | None
+    terminate_connections: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreCompleted(_RestoreEvent):
+    safety_backup: str | None
+    duration_seconds: float
+    replaced_database: str | None  # the old database, renamed and kept until a person drops it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreFailed(_RestoreEvent):
+    safety_backup: str | None
+    duration_seconds: float
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreTested(Event):
+    """A restore drill: restored into a scratch database, compared, dropped."""
+
+    backup: str
+    ok: bool
+    target: JSON
+    restore_seconds: float
+    check_seconds: float
+    total_seconds: float
+    tables_checked: int
+    mismatches: list[str]
+    reason: str | None = None
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -95,6 +147,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BackupVerified,
         BackupDeleted,
         BlobCollected,
+        RestoreStarted,
+        RestoreCompleted,
+        RestoreFailed,
+        RestoreTested,
     )
 }
 

@@ -22,6 +22,7 @@ from catalog.events import (
     BackupVerified,
     BlobCollected,
     Event,
+    RestoreTested,
 )
 from catalog.recorded import Recorded
 from catalog.schema import PROJECTION_TABLES, artifacts, backups, blobs, checkpoints
@@ -151,6 +152,19 @@ def _collected(conn: Connection, rec: Recorded, ev: Any) -> None:
     conn.execute(delete(blobs).where(and_(blobs.c.digest == ev.digest, blobs.c.codec == ev.codec)))
 
 
+def _drilled(conn: Connection, rec: Recorded, ev: Any) -> None:
+    assert isinstance(ev, RestoreTested)
+    conn.execute(
+        update(backups)
+        .where(backups.c.name == ev.backup)
+        .values(
+            last_drill_at=rec.occurred_at,
+            last_drill_ok=ev.ok,
+            last_drill_seconds=ev.total_seconds,
+        )
+    )
+
+
 _HANDLERS: dict[type[Event], Callable[[Connection, Recorded, Any], None]] = {
     BackupStarted: _started,
     BackupCompleted: _completed,
@@ -158,6 +172,7 @@ _HANDLERS: dict[type[Event], Callable[[Connection, Recorded, Any], None]] = {
     BackupVerified: _verified,
     BackupDeleted: _deleted,
     BlobCollected: _collected,
+    RestoreTested: _drilled,
 }
 
 

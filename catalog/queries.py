@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from catalog.errors import UnknownBackup
-from catalog.schema import artifacts, backups, blobs
+from catalog.recorded import Recorded
+from catalog.schema import artifacts, backups, blobs, events
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +60,47 @@ def get_backup(engine: Engine, name: str) -> dict[str, Any]:
     return out
 
 
+# What `audit --action` names, as event types.
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "backup": ("BackupStarted", "BackupCompleted", "BackupFailed"),
+    "verify": ("BackupVerified",),
+    "restore": ("RestoreStarted", "RestoreCompleted", "RestoreFailed"),
+    "drill": ("RestoreTested",),
+    "delete": ("BackupDeleted",),
+    "collect": ("BlobCollected",),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditFilter:
+    actions: tuple[str, ...] = ()
+    actor: str | None = None  # substring: "alice" matches "alice@laptop via cli"
+    backup: str | None = None
+    since: str | None = None  # UTC ISO, inclusive
+    until: str | None = None  # UTC ISO, exclusive
+    limit: int | None = None
+
+
+def audit_events(engine: Engine, flt: AuditFilter) -> list[Recorded]:
+    """Events matching the filter, newest first."""
+    q = select(events).order_by(events.c.seq.desc())
+    types = [t for a in flt.actions for t in ACTIONS[a]]
+    if types:
+        q = q.where(events.c.type.in_(types))
+    if flt.actor:
+        q = q.where(events.c.actor.contains(flt.actor, autoescape=True))
+    if flt.backup:
+        q = q.where(events.c.subject == flt.backup)
+    if flt.since:
+        q = q.where(events.c.occurred_at >= flt.since)
+    if flt.until:
+        q = q.where(events.c.occurred_at < flt.until)
+    if flt.limit:
+        q = q.limit(flt.limit)
+    with engine.connect() as conn:
+        return [Recorded.from_row(r) for r in conn.execute(q)]
+
+
 def running_backups(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(backups).where(backups.c.status == "running"))
@@ -74,6 +116,7 @@ def _backup_dict(row: Any) -> dict[str, Any]:
     out = dict(row._mapping)
     out["metadata"] = json.loads(out["metadata"] or "{}")
     out["verified"] = bool(out["verified"])
-    if out["last_verify_ok"] is not None:
-        out["last_verify_ok"] = bool(out["last_verify_ok"])
+    for key in ("last_verify_ok", "last_drill_ok"):
+        if out[key] is not None:
+            out[key] = bool(out[key])
     return out

@@ -56,6 +56,9 @@ backups = Table(
     Column("stored_size", BigInteger, nullable=False, default=0),
     Column("failure_reason", Text),
     Column("metadata", Text, nullable=False, default="{}"),
+    Column("last_drill_at", String(32)),
+    Column("last_drill_ok", Boolean),
+    Column("last_drill_seconds", Float),
 )
 
 artifacts = Table(

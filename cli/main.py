@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
 
 from catalog.errors import CatalogError
-from catalog.queries import BackupFilter, get_backup, list_backups
+from catalog.queries import ACTIONS, AuditFilter, BackupFilter, get_backup, list_backups
 from cli import output
 from cli.timeparse import parse_moment
 from pgtools.errors import PgError
@@ -22,6 +22,9 @@ from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.names import BACKUP_TYPES, classify
 from usecases.verify import verify_backups
+
+if TYPE_CHECKING:
+    from usecases.restore import RestorePlan
 
 KNOWN_ERRORS = (CatalogError, StoreError, PgError, UseCaseError)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -169,13 +172,22 @@ def list_cmd(
         output.info("no backups match; take one with `dumpledger backup`")
         return
     output.table(
-        ["NAME", "TYPE", "STATUS", "STARTED", "SIZE", "VERIFIED", "COMMIT"],
+        LIST_HEADERS,
         [_list_row(r) for r in rows],
         [
             output.STATUS_COLOURS.get(r["status"]) or output.COLOURS.get(classify(r["name"]))
             for r in rows
         ],
     )
+
+
+LIST_HEADERS = ["NAME", "TYPE", "STATUS", "STARTED", "SIZE", "VERIFIED", "DRILL", "COMMIT"]
+
+
+def _drill_cell(r: dict[str, Any]) -> str:
+    if r.get("last_drill_ok") is None:
+        return "-"
+    return f"ok {r['last_drill_seconds']:.0f}s" if r["last_drill_ok"] else "FAILED"
 
 
 def _list_row(r: dict[str, Any]) -> list[str]:
@@ -187,6 +199,7 @@ def _list_row(r: dict[str, Any]) -> list[str]:
         output.local_time(r["started_at"]),
         output.human_size(r["stored_size"]),
         verified,
+        _drill_cell(r),
         (r["git_commit"] or "-")[:10],
     ]
 
@@ -219,6 +232,14 @@ def info(name: str, json_out: JsonOpt = False) -> None:
         if backup.get(key) is not None:
             print(f"{key + ':':<18}{backup[key]}")
     print(f"{'verified:':<18}{backup['last_verify_ok']} (last {backup['last_verified_at']})")
+    if backup.get("last_drill_at"):
+        status = "passed" if backup["last_drill_ok"] else "FAILED"
+        print(
+            f"{'last drill:':<18}{status} in {backup['last_drill_seconds']}s "
+            f"({output.local_time(backup['last_drill_at'])})"
+        )
+    else:
+        print(f"{'last drill:':<18}never (dumpledger drill {backup['name']})")
     if meta.get("versions"):
         print(
             f"{'versions:':<18}server {meta['versions'].get('server')}, "
@@ -268,6 +289,273 @@ def verify(
                 output.error(f"{o.backup}: {f['kind']} ({f['link']} -> {f['file']}): {f['error']}")
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
+
+
+@app.command(context_settings=CONTEXT)
+def restore(
+    name: Annotated[str | None, typer.Argument(help="The backup to restore (see `list`).")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", help="Restore a dump from outside the catalog (.sql, .sql.gz, .sql.zst, -Fc)."
+        ),
+    ] = None,
+    target_db: Annotated[
+        str | None,
+        typer.Option("--target-db", help="Database to restore into (default: SUPABASE_DB_NAME)."),
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Agree to the plan without a prompt, including ending other sessions.",
+        ),
+    ] = False,
+    plan_only: Annotated[
+        bool, typer.Option("--plan", help="Show what would happen; change nothing.")
+    ] = False,
+    artifact: Annotated[
+        str, typer.Option(help="full (plain SQL through psql) or custom (pg_restore).")
+    ] = "full",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="pg_restore jobs (custom).")] = 2,
+    schema: Annotated[
+        list[str] | None, typer.Option("--schema", help="Only this schema (custom format).")
+    ] = None,
+    table: Annotated[
+        list[str] | None, typer.Option("--table", help="Only this table (custom format).")
+    ] = None,
+    no_globals: Annotated[
+        bool, typer.Option("--no-globals", help="Do not create the backup's missing roles.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Put a database back to exactly what a backup holds, safely.
+
+    Verifies the backup first, shows the plan and asks you to type the database's name, takes
+    a safety backup (pre-restore_<db>_<time>), creates missing roles, restores into a scratch
+    database and swaps it in by renaming, so the target is never half-restored. The replaced
+    database is kept as <db>_replaced_<time> until you drop it.
+
+    Examples:
+
+      dumpledger restore auto_nightly_20261124_020000 --plan
+
+      dumpledger restore backup_20261124_120000 --target-db staging
+
+      dumpledger restore --file old-scripts/backup_full.sql.gz --yes
+
+      dumpledger restore backup_20261124_120000 --artifact custom --table public.todos
+    """
+    from usecases.restore import RestoreRequest, execute_restore, plan_restore
+
+    req = RestoreRequest(
+        backup=name,
+        file=file,
+        target_db=target_db,
+        artifact=artifact,
+        schemas=tuple(schema or ()),
+        tables=tuple(table or ()),
+        jobs=jobs,
+        with_globals=not no_globals,
+    )
+    with open_app() as ctx:
+        plan = plan_restore(ctx, req, verify=not plan_only)
+        if plan_only:
+            if json_out:
+                output.emit_json(plan.to_json())
+            else:
+                _print_plan(plan)
+            return
+        if not yes:
+            _confirm(plan)
+        outcome = execute_restore(ctx, plan, req, terminate=True)
+    if json_out:
+        output.emit_json(
+            {
+                "restore_id": outcome.restore_id,
+                "source": outcome.source,
+                "target": outcome.target,
+                "safety_backup": outcome.safety_backup,
+                "replaced_database": outcome.replaced_database,
+                "roles_created": outcome.roles_created,
+                "duration_seconds": outcome.duration_seconds,
+            }
+        )
+        return
+    print(f"restored {outcome.source} into {plan.target.dbname} in {outcome.duration_seconds:.1f}s")
+    if outcome.roles_created:
+        print(f"  roles created: {', '.join(outcome.roles_created)}")
+    if outcome.safety_backup:
+        print(f"  safety backup: {outcome.safety_backup}")
+    if outcome.replaced_database:
+        print(
+            f"  the previous database is kept as {outcome.replaced_database}; when you no longer "
+            f'need it: DROP DATABASE "{outcome.replaced_database}";'
+        )
+
+
+def _print_plan(plan: RestorePlan) -> None:
+    doc = plan.to_json()
+    print(f"restore {doc['source']} ({doc['format']}) into {plan.target.label()}")
+    if plan.method == "partial":
+        print("  method:        pg_restore --clean of the named schemas/tables, one transaction")
+    else:
+        print("  method:        restore into a scratch database, then swap it in by renaming")
+    print(f"  safety backup: {doc['safety_backup'] or '- (the database does not exist yet)'}")
+    roles = ", ".join(doc["roles_to_create"]) or "none (all exist)"
+    print(f"  roles created: {roles}")
+    if doc["target_exists"]:
+        objs = ", ".join(f"{k} ({v} tables)" for k, v in doc["objects_replaced"].items())
+        print(f"  replaced:      {objs or 'an empty database'}")
+        if plan.method == "swap":
+            print(f"  kept as:       {doc['replaced_database_kept_as']}")
+        print(f"  sessions:      {doc['other_sessions_to_terminate']} other session(s) ended")
+    print(
+        f"  versions:      server {doc['server_version']}; backup taken from "
+        f"{doc['backup_server_version'] or 'unknown'}"
+    )
+    drill = doc["last_drill"]
+    if drill:
+        status = "passed" if drill["ok"] else "FAILED"
+        print(
+            f"  last drill:    {status} in {drill['seconds']}s ({output.local_time(drill['at'])})"
+        )
+    else:
+        print("  last drill:    never (try `dumpledger drill`)")
+    for w in doc["warnings"]:
+        print(f"  warning:       {w}")
+
+
+def _confirm(plan: RestorePlan) -> None:
+    if not sys.stdin.isatty():
+        raise BadInput("restore needs a confirmation: run it in a terminal, or pass --yes")
+    _print_plan(plan)
+    db = plan.target.dbname
+    note = " Other sessions connected to it will be terminated." if plan.facts.target_exists else ""
+    answer = typer.prompt(
+        f"This replaces database {db} with {plan.source.label}.{note} Type the database name "
+        "to go on",
+        default="",
+        show_default=False,
+    )
+    if answer.strip() != db:
+        raise BadInput(f"confirmation did not match {db!r}: nothing was changed")
+
+
+@app.command(context_settings=CONTEXT)
+def drill(
+    name: Annotated[
+        str | None, typer.Argument(help="Backup to drill (default: the latest).")
+    ] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="The newest completed backup.")] = False,
+    host: Annotated[str | None, typer.Option(help="Drill on another server: its host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Drill on another server: its port.")] = None,
+    user: Annotated[str | None, typer.Option(help="Drill on another server: its user.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Prove a backup restores: restore it into a scratch database, compare tables and exact
+    row counts with what the backup recorded, read every row, time it, drop the scratch
+    database, and record RestoreTested. Exits 1 when the drill fails.
+
+    Examples: dumpledger drill --latest ; dumpledger drill auto_nightly_20261124_020000
+    """
+    import dataclasses
+
+    from usecases.drill import run_drill
+
+    if name and latest:
+        raise BadInput("name a backup or pass --latest, not both")
+    with open_app() as ctx:
+        server = None
+        if host or port or user:
+            base = ctx.settings.database
+            server = dataclasses.replace(
+                base, host=host or base.host, port=port or base.port, user=user or base.user
+            )
+        outcome = run_drill(ctx, name, server=server)
+    if json_out:
+        output.emit_json(dataclasses.asdict(outcome))
+    else:
+        status = "passed" if outcome.ok else "FAILED"
+        print(
+            f"drill {status}: {outcome.backup} restored in {outcome.restore_seconds:.1f}s, "
+            f"{outcome.tables_checked} tables checked in {outcome.check_seconds:.1f}s "
+            f"(total {outcome.total_seconds:.1f}s)"
+        )
+        if outcome.roles_created:
+            print(f"  roles created on the drill server: {', '.join(outcome.roles_created)}")
+        for m in outcome.mismatches:
+            output.error(f"{outcome.backup}: {m}")
+        if outcome.reason and not outcome.mismatches:
+            output.error(f"{outcome.backup}: {outcome.reason}")
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
+@app.command(context_settings=CONTEXT)
+def audit(
+    action: Annotated[
+        list[str] | None,
+        typer.Option("--action", "-a", help=f"One of: {', '.join(ACTIONS)} (repeatable)."),
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Who (part of user@host via ...).")] = None,
+    backup_name: Annotated[
+        str | None, typer.Option("--backup", help="One backup's events.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (2026-11-01, 7d, 12h).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many lines.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Who backed up, verified, restored, drilled or deleted what, and when; newest first.
+
+    Examples:
+
+      dumpledger audit --action restore          # who restored what when
+
+      dumpledger audit --backup backup_20261124_120000
+
+      dumpledger audit --actor alice --since 7d --json
+    """
+    from usecases.audit import audit as run_audit
+
+    now = datetime.now(UTC)
+    try:
+        flt = AuditFilter(
+            actions=tuple(action or ()),
+            actor=actor,
+            backup=backup_name,
+            since=parse_moment(since, now) if since else None,
+            until=parse_moment(until, now) if until else None,
+            limit=limit,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    with open_app() as ctx:
+        lines = run_audit(ctx, flt)
+    if json_out:
+        output.emit_json([ln.to_json() for ln in lines])
+        return
+    if not lines:
+        output.info("no events match")
+        return
+    output.table(
+        ["WHEN", "WHO", "WHAT", "BACKUP", "TARGET", "OUTCOME", "DETAIL"],
+        [
+            [
+                output.local_time(ln.when),
+                ln.actor,
+                ln.event,
+                ln.backup,
+                ln.target or "-",
+                ln.outcome,
+                ln.detail,
+            ]
+            for ln in lines
+        ],
+        [output.STATUS_COLOURS.get(ln.outcome) for ln in lines],
+    )
 
 
 @catalog_app.command("verify", context_settings=CONTEXT)
@@ -333,10 +621,7 @@ def demo(
             print(f"{'ok    ' if o.ok else 'FAILED'} {o.backup}")
         print("\n$ dumpledger list")
         rows = list_backups(ctx.catalog.engine)
-        output.table(
-            ["NAME", "TYPE", "STATUS", "STARTED", "SIZE", "VERIFIED", "COMMIT"],
-            [_list_row(r) for r in rows],
-        )
+        output.table(LIST_HEADERS, [_list_row(r) for r in rows])
         print("\n$ dumpledger catalog verify")
         report = ctx.catalog.verify_chain()
         print(f"catalog {'ok' if report.ok else 'BROKEN'}: {report.events} events")

@@ -25,6 +25,40 @@ SELECT version::text FROM supabase_migrations.schema_migrations ORDER BY version
 """
 
 
+DB_PROPERTIES_SQL = """
+SELECT pg_get_userbyid(d.datdba), shobj_description(d.oid, 'pg_database'),
+       pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datacl IS NULL,
+       (SELECT coalesce(json_agg(json_build_array(
+                  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+                  a.privilege_type, a.is_grantable)
+                ORDER BY 1), '[]'::json)
+          FROM aclexplode(d.datacl) a),
+       (SELECT coalesce(json_agg(c ORDER BY c), '[]'::json)
+          FROM pg_db_role_setting s, unnest(s.setconfig) c
+          WHERE s.setdatabase = d.oid AND s.setrole = 0),
+       (SELECT coalesce(json_agg(DISTINCT pg_get_userbyid(e.evtowner)), '[]'::json)
+          FROM pg_event_trigger e)
+FROM pg_database d WHERE d.datname = current_database()
+"""
+
+
+def database_properties(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """What a plain dump without --create leaves out: owner, comment, grants, settings."""
+    row = conn.execute(DB_PROPERTIES_SQL).fetchone()
+    assert row is not None
+    owner, comment, encoding, collate, ctype, acl_default, acl, settings, et_owners = row
+    return {
+        "owner": owner,
+        "comment": comment,
+        "encoding": encoding,
+        "collate": collate,
+        "ctype": ctype,
+        "acl": None if acl_default else [list(a) for a in acl],
+        "settings": list(settings),
+        "event_trigger_owners": sorted(et_owners),
+    }
+
+
 def connect(target: DbTarget, **kwargs: Any) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(**target.connect_kwargs(), **kwargs)
@@ -85,6 +119,9 @@ class SnapshotSession:
             return None
         row = self.conn.execute(MIGRATION_SQL).fetchone()
         return str(row[0]) if row else None
+
+    def database_properties(self) -> dict[str, Any]:
+        return database_properties(self.conn)
 
     def close(self) -> None:
         try:

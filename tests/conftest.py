@@ -56,6 +56,14 @@ def make_cluster() -> Iterator[Callable[..., Cluster]]:
 
 
 @pytest.fixture
+def supabase_cluster(make_cluster: Callable[..., Cluster]) -> Cluster:
+    """A cluster of its own with the Supabase-like database: for tests that change it."""
+    cluster = make_cluster("supabase_admin")
+    cluster.psql(supabase_fixture_sql())
+    return cluster
+
+
+@pytest.fixture
 def frozen_now() -> datetime:
     return datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

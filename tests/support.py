@@ -43,3 +43,65 @@ def cluster_env(cluster: Any, backup_dir: Path) -> dict[str, str]:
         DUMPLEDGER_PG_BINDIR=str(cluster.bindir),
     )
     return env
+
+
+def fabricate_backup(
+    app: App,
+    name: str,
+    full_sql: bytes,
+    *,
+    row_counts: dict[str, int],
+    globals_sql: bytes | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """A catalog backup whose artifacts hold exactly the given SQL, recorded as a real backup
+    would be (the blobs go through the store; the events through the catalog).
+
+    For failures that a healthy pg_dump does not produce: SQL that errors partway, row
+    counts that no longer match what restores.
+    """
+    import os
+    import socket
+
+    from catalog.events import BackupCompleted, BackupStarted
+    from store import Codec
+
+    artifacts: list[dict[str, Any]] = []
+    for kind, data in (("full", full_sql), ("globals", globals_sql)):
+        if data is None:
+            continue
+        info = app.store.put([data], Codec.GZIP)
+        artifacts.append(
+            {
+                "kind": kind,
+                "digest": info.digest,
+                "codec": "gzip",
+                "raw_size": info.raw_size,
+                "stored_size": info.stored_size,
+                "stored_sha256": info.stored_sha256,
+                "created": info.created,
+            }
+        )
+    app.catalog.append(
+        BackupStarted(
+            backup=name,
+            backup_type="manual",
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            database=app.settings.database.describe(),
+            artifacts=[a["kind"] for a in artifacts],
+            codec="gzip",
+        ),
+        actor=app.actor,
+    )
+    app.catalog.append(
+        BackupCompleted(
+            backup=name,
+            backup_type="manual",
+            artifacts=artifacts,
+            verified=True,
+            duration_seconds=0.0,
+            metadata={"row_counts": row_counts, **(metadata or {})},
+        ),
+        actor=app.actor,
+    )

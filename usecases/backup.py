@@ -209,6 +209,7 @@ def _dump_and_verify(
             try:
                 row_counts = snap.row_counts()
                 migration = snap.latest_migration()
+                db_props = snap.database_properties()
                 results = {k: f.result() for k, f in futures.items()}
             except BaseException:
                 children.kill_all()
@@ -231,6 +232,7 @@ def _dump_and_verify(
         "versions": {"server": snap.server_version, "pg_dump": pg_dump.version},
         "row_counts": row_counts,
         "latest_migration": migration,
+        "database_properties": db_props,
         "durations": durations,
         "dump_options": {
             k: [a for a in specs[k].args if not a.startswith("--snapshot")] for k in kinds

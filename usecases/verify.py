@@ -45,10 +45,18 @@ def verify_backups(
 
 
 def verify_one(app: App, name: str, *, progress: ProgressFn | None = None) -> VerifyOutcome:
+    return verify_kinds(app, name, None, progress=progress)
+
+
+def verify_kinds(
+    app: App, name: str, kinds: list[str] | None, *, progress: ProgressFn | None = None
+) -> VerifyOutcome:
+    """Verify the artifacts of `kinds` (all when None) and append BackupVerified."""
     backup = get_backup(app.catalog.engine, name)
     if backup["status"] != "completed":
         raise BadInput(f"backup {name} is {backup['status']}, not completed: nothing to verify")
-    results = [_check(app, backup, art, progress) for art in backup["artifacts"]]
+    arts = [a for a in backup["artifacts"] if kinds is None or a["kind"] in kinds]
+    results = [_check(app, backup, art, progress) for art in arts]
     ok = all(r["ok"] for r in results)
     app.catalog.append(BackupVerified(backup=name, ok=ok, artifacts=results), actor=app.actor)
     return VerifyOutcome(backup=name, ok=ok, artifacts=results)

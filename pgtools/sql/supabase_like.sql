@@ -20,6 +20,8 @@ GRANT supabase_auth_admin, supabase_storage_admin TO postgres;
 ALTER DATABASE postgres OWNER TO postgres;
 GRANT ALL ON DATABASE postgres TO dashboard_user;
 GRANT CONNECT ON DATABASE postgres TO anon, authenticated, service_role;
+COMMENT ON DATABASE postgres IS 'Supabase-like fixture: the app''s main database';
+ALTER DATABASE postgres SET "app.settings.jwt_exp" TO '3600';
 
 -- Schemas and extensions --------------------------------------------------------------------
 CREATE SCHEMA extensions AUTHORIZATION postgres;

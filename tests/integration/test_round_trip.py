@@ -3,54 +3,15 @@
 from __future__ import annotations
 
 import gzip
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pgtools.cluster import Cluster
 from store import Codec
+from tests.compare import checksums, roles, schema_dump
 from tests.support import app_for, settings_for
 from usecases.backup import BackupRequest, run_backup
-
-CONTENT_SQL = """
-SELECT n.nspname || '.' || c.relname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-ORDER BY 1
-"""
-
-
-def schema_dump(cluster: Cluster) -> str:
-    done = subprocess.run(
-        [str(cluster.bindir / "pg_dump"), "--schema-only", "--restrict-key=roundtrip"],
-        env=cluster.env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
-
-
-def roles(cluster: Cluster) -> str:
-    return cluster.psql(
-        "SELECT r.rolname, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb, "
-        "r.rolcanlogin, r.rolreplication, r.rolbypassrls, "
-        "coalesce((SELECT string_agg(g.rolname || ':' || m.admin_option, ',' ORDER BY g.rolname)"
-        " FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid),'')"
-        " FROM pg_roles r WHERE r.rolname !~ '^pg_' ORDER BY 1"
-    )
-
-
-def checksums(cluster: Cluster) -> dict[str, str]:
-    """Per table: row count and md5 of all rows in a stable order."""
-    out = {}
-    for table in cluster.psql(CONTENT_SQL).split():
-        out[table] = cluster.psql(
-            f"SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)),"
-            f" '') FROM {table} t"
-        ).strip()
-    return out
 
 
 def test_globals_and_full_restore_into_a_fresh_cluster(

@@ -1,0 +1,563 @@
+"""Restore a backup (or a dump file) safely: verify, plan, safety backup, restore into a scratch
+database, swap it in atomically; record RestoreStarted / RestoreCompleted / RestoreFailed.
+
+Whole-database restores never write into the target. They fill a fresh scratch database in
+one transaction and then swap it in by renaming (old name -> `<db>_replaced_<time>`, scratch ->
+`<db>`) in a single transaction, so the target is either exactly as it was or exactly the
+backup. The replaced database is kept until a person drops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from catalog.errors import UnknownBackup
+from catalog.events import RestoreCompleted, RestoreFailed, RestoreStarted
+from catalog.queries import get_backup
+from pgtools.binaries import find_program
+from pgtools.dump import PLAIN_TRAILERS
+from pgtools.errors import PgError
+from pgtools.restore import (
+    TEMPLATE_DBS,
+    ServerFacts,
+    apply_properties,
+    create_database,
+    custom_dump_listing,
+    drop_database,
+    event_trigger_owners_in,
+    event_trigger_owners_in_listing,
+    globals_roles,
+    maintenance_target,
+    promotion_sql,
+    run_pg_restore,
+    run_psql,
+    server_facts,
+    swap_in,
+    table_data_script,
+    tolerant_globals,
+)
+from pgtools.target import DbTarget
+from store import Codec
+from store.codecs import decompress
+from store.local import read_chunks
+from usecases.backup import BackupRequest, run_backup
+from usecases.context import App
+from usecases.errors import BadInput, UseCaseError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+CUSTOM_MAGIC = b"PGDMP"
+
+
+class RestoreFailedError(UseCaseError):
+    """The restore did not complete; the target is as it was and RestoreFailed is recorded."""
+
+
+class SourceDamaged(UseCaseError):
+    """The backup or file failed verification; nothing was touched."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreRequest:
+    backup: str | None = None
+    file: Path | None = None
+    target_db: str | None = None
+    artifact: str = "full"  # full (plain SQL through psql) or custom (pg_restore)
+    schemas: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    jobs: int = 2
+    with_globals: bool = True
+
+
+@dataclass(slots=True, kw_only=True)
+class Source:
+    """What is restored: a catalog backup's artifact, or a file from outside the catalog."""
+
+    label: str
+    backup: dict[str, Any] | None
+    file: Path | None
+    format: str  # plain or custom
+    codec: Codec
+    digest: str  # sha256 of the raw dump (catalog) or of the file as it is (file)
+    artifacts: list[dict[str, Any]]
+    properties: dict[str, Any] | None = None
+    event_trigger_owners: set[str] = field(default_factory=set)
+    globals_sql: str | None = None
+    verified: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class RestorePlan:
+    source: Source
+    target: DbTarget
+    facts: ServerFacts
+    method: str  # swap or partial
+    safety_backup: str | None
+    roles_to_create: list[str]
+    scratch_db: str
+    keep_as: str
+    source_server_version: str | None
+    warnings: list[str]
+    last_drill: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source.label,
+            "format": self.source.format,
+            "verified": self.source.verified,
+            "target": self.target.describe(),
+            "target_exists": self.facts.target_exists,
+            "method": self.method,
+            "safety_backup": self.safety_backup,
+            "roles_to_create": self.roles_to_create,
+            "objects_replaced": self.facts.tables_by_schema if self.facts.target_exists else {},
+            "other_sessions_to_terminate": self.facts.other_sessions,
+            "replaced_database_kept_as": self.keep_as if self.method == "swap" else None,
+            "server_version": self.facts.server_version,
+            "backup_server_version": self.source_server_version,
+            "connecting_as_superuser": self.facts.is_superuser,
+            "warnings": self.warnings,
+            "last_drill": self.last_drill,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreOutcome:
+    restore_id: str
+    source: str
+    target: str
+    safety_backup: str | None
+    replaced_database: str | None
+    duration_seconds: float
+    roles_created: list[str]
+
+
+def _stamp(app: App) -> str:
+    return app.clock().astimezone().strftime("%Y%m%d_%H%M%S")
+
+
+def _safe_part(dbname: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", dbname)[:60] or "db"
+
+
+def bindir_for(app: App, major: int) -> Path:
+    extra = [app.settings.pg_bindir] if app.settings.pg_bindir else []
+    return find_program("psql", major, extra_dirs=extra).path.parent
+
+
+# -- the source ------------------------------------------------------------------------------
+
+
+def load_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
+    if (req.backup is None) == (req.file is None):
+        raise BadInput("name a backup to restore, or pass --file PATH (not both)")
+    if req.file is not None:
+        return _file_source(app, req.file, verify=verify)
+    return _catalog_source(app, req, verify=verify)
+
+
+def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
+    assert req.backup is not None
+    backup = get_backup(app.catalog.engine, req.backup)
+    if backup["status"] != "completed":
+        raise BadInput(f"backup {req.backup} is {backup['status']}, not completed: cannot restore")
+    arts = {a["kind"]: a for a in backup["artifacts"]}
+    if req.artifact not in ("full", "custom"):
+        raise BadInput(f"--artifact must be full or custom, not {req.artifact!r}")
+    if (req.schemas or req.tables) and req.artifact != "custom":
+        raise BadInput(
+            "--schema/--table restore part of a custom-format artifact: add --artifact custom"
+        )
+    if req.artifact not in arts:
+        raise BadInput(
+            f"backup {req.backup} has no {req.artifact} artifact "
+            f"(it has: {', '.join(sorted(arts))}); use --artifact full, or take a backup "
+            "with --all-formats"
+        )
+    needed = [arts[req.artifact]]
+    if req.with_globals and "globals" in arts:
+        needed.append(arts["globals"])
+    meta = backup["metadata"]
+    props = meta.get("database_properties")
+    src = Source(
+        label=req.backup,
+        backup=backup,
+        file=None,
+        format="custom" if req.artifact == "custom" else "plain",
+        codec=Codec(arts[req.artifact]["codec"]),
+        digest=arts[req.artifact]["digest"],
+        artifacts=[{"kind": a["kind"], "digest": a["digest"]} for a in needed],
+        properties=props,
+        event_trigger_owners=set((props or {}).get("event_trigger_owners") or []),
+    )
+    if verify:
+        from usecases.verify import verify_kinds  # the same check `dumpledger verify` runs
+
+        outcome = verify_kinds(app, req.backup, [a["kind"] for a in needed])
+        if not outcome.ok:
+            bad = outcome.failures()[0]
+            raise SourceDamaged(
+                f"backup {req.backup} is damaged, nothing was touched: {bad['kind']} "
+                f"({bad['file']}): {bad['error']}"
+            )
+        src.verified = True
+    if "globals" in arts and req.with_globals:
+        with app.store.open_raw(arts["globals"]["digest"], Codec(arts["globals"]["codec"])) as it:
+            src.globals_sql = b"".join(it).decode("utf-8")
+    if props is None and src.format == "plain":  # backups from before properties were recorded
+        with app.store.open_raw(src.digest, src.codec) as chunks:
+            src.event_trigger_owners = event_trigger_owners_in(_lines(chunks))
+    return src
+
+
+def detect_codec(path: Path) -> tuple[str, Codec]:
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head.startswith(CUSTOM_MAGIC):
+        return "custom", Codec.NONE
+    if head.startswith(GZIP_MAGIC):
+        return "plain", Codec.GZIP
+    if head.startswith(ZSTD_MAGIC):
+        return "plain", Codec.ZSTD
+    return "plain", Codec.NONE
+
+
+def _file_source(app: App, path: Path, *, verify: bool) -> Source:
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise BadInput(f"no such file: {path}")
+    fmt, codec = detect_codec(path)
+    src = Source(
+        label=str(path), backup=None, file=path, format=fmt, codec=codec, digest="", artifacts=[]
+    )
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in read_chunks(fh):
+            sha.update(chunk)
+    src.digest = sha.hexdigest()
+    src.artifacts = [{"kind": "file", "digest": src.digest, "path": str(path)}]
+    if fmt == "custom":
+        listing = custom_dump_listing(bindir_for(app, 0), path)
+        src.event_trigger_owners = event_trigger_owners_in_listing(listing)
+        src.verified = True
+        return src
+    if verify:
+        tail = b""
+        try:
+            with path.open("rb") as fh:
+                lines = _lines(decompress(read_chunks(fh), codec), keep_tail=True)
+                src.event_trigger_owners = event_trigger_owners_in(lines)
+                tail = lines.tail
+        except (EOFError, OSError, ValueError) as exc:
+            raise SourceDamaged(f"{path} cannot be read, nothing was touched: {exc}") from None
+        if not any(t in tail for t in PLAIN_TRAILERS):
+            raise SourceDamaged(
+                f"{path} ends without pg_dump's completion trailer: the dump is incomplete, "
+                "nothing was touched"
+            )
+        src.verified = True
+    return src
+
+
+NEEDLE = b"ALTER EVENT TRIGGER"
+
+
+class _Lines:
+    """The lines of a byte stream that start with NEEDLE, remembering the stream's last bytes.
+
+    Only chunks that contain the needle are split, so scanning a large dump stays cheap.
+    """
+
+    def __init__(self, chunks: Any, keep_tail: bool) -> None:
+        self.chunks = chunks
+        self.tail = b""
+        self.keep_tail = keep_tail
+
+    def __iter__(self) -> Iterator[str]:
+        carry = b""
+        for chunk in self.chunks:
+            if self.keep_tail:
+                self.tail = (self.tail + chunk[-256:])[-256:]
+            data = carry + chunk
+            cut = data.rfind(b"\n") + 1
+            if data.find(NEEDLE, 0, cut) >= 0:
+                for line in data[:cut].split(b"\n"):
+                    if line.startswith(NEEDLE):
+                        yield line.decode("utf-8", "replace")
+            carry = data[cut:]
+        if carry.startswith(NEEDLE):
+            yield carry.decode("utf-8", "replace")
+
+
+def _lines(chunks: Any, keep_tail: bool = False) -> _Lines:
+    return _Lines(chunks, keep_tail)
+
+
+# -- the plan --------------------------------------------------------------------------------
+
+
+def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> RestorePlan:
+    target = dataclasses.replace(
+        app.settings.database, dbname=req.target_db or app.settings.database.dbname
+    )
+    if target.dbname in TEMPLATE_DBS:
+        raise BadInput(f"refusing to restore into {target.dbname}: it is a template database")
+    source = load_source(app, req, verify=verify)
+    facts = server_facts(target)
+    partial = bool(req.schemas or req.tables)
+    if req.schemas and req.tables:
+        raise BadInput("use --schema (whole schemas) or --table (rows of tables), not both")
+    for t in req.tables:
+        split_table(t)
+    if req.file is not None and partial and source.format != "custom":
+        raise BadInput("--schema/--table need a custom-format dump file")
+    stamp = _stamp(app)
+    part = _safe_part(target.dbname)
+    warnings = []
+    if partial and not facts.target_exists:
+        raise BadInput(f"database {target.dbname} does not exist: a partial restore needs it")
+    roles = globals_roles(source.globals_sql) if source.globals_sql else []
+    to_create = [r for r in roles if r not in facts.roles]
+    owners = source.event_trigger_owners - facts.superusers
+    if owners and not facts.is_superuser:
+        warnings.append(
+            f"event triggers owned by {', '.join(sorted(owners))} can only be restored by a "
+            f"superuser, and {target.user} is not one: connect as a superuser "
+            "(on Supabase: supabase_admin) with SUPABASE_DB_USER"
+        )
+    if not facts.is_superuser and to_create:
+        warnings.append(f"{target.user} may lack the right to create roles {', '.join(to_create)}")
+    meta = (source.backup or {}).get("metadata") or {}
+    src_version = (meta.get("versions") or {}).get("server")
+    if src_version:
+        src_major = int(str(src_version).split(".")[0])
+        if src_major > facts.server_major:
+            warnings.append(
+                f"the backup is from PostgreSQL {src_version}, the target runs "
+                f"{facts.server_version}: restoring into an older major version may fail"
+            )
+    if source.file is not None:
+        warnings.append("a file from outside the catalog carries no roles: they must already exist")
+    backup = source.backup
+    last_drill = None
+    if backup and backup.get("last_drill_at"):
+        last_drill = {
+            "at": backup["last_drill_at"],
+            "ok": backup["last_drill_ok"],
+            "seconds": backup["last_drill_seconds"],
+        }
+    return RestorePlan(
+        source=source,
+        target=target,
+        facts=facts,
+        method="partial" if partial else "swap",
+        safety_backup=_unused_name(app, f"pre-restore_{part}_{stamp}")
+        if facts.target_exists
+        else None,
+        roles_to_create=to_create,
+        scratch_db=f"{part[:40]}_dlrestore_{secrets.token_hex(3)}",
+        keep_as=f"{part[:36]}_replaced_{stamp}",
+        source_server_version=src_version,
+        warnings=warnings,
+        last_drill=last_drill,
+    )
+
+
+def _unused_name(app: App, name: str) -> str:
+    """Two restores within one second get pre-restore_<db>_<time>, then ..._2, ..._3."""
+    candidate, n = name, 1
+    while True:
+        try:
+            get_backup(app.catalog.engine, candidate)
+        except UnknownBackup:
+            return candidate
+        n += 1
+        candidate = f"{name}_{n}"
+
+
+# -- doing it --------------------------------------------------------------------------------
+
+
+def execute_restore(
+    app: App, plan: RestorePlan, req: RestoreRequest, *, terminate: bool
+) -> RestoreOutcome:
+    src, target = plan.source, plan.target
+    restore_id = secrets.token_hex(8)
+    common: dict[str, Any] = {
+        "restore_id": restore_id,
+        "backup": src.backup["name"] if src.backup else None,
+        "source_file": str(src.file) if src.file else None,
+        "target": target.describe(),
+    }
+    app.catalog.append(
+        RestoreStarted(
+            **common,
+            artifacts=src.artifacts,
+            method=plan.method,
+            safety_backup=plan.safety_backup,
+            terminate_connections=terminate,
+        ),
+        actor=app.actor,
+    )
+    t0 = time.monotonic()
+    stage = "safety-backup"
+    created_scratch = False
+    roles_created: list[str] = []
+    try:
+        if plan.safety_backup:
+            safety_app = dataclasses.replace(
+                app, settings=dataclasses.replace(app.settings, database=target)
+            )
+            run_backup(safety_app, BackupRequest(name=plan.safety_backup, backup_type="pre"))
+        bindir = bindir_for(app, plan.facts.server_major)
+        if src.globals_sql:
+            stage = "roles"
+            roles_created = plan.roles_to_create
+            run_psql(
+                bindir,
+                maintenance_target(target),
+                [tolerant_globals(src.globals_sql, server_facts(target).roles).encode()],
+            )
+        stage = "restore"
+        supers = server_facts(target).superusers
+        if plan.method == "partial":
+            with _materialized(app, src) as dump:
+                _restore_part(bindir, target, dump, req)
+            replaced = None
+        else:
+            create_database(target, plan.scratch_db, src.properties)
+            created_scratch = True
+            scratch = dataclasses.replace(target, dbname=plan.scratch_db)
+            restore_into(app, src, bindir, scratch, supers, jobs=req.jobs)
+            if src.properties:
+                apply_properties(target, plan.scratch_db, src.properties)
+            stage = "swap"
+            replaced = swap_in(target, plan.scratch_db, plan.keep_as, terminate=terminate)
+            created_scratch = False
+    except BaseException as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if created_scratch:
+            _drop_quietly(target, plan.scratch_db)
+        duration = round(time.monotonic() - t0, 3)
+        app.catalog.append(
+            RestoreFailed(
+                **common,
+                safety_backup=plan.safety_backup,
+                duration_seconds=duration,
+                stage=stage,
+                reason=reason,
+            ),
+            actor=app.actor,
+        )
+        if isinstance(exc, Exception):
+            raise RestoreFailedError(_failure_message(app, plan, stage, reason)) from exc
+        raise
+    duration = round(time.monotonic() - t0, 3)
+    app.catalog.append(
+        RestoreCompleted(
+            **common,
+            safety_backup=plan.safety_backup,
+            duration_seconds=duration,
+            replaced_database=replaced,
+        ),
+        actor=app.actor,
+    )
+    return RestoreOutcome(
+        restore_id=restore_id,
+        source=src.label,
+        target=target.label(),
+        safety_backup=plan.safety_backup,
+        replaced_database=replaced,
+        duration_seconds=duration,
+        roles_created=roles_created,
+    )
+
+
+def split_table(name: str) -> tuple[str, str]:
+    schema, dot, table = name.partition(".")
+    if not dot or not schema or not table:
+        raise BadInput(f"--table {name!r}: name it with its schema, as schema.table (public.todos)")
+    return schema, table
+
+
+def _restore_part(bindir: Path, target: DbTarget, dump: Path, req: RestoreRequest) -> None:
+    """--schema: drop and recreate the schema's objects from the dump (pg_restore --clean);
+    --table: replace the table's rows (TRUNCATE, then the dump's data). One transaction each:
+    all of it applies, or none."""
+    if req.schemas:
+        run_pg_restore(bindir, target, dump, schemas=req.schemas, clean=True)
+        return
+    tables = [split_table(t) for t in req.tables]
+    truncate = "TRUNCATE " + ", ".join(f"{_ident(s)}.{_ident(t)}" for s, t in tables) + ";\n"
+    run_psql(bindir, target, table_data_script(bindir, dump, tables), prelude=truncate)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def restore_into(
+    app: App, src: Source, bindir: Path, db: DbTarget, superusers: frozenset[str], *, jobs: int
+) -> None:
+    """Fill the (fresh) database `db` from the source; all or nothing for plain SQL."""
+    if src.format == "custom":
+        up, down = promotion_sql(src.event_trigger_owners, superusers)
+        if up:  # pg_restore -j cannot run as one transaction: promote, and always demote
+            run_psql(bindir, maintenance_target(db), [up.encode()])
+        try:
+            with _materialized(app, src) as dump:
+                run_pg_restore(bindir, db, dump, jobs=jobs)
+        finally:
+            if down:
+                run_psql(bindir, maintenance_target(db), [down.encode()])
+        return
+    up, down = promotion_sql(src.event_trigger_owners, superusers)
+    with _raw_chunks(app, src) as chunks:
+        run_psql(bindir, db, chunks, prelude=up, postlude=down)
+
+
+@contextmanager
+def _raw_chunks(app: App, src: Source) -> Iterator[Iterator[bytes]]:
+    if src.file is not None:
+        with src.file.open("rb") as fh:
+            yield decompress(read_chunks(fh), src.codec)
+    else:
+        with app.store.open_raw(src.digest, src.codec) as chunks:
+            yield iter(chunks)
+
+
+@contextmanager
+def _materialized(app: App, src: Source) -> Iterator[Path]:
+    """A path pg_restore can read (and seek, for -j): the file, or the stored blob itself."""
+    if src.file is not None:
+        yield src.file
+    else:
+        yield app.store.path_for(src.digest, src.codec)
+
+
+def _drop_quietly(target: DbTarget, name: str) -> None:
+    with contextlib.suppress(PgError):  # the server may be gone; the scratch name says what it is
+        drop_database(target, name)
+
+
+def _failure_message(app: App, plan: RestorePlan, stage: str, reason: str) -> str:
+    head = f"restore of {plan.source.label} into {plan.target.dbname} failed ({stage}): {reason}."
+    if stage == "safety-backup":
+        return f"{head} Nothing was changed."
+    tail = f" {plan.target.dbname} was left as it was."
+    if plan.safety_backup:
+        tail += (
+            f" To go back to the safety backup: dumpledger --backup-dir {app.settings.backup_dir} "
+            f"restore {plan.safety_backup} --target-db {plan.target.dbname} --yes"
+        )
+    return head + tail
