@@ -72,8 +72,24 @@ class BackupVerified(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackupDeleted(Event):
+    """`rule` decided (a retention rule, or "person" for `dumpledger delete`); `reason` says why."""
+
+    schema_version: ClassVar[int] = 2
     backup: str
     reason: str
+    rule: str = "person"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupPinned(Event):
+    backup: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupUnpinned(Event):
+    backup: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +162,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BackupFailed,
         BackupVerified,
         BackupDeleted,
+        BackupPinned,
+        BackupUnpinned,
         BlobCollected,
         RestoreStarted,
         RestoreCompleted,
@@ -156,7 +174,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 Upcaster = Callable[[JSON], JSON]
 # (type name, stored schema_version) -> function returning the payload at version + 1.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    # v1 deletions had no rule: only a person could delete then.
+    ("BackupDeleted", 1): lambda p: {**p, "rule": "person"},
+}
 
 
 def upcast(type_name: str, payload: JSON) -> JSON:

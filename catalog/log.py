@@ -13,9 +13,9 @@ from sqlalchemy.engine import Connection, Engine
 from catalog import projections
 from catalog.canonical import GENESIS_HASH, canonical_json, chain_hash, utc_iso
 from catalog.db import create_catalog_engine, lock_writers, migrate
-from catalog.events import Event
+from catalog.events import BackupDeleted, BlobCollected, Event
 from catalog.recorded import Recorded
-from catalog.schema import checkpoints, events
+from catalog.schema import backups, blobs, checkpoints, events
 
 Clock = Callable[[], datetime]
 
@@ -59,9 +59,18 @@ class Catalog:
         """Append one event and fold it into the projections, in one transaction."""
         return self.append_all([event], actor=actor)[0]
 
-    def append_all(self, batch: Sequence[Event], *, actor: str) -> list[Recorded]:
+    def append_all(
+        self,
+        batch: Sequence[Event],
+        *,
+        actor: str,
+        precondition: Callable[[Connection], bool] | None = None,
+    ) -> list[Recorded]:
+        """Append in one transaction; with `precondition`, only if it holds under the lock."""
         with self.engine.begin() as conn:
             lock_writers(conn)
+            if precondition is not None and not precondition(conn):
+                return []
             last = conn.execute(
                 select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
             ).first()
@@ -75,6 +84,45 @@ class Catalog:
                 out.append(rec)
                 prev = rec.hash
             return out
+
+    def collect_blob(self, digest: str, codec: str, *, actor: str) -> Recorded | None:
+        """Record that a blob goes, if (re-checked under the writers' lock) nothing references it.
+
+        Returns None when a backup referenced it since the caller looked: keep the file.
+        """
+
+        def unreferenced(conn: Connection) -> bool:
+            row = conn.execute(
+                select(blobs.c.refcount).where(blobs.c.digest == digest, blobs.c.codec == codec)
+            ).first()
+            return row is None or int(row.refcount) <= 0
+
+        done = self.append_all(
+            [BlobCollected(digest=digest, codec=codec)], actor=actor, precondition=unreferenced
+        )
+        return done[0] if done else None
+
+    def delete_backup(
+        self, event: BackupDeleted, *, actor: str, allow_pinned: bool = False
+    ) -> Recorded | None:
+        """Append BackupDeleted if, under the writers' lock, the backup is still deletable:
+        not running, not already deleted, and not pinned (unless `allow_pinned`)."""
+
+        def deletable(conn: Connection) -> bool:
+            row = conn.execute(
+                select(backups.c.status, backups.c.pinned).where(backups.c.name == event.backup)
+            ).first()
+            if row is None or row.status in ("running", "deleted"):
+                return False
+            return allow_pinned or not row.pinned
+
+        done = self.append_all([event], actor=actor, precondition=deletable)
+        return done[0] if done else None
+
+    def identity(self) -> str | None:
+        """The id of the first event: names this catalog (None while it is empty)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(events.c.id).where(events.c.seq == 1)).scalar()
 
     def _record(self, seq: int, prev: str, event: Event, actor: str) -> Recorded:
         body = {

@@ -18,7 +18,9 @@ from catalog.events import (
     BackupCompleted,
     BackupDeleted,
     BackupFailed,
+    BackupPinned,
     BackupStarted,
+    BackupUnpinned,
     BackupVerified,
     BlobCollected,
     Event,
@@ -70,6 +72,7 @@ def _started(conn: Connection, rec: Recorded, ev: Any) -> None:
             database_name=ev.database.get("name"),
             database_host=ev.database.get("host"),
             verified=False,
+            pinned=False,
             raw_size=0,
             stored_size=0,
             metadata="{}",
@@ -143,7 +146,26 @@ def _deleted(conn: Connection, rec: Recorded, ev: Any) -> None:
     conn.execute(
         update(backups)
         .where(backups.c.name == ev.backup)
-        .values(status="deleted", finished_at=rec.occurred_at, failure_reason=ev.reason)
+        .values(
+            status="deleted",
+            finished_at=rec.occurred_at,
+            failure_reason=ev.reason,
+            deleted_rule=ev.rule,
+        )
+    )
+
+
+def _pinned(conn: Connection, rec: Recorded, ev: Any) -> None:
+    assert isinstance(ev, BackupPinned)
+    conn.execute(
+        update(backups).where(backups.c.name == ev.backup).values(pinned=True, pin_reason=ev.reason)
+    )
+
+
+def _unpinned(conn: Connection, rec: Recorded, ev: Any) -> None:
+    assert isinstance(ev, BackupUnpinned)
+    conn.execute(
+        update(backups).where(backups.c.name == ev.backup).values(pinned=False, pin_reason=None)
     )
 
 
@@ -171,6 +193,8 @@ _HANDLERS: dict[type[Event], Callable[[Connection, Recorded, Any], None]] = {
     BackupFailed: _failed,
     BackupVerified: _verified,
     BackupDeleted: _deleted,
+    BackupPinned: _pinned,
+    BackupUnpinned: _unpinned,
     BlobCollected: _collected,
     RestoreTested: _drilled,
 }

@@ -101,6 +101,17 @@ def audit_events(engine: Engine, flt: AuditFilter) -> list[Recorded]:
         return [Recorded.from_row(r) for r in conn.execute(q)]
 
 
+def retention_rows(engine: Engine) -> list[dict[str, Any]]:
+    """The columns retention needs, of every backup that still holds (or will hold) data."""
+    cols = [
+        backups.c[c]
+        for c in ("name", "status", "started_at", "verified", "last_verify_ok", "pinned")
+    ] + [backups.c.pin_reason]
+    q = select(*cols).where(backups.c.status.in_(("running", "completed")))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
 def running_backups(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(backups).where(backups.c.status == "running"))
@@ -116,6 +127,7 @@ def _backup_dict(row: Any) -> dict[str, Any]:
     out = dict(row._mapping)
     out["metadata"] = json.loads(out["metadata"] or "{}")
     out["verified"] = bool(out["verified"])
+    out["pinned"] = bool(out["pinned"])
     for key in ("last_verify_ok", "last_drill_ok"):
         if out[key] is not None:
             out[key] = bool(out[key])

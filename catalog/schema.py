@@ -59,6 +59,9 @@ backups = Table(
     Column("last_drill_at", String(32)),
     Column("last_drill_ok", Boolean),
     Column("last_drill_seconds", Float),
+    Column("pinned", Boolean, nullable=False, default=False),
+    Column("pin_reason", Text),
+    Column("deleted_rule", String(64)),
 )
 
 artifacts = Table(

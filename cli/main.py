@@ -25,6 +25,7 @@ from usecases.verify import verify_backups
 
 if TYPE_CHECKING:
     from usecases.restore import RestorePlan
+    from usecases.retention import CleanupReport
 
 KNOWN_ERRORS = (CatalogError, StoreError, PgError, UseCaseError)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -103,6 +104,7 @@ def backup(
       dumpledger backup --type nightly       # auto_nightly_YYYYMMDD_HHMMSS
     """
     overrides = {"codec": codec} if codec else {}
+    auto_report = None
     with open_app(**overrides) as ctx:
         progress = output.Progress("dumping")
         try:
@@ -113,6 +115,8 @@ def backup(
             )
         finally:
             progress.finish()
+        if classify(result.name) == "auto":  # as the old scripts did: retention after each run
+            auto_report = _retention_after_backup(ctx)
     if json_out:
         output.emit_json(
             {
@@ -122,19 +126,13 @@ def backup(
                 "duration_seconds": result.duration_seconds,
                 "stored_bytes_added": result.stored_bytes_added,
                 "log": str(result.log_path),
+                "retention": auto_report.to_json() if auto_report else None,
             }
         )
         return
-    for art in result.artifacts:
-        note = "new" if art["created"] else "already stored"
-        print(
-            f"  {art['kind']:<8} {output.human_size(art['raw_size']):>10} -> "
-            f"{output.human_size(art['stored_size']):>10}  sha256:{art['digest'][:12]}  ({note})"
-        )
-    print(
-        f"backup {result.name} completed and verified in {result.duration_seconds:.1f}s; "
-        f"{output.human_size(result.stored_bytes_added)} newly stored"
-    )
+    _print_backup(result)
+    if auto_report is not None:
+        _print_cleanup_summary(auto_report)
 
 
 @app.command("list", context_settings=CONTEXT)
@@ -181,7 +179,17 @@ def list_cmd(
     )
 
 
-LIST_HEADERS = ["NAME", "TYPE", "STATUS", "STARTED", "SIZE", "VERIFIED", "DRILL", "COMMIT"]
+LIST_HEADERS = [
+    "NAME",
+    "TYPE",
+    "STATUS",
+    "STARTED",
+    "SIZE",
+    "VERIFIED",
+    "DRILL",
+    "PIN",
+    "COMMIT",
+]
 
 
 def _drill_cell(r: dict[str, Any]) -> str:
@@ -200,6 +208,7 @@ def _list_row(r: dict[str, Any]) -> list[str]:
         output.human_size(r["stored_size"]),
         verified,
         _drill_cell(r),
+        "pinned" if r["pinned"] else "-",
         (r["git_commit"] or "-")[:10],
     ]
 
@@ -232,6 +241,10 @@ def info(name: str, json_out: JsonOpt = False) -> None:
         if backup.get(key) is not None:
             print(f"{key + ':':<18}{backup[key]}")
     print(f"{'verified:':<18}{backup['last_verify_ok']} (last {backup['last_verified_at']})")
+    if backup["pinned"]:
+        print(f"{'pinned:':<18}{backup['pin_reason']}")
+    if backup["status"] == "deleted":
+        print(f"{'deleted by rule:':<18}{backup['deleted_rule']}")
     if backup.get("last_drill_at"):
         status = "passed" if backup["last_drill_ok"] else "FAILED"
         print(
@@ -629,6 +642,225 @@ def demo(
         f"\nbackups, catalog and logs are in {backup_dir}/ ; try "
         f"`DUMPLEDGER_BACKUP_DIR={backup_dir} .venv/bin/dumpledger list`"
     )
+
+
+# -- retention: cleanup, delete, pin, unpin, retention explain|simulate ----------------------
+
+retention_app = typer.Typer(
+    help="Explain and simulate the retention policy.",
+    context_settings=CONTEXT,
+    no_args_is_help=True,
+)
+app.add_typer(retention_app, name="retention")
+
+
+def _retention_after_backup(ctx: App) -> CleanupReport | None:
+    from usecases.retention import cleanup as run_cleanup
+
+    try:
+        return run_cleanup(ctx)
+    except KNOWN_ERRORS as exc:  # the backup itself is done and verified: say so, go on
+        output.error(f"the backup completed, but retention did not run: {exc}")
+        return None
+
+
+def _print_cleanup_summary(report: CleanupReport) -> None:
+    freed = output.human_size(report.collect.freed_bytes)
+    line = (
+        f"retention: {len(report.deleted)} backup(s) removed, "
+        f"{len(report.collect.collected)} blob(s) collected ({freed} freed)"
+    )
+    if report.collect.postponed:
+        line += "; blob collection postponed (a backup is writing)"
+    print(line)
+
+
+@app.command(context_settings=CONTEXT)
+def cleanup(
+    days: Annotated[
+        float | None,
+        typer.Argument(help="Keep automatic backups this many days (this run only)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Show what would go; change nothing.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Apply the retention policy: every backup is kept or removed, with the rule that decided.
+
+    Automatic backups go after 60 days (backups/backup-config.json "retention" changes it);
+    manual, emergency-* and pre-* backups stay until a person deletes them; pinned backups and
+    the newest verified one always stay. Blobs no remaining backup uses are then removed.
+
+    Examples:
+
+      dumpledger cleanup --dry-run           # what would go, and why
+
+      dumpledger cleanup 30                  # automatic backups older than 30 days go
+    """
+    from usecases.retention import cleanup as run_cleanup
+
+    with open_app() as ctx:
+        report = run_cleanup(ctx, days=days, dry_run=dry_run)
+    if json_out:
+        output.emit_json(report.to_json())
+        return
+    if not report.decisions:
+        output.info("no backups to consider")
+        return
+    output.table(
+        ["NAME", "ACTION", "RULE", "WHY"],
+        [[d.name, d.action, d.rule, d.detail] for d in report.decisions],
+        [None if d.keep else "31" for d in report.decisions],
+    )
+    gone = len(report.removals)
+    if dry_run:
+        print(
+            f"dry run: {gone} backup(s) would be removed, freeing about "
+            f"{output.human_size(report.would_free_bytes)}; nothing was changed"
+        )
+        return
+    for name in report.skipped:
+        print(f"kept {name}: it was pinned, deleted or changed while cleaning up")
+    _print_cleanup_summary(report)
+    if report.logs_removed:
+        print(f"{report.logs_removed} old run log(s) removed")
+
+
+@app.command(context_settings=CONTEXT)
+def delete(
+    name: Annotated[str, typer.Argument(help="The backup to delete (see `list`).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Delete even if pinned.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete one backup; its blobs go when no other backup uses them.
+
+    Example: dumpledger delete backup_20261124_120000
+    """
+    from usecases.retention import delete_backup
+
+    with open_app() as ctx:
+        backup = get_backup(ctx.catalog.engine, name)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput("delete needs a confirmation: run it in a terminal, or pass --yes")
+            size = output.human_size(backup["stored_size"])
+            if not typer.confirm(f"Delete backup {name} ({backup['backup_type']}, {size})?"):
+                raise BadInput(f"not confirmed: {name} was kept")
+        report = delete_backup(ctx, name, force=force)
+    if json_out:
+        output.emit_json(
+            {
+                "deleted": name,
+                "blobs_collected": [c.digest for c in report.collected],
+                "freed_bytes": report.freed_bytes,
+                "collection_postponed": report.postponed,
+            }
+        )
+        return
+    print(
+        f"deleted {name}; {len(report.collected)} blob(s) no longer used were removed "
+        f"({output.human_size(report.freed_bytes)} freed)"
+    )
+    if report.postponed:
+        print("blob collection postponed: a backup is writing; the next cleanup collects them")
+
+
+@app.command(context_settings=CONTEXT)
+def pin(
+    name: Annotated[str, typer.Argument(help="The backup to keep.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why it must stay.")],
+) -> None:
+    """Keep a backup whatever the retention policy says, until it is unpinned.
+
+    Example: dumpledger pin backup_20261124_120000 --reason "before the 2.0 migration"
+    """
+    from usecases.retention import pin as run_pin
+
+    with open_app() as ctx:
+        run_pin(ctx, name, reason)
+    print(f"pinned {name}: {reason.strip()}")
+
+
+@app.command(context_settings=CONTEXT)
+def unpin(name: Annotated[str, typer.Argument(help="The pinned backup.")]) -> None:
+    """Let the retention policy decide about a pinned backup again.
+
+    Example: dumpledger unpin backup_20261124_120000
+    """
+    from usecases.retention import unpin as run_unpin
+
+    with open_app() as ctx:
+        run_unpin(ctx, name)
+    print(f"unpinned {name}; retention decides about it again (dumpledger retention explain)")
+
+
+@retention_app.command("explain", context_settings=CONTEXT)
+def retention_explain(
+    name: Annotated[str, typer.Argument(help="The backup.")],
+    days: Annotated[
+        float | None, typer.Option("--days", help="As `cleanup DAYS` would see it.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Say why a backup is kept, or why the next cleanup would remove it.
+
+    Example: dumpledger retention explain auto_nightly_20261001_030000
+    """
+    from usecases.retention import explain
+
+    with open_app() as ctx:
+        ex = explain(ctx, name, days=days)
+    if json_out:
+        output.emit_json(
+            {
+                "name": ex.name,
+                "status": ex.status,
+                "action": ex.action,
+                "rule": ex.rule,
+                "detail": ex.detail,
+                "policy": ex.policy,
+            }
+        )
+        return
+    verb = {"keep": "is kept", "remove": "would be removed", "deleted": "was deleted"}[ex.action]
+    print(f"{ex.name} {verb}: {ex.rule} ({ex.detail})")
+    print(f"policy: {ex.policy}")
+
+
+@retention_app.command("simulate", context_settings=CONTEXT)
+def retention_simulate(
+    no_new_backups: Annotated[
+        float,
+        typer.Option("--no-new-backups", help="Days without any new backup.", show_default=False),
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show what would be left if backups stopped for that many days.
+
+    Example: dumpledger retention simulate --no-new-backups 90
+    """
+    from usecases.retention import simulate
+
+    with open_app() as ctx:
+        decisions = simulate(ctx, no_new_backups)
+    kept = [d for d in decisions if d.keep]
+    if json_out:
+        output.emit_json(
+            {
+                "days": no_new_backups,
+                "kept": [{"name": d.name, "rule": d.rule} for d in kept],
+                "removed": [d.name for d in decisions if not d.keep],
+            }
+        )
+        return
+    print(
+        f"after {no_new_backups:g} days without backups: {len(kept)} kept, "
+        f"{len(decisions) - len(kept)} removed"
+    )
+    for d in kept:
+        print(f"  keep {d.name:<45} {d.rule}")
 
 
 def _print_backup(result: BackupResult) -> None:

@@ -8,6 +8,7 @@ directories 0700 (not read-only 0400: cleanup must be able to remove them withou
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -25,6 +26,7 @@ from store.results import BlobInfo, VerifyResult
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 TMP_PREFIX = ".tmp-"
+LOCK_FILE = ".collect.lock"
 Progress = Callable[[int], None]
 
 
@@ -238,6 +240,47 @@ class LocalStore:
             codec = by_suffix.get(path.name[len(digest) :])
             if codec is not None and DIGEST.fullmatch(digest):
                 yield digest, codec, path
+
+    # -- collection protocol ---------------------------------------------------------------
+    # A backup holds a shared lock from its first put until the catalog references its blobs
+    # (restores and drills hold it while they read). The collector takes the lock exclusively,
+    # so it never sees a blob that is written or deduplicated but not yet referenced; inside
+    # that window it re-checks each candidate in a catalog transaction before removing it.
+    # flock is advisory and per host: the store must be on a local filesystem.
+
+    @contextmanager
+    def protect(self) -> Iterator[None]:
+        """Hold blobs against collection (shared; many holders at once)."""
+        with self._lock(fcntl.LOCK_SH, wait=None):
+            yield
+
+    @contextmanager
+    def collecting(self, wait: float = 0.0) -> Iterator[bool]:
+        """Exclusive hold for collection; yields False when holders did not leave in `wait`."""
+        with self._lock(fcntl.LOCK_EX, wait=wait) as got:
+            yield got
+
+    @contextmanager
+    def _lock(self, mode: int, wait: float | None) -> Iterator[bool]:
+        self._mkdir(self.root)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if wait is None:
+                fcntl.flock(fd, mode)
+            else:
+                deadline = time.monotonic() + wait
+                while True:
+                    try:
+                        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            yield False
+                            return
+                        time.sleep(0.05)
+            yield True
+        finally:
+            os.close(fd)  # releases the lock
 
     def remove_stale_temp_files(self, older_than_seconds: float = 0) -> int:
         """Remove temp files that crashed writers left behind."""

@@ -17,6 +17,7 @@ from store.results import BlobInfo, VerifyResult
 class MemoryStore:
     def __init__(self) -> None:
         self.blobs: dict[tuple[str, Codec], bytes] = {}
+        self.holders = 0
 
     def path_for(self, digest: str, codec: Codec) -> Path:
         return Path("/memory") / f"{check_digest(digest)}{SUFFIXES[Codec(codec)]}"
@@ -109,3 +110,15 @@ class MemoryStore:
 
     def remove_stale_temp_files(self, older_than_seconds: float = 0) -> int:
         return 0
+
+    @contextmanager
+    def protect(self) -> Iterator[None]:
+        self.holders += 1
+        try:
+            yield
+        finally:
+            self.holders -= 1
+
+    @contextmanager
+    def collecting(self, wait: float = 0.0) -> Iterator[bool]:
+        yield self.holders == 0

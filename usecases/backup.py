@@ -32,7 +32,7 @@ from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput
 from usecases.files import atomic_write
 from usecases.gitinfo import git_metadata
-from usecases.names import infer_type, make_name
+from usecases.names import SCHEDULED_TYPES, classify, infer_type, make_name
 from usecases.runlog import close_run_log, open_run_log
 from usecases.views import update_latest_links, write_backup_views
 
@@ -69,51 +69,58 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
     btype = infer_type(req.name, req.backup_type)
     started = app.clock()
     name = make_name(req.name, btype, started.astimezone())
+    if btype in (*SCHEDULED_TYPES, "test"):  # automatic names are never refused
+        name = unused_name(app, name)
     _refuse_existing(app, name)
     kinds = plan_kinds(btype, req.all_formats)
     logger, log_path = open_run_log(app.settings.logs_dir, "backup", started.astimezone())
     target = app.settings.database
     logger.info("backup %s (%s) of %s: artifacts %s", name, btype, target.label(), ", ".join(kinds))
-    app.catalog.append(
-        BackupStarted(
-            backup=name,
-            backup_type=btype,
-            hostname=socket.gethostname(),
-            pid=os.getpid(),
-            database=target.describe(),
-            artifacts=list(kinds),
-            codec=app.settings.codec,
-        ),
-        actor=app.actor,
-    )
-    t0 = time.monotonic()
-    try:
-        artifacts, meta = _dump_and_verify(app, kinds, progress, logger)
-        meta.update(
-            git=git_metadata(req.cwd),
-            database=target.describe(),
-            log_file=str(log_path.relative_to(app.settings.backup_dir)),
+    # Blob collection waits while a backup holds blobs the catalog does not reference yet
+    # (and while it exists as running: under the collector's lock every temp file is stale).
+    with app.store.protect():
+        app.catalog.append(
+            BackupStarted(
+                backup=name,
+                backup_type=btype,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                database=target.describe(),
+                artifacts=list(kinds),
+                codec=app.settings.codec,
+            ),
+            actor=app.actor,
         )
-    except BaseException as exc:
-        reason = _one_line(exc)
-        logger.error("backup %s failed: %s", name, reason)
-        close_run_log(logger)
-        app.catalog.append(BackupFailed(backup=name, reason=reason, stage="dump"), actor=app.actor)
-        if isinstance(exc, Exception):
-            raise BackupFailedError(f"backup {name} failed: {reason}") from exc
-        raise
-    duration = round(time.monotonic() - t0, 3)
-    app.catalog.append(
-        BackupCompleted(
-            backup=name,
-            backup_type=btype,
-            artifacts=artifacts,
-            verified=True,
-            duration_seconds=duration,
-            metadata=meta,
-        ),
-        actor=app.actor,
-    )
+        t0 = time.monotonic()
+        try:
+            artifacts, meta = _dump_and_verify(app, kinds, progress, logger)
+            meta.update(
+                git=git_metadata(req.cwd),
+                database=target.describe(),
+                log_file=str(log_path.relative_to(app.settings.backup_dir)),
+            )
+        except BaseException as exc:
+            reason = _one_line(exc)
+            logger.error("backup %s failed: %s", name, reason)
+            close_run_log(logger)
+            app.catalog.append(
+                BackupFailed(backup=name, reason=reason, stage="dump"), actor=app.actor
+            )
+            if isinstance(exc, Exception):
+                raise BackupFailedError(f"backup {name} failed: {reason}") from exc
+            raise
+        duration = round(time.monotonic() - t0, 3)
+        app.catalog.append(
+            BackupCompleted(
+                backup=name,
+                backup_type=btype,
+                artifacts=artifacts,
+                verified=True,
+                duration_seconds=duration,
+                metadata=meta,
+            ),
+            actor=app.actor,
+        )
     refresh_views(app, name)
     added = sum(a["stored_size"] for a in artifacts if a["created"])
     logger.info("backup %s completed in %.1fs, %d new stored bytes", name, duration, added)
@@ -131,11 +138,19 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
 
 def refresh_views(app: App, name: str) -> None:
     """Rewrite the backup's files under backups/database/ and the latest_* links."""
-    db_dir = app.settings.database_dir
-    write_backup_views(db_dir, app.store, get_backup(app.catalog.engine, name))
+    write_backup_views(app.settings.database_dir, app.store, get_backup(app.catalog.engine, name))
+    refresh_latest(app)
+
+
+def refresh_latest(app: App) -> None:
+    """Point latest_full/latest_auto at the newest remaining backups (or remove them)."""
     completed = list_backups(app.catalog.engine, BackupFilter(status="completed"))
+    newest_auto = next((b for b in completed if classify(b["name"]) == "auto"), None)
+    chosen = completed[:1] + ([newest_auto] if newest_auto else [])
     update_latest_links(
-        db_dir, app.store, [get_backup(app.catalog.engine, b["name"]) for b in completed[:50]]
+        app.settings.database_dir,
+        app.store,
+        [get_backup(app.catalog.engine, b["name"]) for b in chosen],
     )
 
 
@@ -150,6 +165,18 @@ def restrict_key(backup_dir: Path) -> str:
         key = secrets.token_hex(24)
         atomic_write(path, key.encode())
     return path.read_text().strip()
+
+
+def unused_name(app: App, name: str) -> str:
+    """`name`, or when two backups start within one second: name_2, name_3, ..."""
+    candidate, n = name, 1
+    while True:
+        try:
+            get_backup(app.catalog.engine, candidate)
+        except UnknownBackup:
+            return candidate
+        n += 1
+        candidate = f"{name}_{n}"
 
 
 def _refuse_existing(app: App, name: str) -> None:

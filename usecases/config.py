@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from catalog.retention import Policy, policy_from_config
 from pgtools.target import DbTarget
 from usecases.errors import BadInput
 
@@ -29,6 +30,7 @@ class Settings:
     catalog_url: str = ""
     role_passwords: bool = False
     pg_bindir: str | None = None
+    retention: Policy = field(default_factory=Policy)
 
     @property
     def config_file(self) -> Path:
@@ -124,6 +126,10 @@ def _from_file(s: Settings, cfg: dict[str, Any]) -> Settings:
     if codec not in CODECS:
         raise BadInput(f"backup-config.json: compression.codec is {codec!r}; allowed: gzip, zstd")
     level = comp.get("level", s.level)
+    try:
+        retention = policy_from_config(_section(cfg, "retention"))
+    except ValueError as exc:
+        raise BadInput(f"backup-config.json: retention: {exc}") from None
     return replace(
         s,
         database=target,
@@ -132,6 +138,7 @@ def _from_file(s: Settings, cfg: dict[str, Any]) -> Settings:
         threads=_int("compression.threads", comp.get("threads", s.threads)),
         catalog_url=str(cfg.get("catalog_url", s.catalog_url) or ""),
         role_passwords=bool(db.get("include_role_passwords", s.role_passwords)),
+        retention=retention,
     )
 
 

@@ -64,12 +64,8 @@ class App:
         """Record backups whose process on this host died without finishing as failed."""
         host = socket.gethostname()
         settled = []
-        alive = 0
         for b in running_backups(self.catalog.engine):
-            if b["hostname"] != host:
-                continue
-            if _pid_alive(b["pid"]):
-                alive += 1
+            if b["hostname"] != host or _pid_alive(b["pid"]):
                 continue
             reason = (
                 f"backup process {b['pid']} on {host} ended without finishing "
@@ -80,8 +76,9 @@ class App:
                 actor=self.actor,
             )
             settled.append(b["name"])
-        if alive == 0:
-            self.store.remove_stale_temp_files()
+        with self.store.collecting(wait=0) as alone:
+            if alone:  # no backup is writing: every temp file is a dead writer's
+                self.store.remove_stale_temp_files()
         return settled
 
 

@@ -55,6 +55,12 @@ def pick_backup(app: App, name: str | None) -> str:
 
 
 def run_drill(app: App, name: str | None, *, server: DbTarget | None = None) -> DrillOutcome:
+    """Restore into a scratch database and compare; the blobs are held against collection."""
+    with app.store.protect():
+        return _drill(app, name, server)
+
+
+def _drill(app: App, name: str | None, server: DbTarget | None) -> DrillOutcome:
     backup_name = pick_backup(app, name)
     backup = get_backup(app.catalog.engine, backup_name)
     expected: dict[str, int] = (backup["metadata"] or {}).get("row_counts") or {}

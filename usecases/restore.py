@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import UnknownBackup
 from catalog.events import RestoreCompleted, RestoreFailed, RestoreStarted
 from catalog.queries import get_backup
 from pgtools.binaries import find_program
@@ -50,7 +49,7 @@ from pgtools.target import DbTarget
 from store import Codec
 from store.codecs import decompress
 from store.local import read_chunks
-from usecases.backup import BackupRequest, run_backup
+from usecases.backup import BackupRequest, run_backup, unused_name
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 
@@ -203,7 +202,7 @@ def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
     if verify:
         from usecases.verify import verify_kinds  # the same check `dumpledger verify` runs
 
-        outcome = verify_kinds(app, req.backup, [a["kind"] for a in needed])
+        outcome = verify_kinds(app, req.backup, [a["kind"] for a in needed], decode_custom=False)
         if not outcome.ok:
             bad = outcome.failures()[0]
             raise SourceDamaged(
@@ -361,7 +360,7 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         target=target,
         facts=facts,
         method="partial" if partial else "swap",
-        safety_backup=_unused_name(app, f"pre-restore_{part}_{stamp}")
+        safety_backup=unused_name(app, f"pre-restore_{part}_{stamp}")
         if facts.target_exists
         else None,
         roles_to_create=to_create,
@@ -373,22 +372,18 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
     )
 
 
-def _unused_name(app: App, name: str) -> str:
-    """Two restores within one second get pre-restore_<db>_<time>, then ..._2, ..._3."""
-    candidate, n = name, 1
-    while True:
-        try:
-            get_backup(app.catalog.engine, candidate)
-        except UnknownBackup:
-            return candidate
-        n += 1
-        candidate = f"{name}_{n}"
-
-
 # -- doing it --------------------------------------------------------------------------------
 
 
 def execute_restore(
+    app: App, plan: RestorePlan, req: RestoreRequest, *, terminate: bool
+) -> RestoreOutcome:
+    """Run the plan; the backup's blobs are held against collection while it reads them."""
+    with app.store.protect():
+        return _execute(app, plan, req, terminate=terminate)
+
+
+def _execute(
     app: App, plan: RestorePlan, req: RestoreRequest, *, terminate: bool
 ) -> RestoreOutcome:
     src, target = plan.source, plan.target

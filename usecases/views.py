@@ -74,6 +74,7 @@ def update_latest_links(
 
     `backups` are completed backups, newest first, each with its artifacts.
     """
+    wanted_links: dict[str, Path] = {}
     for link_name, wanted in (("latest_full", None), ("latest_auto", "auto")):
         for b in backups:
             if wanted and classify(b["name"]) != wanted:
@@ -81,8 +82,13 @@ def update_latest_links(
             full = next((a for a in b.get("artifacts", []) if a["kind"] == "full"), None)
             if full is not None:
                 suffix = SUFFIXES[Codec(full["codec"])]
-                atomic_symlink(
-                    database_dir / f"{link_name}{suffix}",
-                    store.path_for(full["digest"], Codec(full["codec"])),
+                wanted_links[f"{link_name}{suffix}"] = store.path_for(
+                    full["digest"], Codec(full["codec"])
                 )
                 break
+    for name, target in wanted_links.items():
+        atomic_symlink(database_dir / name, target)
+    if database_dir.is_dir():  # links of deleted backups, or of another codec, go
+        for stale in database_dir.glob("latest_*"):
+            if stale.is_symlink() and stale.name not in wanted_links:
+                stale.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -36,5 +36,6 @@ def test_stopping_early_stops_the_worker_within_the_queue_depth() -> None:
 
     stream = prefetch(source(), depth=4)
     assert next(stream) == 0
+    assert isinstance(stream, Generator)
     stream.close()  # joins the worker
     assert len(produced) <= 1 + 4 + 2

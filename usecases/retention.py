@@ -1,0 +1,323 @@
+"""Cleanup, delete, pin and blob collection: retention decided by catalog.retention, applied here.
+
+Order of a cleanup: evaluate the policy over the backups the log describes; for each removal
+append BackupDeleted (re-checked under the catalog's write lock: a backup pinned meanwhile is
+kept), remove its files under backups/database/, re-point the latest_* links; then collect the
+blobs nothing references (see LocalStore.protect for the protocol), then old run logs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from catalog.events import BackupDeleted, BackupPinned, BackupUnpinned
+from catalog.queries import blob_rows, get_backup, retention_rows
+from catalog.retention import BackupView, Decision, Policy, evaluate
+from store.codecs import Codec
+from usecases.backup import refresh_latest
+from usecases.context import App
+from usecases.errors import BadInput
+from usecases.names import classify
+from usecases.views import artifact_filename
+
+CATALOG_ID_FILE = ".catalog-id"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Collected:
+    digest: str
+    codec: str
+    stored_size: int
+    orphan: bool
+
+
+@dataclass(slots=True, kw_only=True)
+class CollectReport:
+    collected: list[Collected] = field(default_factory=list)
+    postponed: bool = False  # a backup was writing: the next cleanup collects
+    orphans_skipped: str | None = None
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(c.stored_size for c in self.collected)
+
+
+@dataclass(slots=True, kw_only=True)
+class CleanupReport:
+    dry_run: bool
+    policy: Policy
+    now: datetime
+    decisions: list[Decision]
+    deleted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # pinned or gone between plan and apply
+    collect: CollectReport = field(default_factory=CollectReport)
+    would_free_bytes: int = 0
+    logs_removed: int = 0
+
+    @property
+    def removals(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.keep]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "now": self.now.isoformat(),
+            "decisions": [
+                {"name": d.name, "action": d.action, "rule": d.rule, "detail": d.detail}
+                for d in self.decisions
+            ],
+            "deleted": self.deleted,
+            "skipped": self.skipped,
+            "blobs_collected": [c.digest for c in self.collect.collected],
+            "freed_bytes": self.collect.freed_bytes if not self.dry_run else self.would_free_bytes,
+            "collection_postponed": self.collect.postponed,
+            "logs_removed": self.logs_removed,
+        }
+
+
+def backup_views(app: App) -> list[BackupView]:
+    return [
+        BackupView(
+            name=r["name"],
+            backup_class=classify(r["name"]),
+            status=r["status"],
+            started_at=datetime.fromisoformat(r["started_at"]),
+            verified=bool(r["verified"]) and r["last_verify_ok"] is not False,
+            pinned=bool(r["pinned"]),
+            pin_reason=r["pin_reason"],
+        )
+        for r in retention_rows(app.catalog.engine)
+    ]
+
+
+def policy_for(app: App, days: float | None) -> Policy:
+    policy = app.settings.retention
+    if days is not None:
+        if days < 0:
+            raise BadInput(f"cleanup DAYS must be >= 0, got {days:g}")
+        policy = policy.with_auto_days(days)
+    return policy
+
+
+def cleanup(app: App, *, days: float | None = None, dry_run: bool = False) -> CleanupReport:
+    now = app.clock()
+    policy = policy_for(app, days)
+    report = CleanupReport(
+        dry_run=dry_run, policy=policy, now=now, decisions=evaluate(policy, backup_views(app), now)
+    )
+    if dry_run:
+        report.would_free_bytes = _would_free(app, [d.name for d in report.removals])
+        return report
+    for d in report.removals:
+        if _delete(app, d.name, rule=d.rule, reason=d.detail, force=False, quiet=True):
+            report.deleted.append(d.name)
+        else:
+            report.skipped.append(d.name)
+    if report.deleted:
+        refresh_latest(app)
+    report.collect = collect_blobs(app)
+    report.logs_removed = prune_logs(app, now, _logs_days(policy))
+    return report
+
+
+def delete_backup(app: App, name: str, *, force: bool = False) -> CollectReport:
+    """A person deletes one backup; its blobs go when nothing else references them."""
+    _delete(app, name, rule="person", reason=f"deleted by {app.actor}", force=force, quiet=False)
+    refresh_latest(app)
+    return collect_blobs(app)
+
+
+def _delete(app: App, name: str, *, rule: str, reason: str, force: bool, quiet: bool) -> bool:
+    backup = get_backup(app.catalog.engine, name)
+    problem = None
+    if backup["status"] == "deleted":
+        problem = f"backup {name} is already deleted"
+    elif backup["status"] == "running":
+        problem = f"backup {name} is still running; wait for it to finish"
+    elif backup["pinned"] and not force:
+        problem = (
+            f"backup {name} is pinned ({backup['pin_reason'] or 'no reason given'}); "
+            f"unpin it first (dumpledger unpin {name}) or pass --force"
+        )
+    if problem:
+        if quiet:
+            return False
+        raise BadInput(problem)
+    done = app.catalog.delete_backup(
+        BackupDeleted(backup=name, reason=reason, rule=rule), actor=app.actor, allow_pinned=force
+    )
+    if done is None:  # pinned, deleted or started again by someone else since we looked
+        if quiet:
+            return False
+        raise BadInput(f"backup {name} changed while deleting it (pinned or deleted meanwhile)")
+    _remove_views(app.settings.database_dir, backup)
+    return True
+
+
+def _remove_views(database_dir: Path, backup: dict[str, Any]) -> None:
+    names = [artifact_filename(backup["name"], a["kind"], a["codec"]) for a in backup["artifacts"]]
+    names.append(f"{backup['name']}_metadata.json")
+    for n in names:
+        (database_dir / n).unlink(missing_ok=True)
+
+
+def _would_free(app: App, removed: list[str]) -> int:
+    drop: Counter[tuple[str, str]] = Counter()
+    for name in removed:
+        for a in get_backup(app.catalog.engine, name)["artifacts"]:
+            drop[(a["digest"], a["codec"])] += 1
+    return sum(
+        int(b["stored_size"])
+        for b in blob_rows(app.catalog.engine)
+        if b["refcount"] - drop[(b["digest"], b["codec"])] <= 0
+    )
+
+
+def collect_blobs(app: App, *, wait: float = 5.0) -> CollectReport:
+    """Remove the blobs no backup references, never one a running backup may be about to use."""
+    report = CollectReport()
+    with app.store.collecting(wait=wait) as alone:
+        if not alone:
+            report.postponed = True
+            return report
+        rows = {(b["digest"], b["codec"]): b for b in blob_rows(app.catalog.engine)}
+        candidates = [
+            (key, int(b["stored_size"]), False) for key, b in rows.items() if b["refcount"] <= 0
+        ]
+        orphans = [
+            (d, str(c.value)) for d, c, _ in app.store.iter_blobs() if (d, c.value) not in rows
+        ]
+        if orphans:
+            report.orphans_skipped = _orphan_guard(app)
+            if report.orphans_skipped is None:
+                for d, c in orphans:
+                    size = _size(app.store.path_for(d, Codec(c)))
+                    candidates.append(((d, c), size, True))
+        for (digest, codec), size, orphan in candidates:
+            # Re-checked under the catalog's write lock; then the file goes.
+            if app.catalog.collect_blob(digest, codec, actor=app.actor) is None:
+                continue
+            app.store.delete(digest, Codec(codec))
+            report.collected.append(
+                Collected(digest=digest, codec=codec, stored_size=size, orphan=orphan)
+            )
+        app.store.remove_stale_temp_files()
+    return report
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _orphan_guard(app: App) -> str | None:
+    """Files no blob row knows are garbage only if this store belongs to this catalog.
+
+    The store remembers the catalog's first event; pointed at another catalog, it keeps them.
+    """
+    ident = app.catalog.identity()
+    if ident is None:
+        return "the catalog is empty"
+    marker = app.settings.store_dir / CATALOG_ID_FILE
+    if not marker.exists():
+        marker.write_text(ident + "\n")
+        marker.chmod(0o600)
+    if marker.read_text().strip() != ident:
+        return (
+            f"{app.settings.store_dir} was written with another catalog; files it does not know "
+            "are kept"
+        )
+    return None
+
+
+def _logs_days(policy: Policy) -> float:
+    auto = policy.for_class("auto")
+    return auto.keep_within_days if auto.keep_within_days is not None else 60.0
+
+
+def prune_logs(app: App, now: datetime, days: float) -> int:
+    """Run logs older than the automatic backups' age limit go with them."""
+    logs = app.settings.logs_dir
+    if not logs.is_dir():
+        return 0
+    cutoff = (now - timedelta(days=days)).timestamp()
+    removed = 0
+    for path in logs.glob("*.log"):
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def pin(app: App, name: str, reason: str) -> None:
+    backup = get_backup(app.catalog.engine, name)
+    if backup["status"] == "deleted":
+        raise BadInput(f"backup {name} is deleted; there is nothing left to pin")
+    if not reason.strip():
+        raise BadInput("say why with --reason: the pin is shown to whoever wants to delete it")
+    app.catalog.append(BackupPinned(backup=name, reason=reason.strip()), actor=app.actor)
+
+
+def unpin(app: App, name: str) -> None:
+    backup = get_backup(app.catalog.engine, name)
+    if not backup["pinned"]:
+        raise BadInput(f"backup {name} is not pinned")
+    app.catalog.append(BackupUnpinned(backup=name), actor=app.actor)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Explanation:
+    name: str
+    status: str
+    action: str  # keep | remove | deleted
+    rule: str
+    detail: str
+    policy: str
+
+
+def explain(app: App, name: str, *, days: float | None = None) -> Explanation:
+    backup = get_backup(app.catalog.engine, name)
+    policy = policy_for(app, days)
+    cls = classify(name)
+    described = f"{cls} backups: {policy.for_class(cls).describe()}"
+    if backup["status"] == "deleted":
+        return Explanation(
+            name=name,
+            status="deleted",
+            action="deleted",
+            rule=backup["deleted_rule"] or "person",
+            detail=backup["failure_reason"] or "",
+            policy=described,
+        )
+    if backup["status"] == "failed":
+        return Explanation(
+            name=name,
+            status="failed",
+            action="keep",
+            rule="failed",
+            detail="a failed backup holds no data; it stays in the log as history",
+            policy=described,
+        )
+    decision = next(d for d in evaluate(policy, backup_views(app), app.clock()) if d.name == name)
+    return Explanation(
+        name=name,
+        status=backup["status"],
+        action=decision.action,
+        rule=decision.rule,
+        detail=decision.detail,
+        policy=described,
+    )
+
+
+def simulate(app: App, no_new_backups_days: float) -> list[Decision]:
+    """What retention decides if no backup is taken for that many days."""
+    if no_new_backups_days < 0:
+        raise BadInput("--no-new-backups must be >= 0 days")
+    later = app.clock() + timedelta(days=no_new_backups_days)
+    return evaluate(app.settings.retention, backup_views(app), later)
