@@ -112,6 +112,13 @@ def retention_rows(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(q)]
 
 
+def artifact_refs(engine: Engine) -> list[tuple[str, str, str]]:
+    """(backup name, digest, codec) of every artifact of every backup that still has them."""
+    q = select(artifacts.c.backup_name, artifacts.c.digest, artifacts.c.codec)
+    with engine.connect() as conn:
+        return [(r.backup_name, r.digest, r.codec) for r in conn.execute(q)]
+
+
 def running_backups(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(backups).where(backups.c.status == "running"))

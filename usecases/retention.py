@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.events import BackupDeleted, BackupPinned, BackupUnpinned
-from catalog.queries import blob_rows, get_backup, retention_rows
+from catalog.queries import artifact_refs, blob_rows, get_backup, retention_rows
 from catalog.retention import BackupView, Decision, Policy, evaluate
 from store.codecs import Codec
 from usecases.backup import refresh_latest
@@ -166,10 +166,12 @@ def _remove_views(database_dir: Path, backup: dict[str, Any]) -> None:
 
 
 def _would_free(app: App, removed: list[str]) -> int:
-    drop: Counter[tuple[str, str]] = Counter()
-    for name in removed:
-        for a in get_backup(app.catalog.engine, name)["artifacts"]:
-            drop[(a["digest"], a["codec"])] += 1
+    going = set(removed)
+    drop: Counter[tuple[str, str]] = Counter(
+        (digest, codec)
+        for name, digest, codec in artifact_refs(app.catalog.engine)
+        if name in going
+    )
     return sum(
         int(b["stored_size"])
         for b in blob_rows(app.catalog.engine)

@@ -1,0 +1,165 @@
+"""Benchmark: retention over a large catalog (100,000 backups, 1,000,000 events).
+
+Run by hand (never in the tests); no PostgreSQL needed:
+
+    .venv/bin/python bench/bench_retention.py                  # 100k backups, 1M events
+    .venv/bin/python bench/bench_retention.py --backups 10000  # quicker
+
+The synthetic catalog is written through the real append path (hash chain, projections): a
+backup every 15 minutes (mostly automatic, every 50th manual), each BackupStarted +
+BackupCompleted (a full artifact of its own, a globals artifact shared by all) + 8 BackupVerified.
+Then it times, on that catalog:
+- evaluate(policy, backups, now) alone, and loading the backups from the projection;
+- `dumpledger cleanup --dry-run` end to end (a new process);
+- `dumpledger list --since 1d` end to end, and the query behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from catalog import Catalog
+from catalog.events import BackupCompleted, BackupStarted, BackupVerified, Event
+from catalog.queries import BackupFilter, list_backups
+from catalog.retention import evaluate
+from usecases.config import load_settings
+from usecases.context import App
+from usecases.retention import backup_views
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+STEP = timedelta(minutes=15)
+VERIFIES = 8
+
+
+def build(catalog_url: str, n: int) -> int:
+    moments: Iterator[datetime] = iter(())
+    catalog = Catalog.open(catalog_url, clock=lambda: next(moments))
+    globals_digest = hashlib.sha256(b"globals").hexdigest()
+    start = NOW - STEP * n
+    batch: list[Event] = []
+    stamps: list[datetime] = []
+    total = 0
+    for i in range(n):
+        t = start + STEP * i
+        name = f"backup_{i:06d}" if i % 50 == 0 else f"auto_nightly_{i:06d}"
+        btype = "manual" if i % 50 == 0 else "nightly"
+        full = hashlib.sha256(name.encode()).hexdigest()
+        arts = [
+            {"kind": "full", "digest": full, "codec": "gzip", "raw_size": 9000,
+             "stored_size": 2000, "stored_sha256": full, "created": True},
+            {"kind": "globals", "digest": globals_digest, "codec": "gzip", "raw_size": 900,
+             "stored_size": 300, "stored_sha256": globals_digest, "created": i == 0},
+        ]  # fmt: skip
+        batch.append(
+            BackupStarted(
+                backup=name,
+                backup_type=btype,
+                hostname="bench",
+                pid=1,
+                database={"name": "postgres"},
+                artifacts=["full", "globals"],
+                codec="gzip",
+            )
+        )
+        batch.append(
+            BackupCompleted(
+                backup=name,
+                backup_type=btype,
+                artifacts=arts,
+                verified=True,
+                duration_seconds=1.0,
+            )
+        )
+        batch += [
+            BackupVerified(backup=name, ok=True, artifacts=[{"kind": "full", "ok": True}])
+            for _ in range(VERIFIES)
+        ]
+        stamps += [t + timedelta(seconds=s) for s in range(2 + VERIFIES)]
+        if len(batch) >= 5000 or i == n - 1:
+            moments = iter(stamps)
+            catalog.append_all(batch, actor="bench@host via cli")
+            total += len(batch)
+            batch, stamps = [], []
+            print(f"\r  {total} events", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    catalog.close()
+    return total
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{argv} failed: {done.stderr}")
+    return round(seconds, 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backups", type=int, default=100_000)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dumpledger-bench-retention-"))
+    backup_dir = work / "backups"
+    backup_dir.mkdir(mode=0o700)
+    url = f"sqlite:///{backup_dir / 'catalog.db'}"
+    try:
+        t0 = time.perf_counter()
+        events = build(url, args.backups)
+        build_s = time.perf_counter() - t0
+        settings = load_settings(backup_dir=backup_dir)
+        with App.open(settings) as app:
+            t0 = time.perf_counter()
+            views = backup_views(app)
+            load_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            decisions = evaluate(settings.retention, views, NOW)
+            eval_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            recent = list_backups(
+                app.catalog.engine,
+                BackupFilter(since=(NOW - timedelta(days=1)).isoformat().replace("+00:00", "Z")),
+            )
+            query_s = time.perf_counter() - t0
+        env = {**os.environ, "DUMPLEDGER_BACKUP_DIR": str(backup_dir)}
+        cli = [sys.executable, "-m", "cli"]
+        cleanup_s = timed([*cli, "cleanup", "--dry-run", "--json"], env)
+        list_s = timed([*cli, "list", "--since", "1d", "--json"], env)
+        version_s = timed([*cli, "--help"], env)
+        res = {
+            "backups": args.backups,
+            "events": events,
+            "build_seconds": round(build_s, 1),
+            "removals": sum(1 for d in decisions if not d.keep),
+            "load_backups_seconds": round(load_s, 3),
+            "evaluate_seconds": round(eval_s, 3),
+            "cleanup_dry_run_cli_seconds": cleanup_s,
+            "list_since_query_seconds": round(query_s, 3),
+            "list_since_rows": len(recent),
+            "list_since_cli_seconds": list_s,
+            "cli_startup_help_seconds": version_s,
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(res, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
