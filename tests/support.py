@@ -51,6 +51,7 @@ def fabricate_backup(
     full_sql: bytes,
     *,
     row_counts: dict[str, int],
+    backup_type: str = "manual",
     globals_sql: bytes | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> None:
@@ -85,7 +86,7 @@ def fabricate_backup(
     app.catalog.append(
         BackupStarted(
             backup=name,
-            backup_type="manual",
+            backup_type=backup_type,
             hostname=socket.gethostname(),
             pid=os.getpid(),
             database=app.settings.database.describe(),
@@ -97,7 +98,7 @@ def fabricate_backup(
     app.catalog.append(
         BackupCompleted(
             backup=name,
-            backup_type="manual",
+            backup_type=backup_type,
             artifacts=artifacts,
             verified=True,
             duration_seconds=0.0,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from catalog.events import BackupCompleted, BackupStarted
 from catalog.queries import blob_rows, get_backup, list_backups
 from store import Codec
-from tests.support import app_for, cluster_env, settings_for
+from tests.support import app_for, cluster_env, fabricate_backup, settings_for
 from usecases.backup import BackupRequest, refresh_views, run_backup
 from usecases.context import App
 from usecases.errors import BadInput
@@ -112,35 +110,8 @@ def test_cleanup_days_over_the_old_systems_history(tmp_path: Path, supabase_db: 
 
 
 def record_backup(app: App, name: str) -> None:
-    info = app.store.put([f"-- dump of {name}\n".encode()], Codec.GZIP)
-    art = {
-        "kind": "full",
-        "digest": info.digest,
-        "codec": "gzip",
-        "raw_size": info.raw_size,
-        "stored_size": info.stored_size,
-        "stored_sha256": info.stored_sha256,
-        "created": info.created,
-    }
     btype = "nightly" if name.startswith("auto_") else name.split("_")[0].split("-")[0]
-    started = BackupStarted(
-        backup=name,
-        backup_type=btype,
-        hostname=socket.gethostname(),
-        pid=os.getpid(),
-        database={},
-        artifacts=["full"],
-        codec="gzip",
-    )
-    done = BackupCompleted(
-        backup=name,
-        backup_type=btype,
-        artifacts=[art],
-        verified=True,
-        duration_seconds=0.1,
-        metadata={},
-    )
-    app.catalog.append_all([started, done], actor=app.actor)
+    fabricate_backup(app, name, f"-- dump of {name}\n".encode(), row_counts={}, backup_type=btype)
     refresh_views(app, name)
 
 
