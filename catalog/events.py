@@ -154,6 +154,75 @@ class RestoreTested(Event):
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupImported(Event):
+    """A backup made before dumpledger (the old shell scripts), brought in with its history.
+
+    ``started_at``/``finished_at`` are the original times (UTC ISO-8601), not the import's.
+    """
+
+    backup: str
+    backup_type: str
+    artifacts: list[JSON]  # as BackupCompleted's: kind, digest, stored digest, sizes, codec
+    started_at: str
+    finished_at: str | None
+    verified: bool
+    source_files: list[str]
+    metadata: JSON = field(default_factory=dict)  # git commit/branch, creator, original fields
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleInstalled(Event):
+    backend: str  # systemd, cron, launchd
+    slots: list[JSON]  # backup_type, time
+    units: list[str]  # files or crontab markers written
+
+    @property
+    def subject(self) -> str:
+        return "schedule"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleRemoved(Event):
+    backend: str
+    units: list[str]
+
+    @property
+    def subject(self) -> str:
+        return "schedule"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationSent(Event):
+    """A notification attempt; ``ok`` false records a failure (which never fails the backup)."""
+
+    kind: str  # backup_completed, backup_failed, verify_failed, drill_failed, check
+    channel: str  # desktop, apprise (never the URL: it may hold a token)
+    ok: bool
+    about: str = ""  # the backup name, or "check"
+    reason: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return self.about or "notification"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OffsitePushed(Event):
+    """Blobs and the event log copied to a target, each checked after upload."""
+
+    target: str  # the configured name
+    location: str  # the target's URL without credentials
+    backups: list[str]  # backups now complete on the target
+    digests_sent: list[str]
+    bytes_sent: int
+    log_seq: int  # events up to this seq are in the target's export
+
+    @property
+    def subject(self) -> str:
+        return f"offsite:{self.target}"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -169,6 +238,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RestoreCompleted,
         RestoreFailed,
         RestoreTested,
+        BackupImported,
+        ScheduleInstalled,
+        ScheduleRemoved,
+        NotificationSent,
+        OffsitePushed,
     )
 }
 

@@ -13,9 +13,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from catalog.retention import Policy, policy_from_config
 from pgtools.target import DbTarget
+from usecases.configfile import ConfigFile, errors_of
 from usecases.errors import BadInput
+from usecases.sections import (
+    DEFAULT_SCHEDULE,
+    Encryption,
+    Health,
+    Notifications,
+    OffsiteTarget,
+    Slot,
+)
 
 CODECS = ("gzip", "zstd")
 
@@ -31,6 +42,13 @@ class Settings:
     role_passwords: bool = False
     pg_bindir: str | None = None
     retention: Policy = field(default_factory=Policy)
+    store_path: Path | None = None
+    schedule: tuple[Slot, ...] = DEFAULT_SCHEDULE
+    notifications: Notifications = field(default_factory=Notifications)
+    health: Health = field(default_factory=Health)
+    offsite: tuple[OffsiteTarget, ...] = ()
+    encryption: Encryption = field(default_factory=Encryption)
+    warnings: tuple[str, ...] = ()
 
     @property
     def config_file(self) -> Path:
@@ -38,7 +56,24 @@ class Settings:
 
     @property
     def store_dir(self) -> Path:
-        return self.backup_dir / "store"
+        return self.store_path or self.backup_dir / "store"
+
+    def offsite_target(self, name: str | None) -> OffsiteTarget:
+        """The named target, or the only one; BadInput naming the choices otherwise."""
+        if not self.offsite:
+            raise BadInput(
+                "no offsite target configured; add one to backup-config.json: "
+                '"offsite": {"drive": {"url": "/media/backup-drive/dumpledger"}}'
+            )
+        names = ", ".join(t.name for t in self.offsite)
+        if name is None:
+            if len(self.offsite) > 1:
+                raise BadInput(f"several offsite targets ({names}); name one")
+            return self.offsite[0]
+        for target in self.offsite:
+            if target.name == name:
+                return target
+        raise BadInput(f"no offsite target {name!r}; configured: {names}")
 
     @property
     def database_dir(self) -> Path:
@@ -105,41 +140,68 @@ def load_settings(
     return replace(settings, **dict(overrides or {}))
 
 
-def _section(cfg: dict[str, Any], key: str) -> dict[str, Any]:
-    value = cfg.get(key, {})
-    if not isinstance(value, dict):
-        raise BadInput(f"backup-config.json: {key!r} must be an object, got {value!r}")
-    return value
+def parse_config_file(cfg: dict[str, Any], source: str = "backup-config.json") -> ConfigFile:
+    try:
+        return ConfigFile.model_validate(cfg)
+    except ValidationError as exc:
+        raise BadInput("; ".join(errors_of(exc, source))) from None
 
 
 def _from_file(s: Settings, cfg: dict[str, Any]) -> Settings:
-    db = _section(cfg, "database")
-    comp = _section(cfg, "compression")
+    doc = parse_config_file(cfg)
+    db, comp = doc.database, doc.compression
     target = replace(
         s.database,
-        host=str(db.get("host", s.database.host)),
-        port=_int("database.port", db.get("port", s.database.port)),
-        user=str(db.get("user", s.database.user)),
-        dbname=str(db.get("name", s.database.dbname)),
+        host=db.host,
+        port=db.port,
+        user=db.user,
+        dbname=db.name,
+        password=db.password,
     )
-    codec = str(comp.get("codec", s.codec))
-    if codec not in CODECS:
-        raise BadInput(f"backup-config.json: compression.codec is {codec!r}; allowed: gzip, zstd")
-    level = comp.get("level", s.level)
     try:
-        retention = policy_from_config(_section(cfg, "retention"))
+        retention = policy_from_config(doc.retention)
     except ValueError as exc:
         raise BadInput(f"backup-config.json: retention: {exc}") from None
+    warnings = ()
+    if db.password is not None:
+        warnings = (
+            "backup-config.json holds the database password; prefer SUPABASE_DB_PASSWORD "
+            "in the environment or .env, and keep the file private (0600)",
+        )
+    notes = doc.notifications
     return replace(
         s,
         database=target,
-        codec=codec,
-        level=None if level is None else _int("compression.level", level),
-        threads=_int("compression.threads", comp.get("threads", s.threads)),
-        catalog_url=str(cfg.get("catalog_url", s.catalog_url) or ""),
-        role_passwords=bool(db.get("include_role_passwords", s.role_passwords)),
+        codec=comp.codec,
+        level=comp.level,
+        threads=comp.threads,
+        catalog_url=doc.catalog_url or "",
+        role_passwords=db.include_role_passwords,
         retention=retention,
+        store_path=_under(s.backup_dir, doc.store.path),
+        schedule=tuple(Slot(backup_type=k, time=v) for k, v in doc.schedule.items()),
+        notifications=Notifications(
+            **notes.model_dump(exclude={"apprise_urls"}), apprise_urls=tuple(notes.apprise_urls)
+        ),
+        health=Health(**doc.health.model_dump()),
+        offsite=tuple(
+            OffsiteTarget(name=n, url=t.url, endpoint_url=t.endpoint_url, region=t.region)
+            for n, t in doc.offsite.items()
+        ),
+        encryption=Encryption(
+            recipients=tuple(doc.encryption.recipients),
+            identity_file=_under(s.backup_dir, doc.encryption.identity_file),
+        ),
+        warnings=warnings,
     )
+
+
+def _under(root: Path, path: Path | None) -> Path | None:
+    """Relative paths in the config are relative to the backup directory; ~ expands."""
+    if path is None:
+        return None
+    path = path.expanduser()
+    return path if path.is_absolute() else root / path
 
 
 def _from_env(s: Settings, env: Mapping[str, str]) -> Settings:
@@ -150,7 +212,9 @@ def _from_env(s: Settings, env: Mapping[str, str]) -> Settings:
         port=_int("SUPABASE_DB_PORT", env.get("SUPABASE_DB_PORT", d.port)),
         user=env.get("SUPABASE_DB_USER", d.user),
         dbname=env.get("SUPABASE_DB_NAME", d.dbname),
-        password=env.get("SUPABASE_DB_PASSWORD", d.password if d.password else "postgres"),
+        password=env.get(
+            "SUPABASE_DB_PASSWORD", d.password if d.password is not None else "postgres"
+        ),
     )
     codec = env.get("DUMPLEDGER_CODEC", s.codec)
     if codec not in CODECS:

@@ -55,9 +55,9 @@ def test_precedence_file_then_dotenv_then_environment(tmp_path: Path) -> None:
     ("content", "message"),
     [
         ("{not json", "not valid JSON"),
-        ('{"database": {"port": "five"}}', "database.port must be a whole number"),
-        ('{"compression": {"codec": "brotli"}}', "allowed: gzip, zstd"),
-        ('{"database": []}', "'database' must be an object"),
+        ('{"database": {"port": "five"}}', r"database\.port: .*integer.*'five'"),
+        ('{"compression": {"codec": "brotli"}}', r"compression\.codec: .*'zstd'.*'brotli'"),
+        ('{"database": []}', r"database: .*dictionary"),
     ],
 )
 def test_broken_config_names_the_field(tmp_path: Path, content: str, message: str) -> None:

@@ -1,0 +1,125 @@
+"""The schema of backups/backup-config.json, validated with pydantic.
+
+Every field has a default, so an empty file (or none) is valid. Unknown keys are errors: a typo
+must not silently fall back to a default. ``errors_of`` turns a ValidationError into one line
+per wrong field: where, the value, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from usecases.sections import SLOT_TYPES
+
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSection(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    user: str = "postgres"
+    name: str = "postgres"
+    password: str | None = None  # allowed, warned about: prefer SUPABASE_DB_PASSWORD or .env
+    include_role_passwords: bool = False
+
+
+class CompressionSection(_Section):
+    codec: Literal["gzip", "zstd"] = "gzip"
+    level: Annotated[int, Field(ge=1, le=22)] | None = None
+    threads: Annotated[int, Field(ge=1, le=64)] = 2
+
+
+class StoreSection(_Section):
+    path: Path | None = None  # default: <backup dir>/store
+
+
+class NotificationsSection(_Section):
+    on_success: bool = True
+    on_failure: bool = True
+    on_verify_failure: bool = True
+    on_drill_failure: bool = True
+    on_check: bool = True
+    desktop: bool = True
+    apprise_urls: list[str] = []
+
+
+class HealthSection(_Section):
+    rpo_hours: Annotated[float, Field(gt=0)] = 6.0
+    verify_max_age_days: Annotated[float, Field(gt=0)] = 7.0
+    drill_max_age_days: Annotated[float, Field(gt=0)] = 30.0
+    size_drop_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    duration_growth_ratio: Annotated[float, Field(gt=1)] = 3.0
+    min_free_bytes: Annotated[int, Field(ge=0)] = 1 << 30
+
+
+class OffsiteSection(_Section):
+    url: str
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+class EncryptionSection(_Section):
+    recipients: list[str] = []
+    identity_file: Path | None = None
+
+    @field_validator("recipients")
+    @classmethod
+    def _age_keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if not key.startswith("age1"):
+                raise ValueError(f"{key[:12]!r}... is not an age recipient (age1...)")
+        return value
+
+
+def _default_schedule() -> dict[str, str]:
+    return {"morning": "06:00", "noon": "12:00", "evening": "18:00", "nightly": "23:59"}
+
+
+class ConfigFile(_Section):
+    """backup-config.json. ``retention`` is checked by catalog.retention.policy_from_config."""
+
+    database: DatabaseSection = DatabaseSection()
+    compression: CompressionSection = CompressionSection()
+    store: StoreSection = StoreSection()
+    catalog_url: str | None = None
+    schedule: dict[str, str] = Field(default_factory=_default_schedule)
+    retention: dict[str, Any] = {}
+    notifications: NotificationsSection = NotificationsSection()
+    health: HealthSection = HealthSection()
+    offsite: dict[str, OffsiteSection] = {}
+    encryption: EncryptionSection = EncryptionSection()
+
+    @field_validator("schedule")
+    @classmethod
+    def _slots(cls, value: dict[str, str]) -> dict[str, str]:
+        for slot, at in value.items():
+            if not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", slot):
+                raise ValueError(f"slot name {slot!r} must be lower-case letters, digits, '-'")
+            if not TIME_RE.match(at):
+                raise ValueError(f"{slot}: {at!r} is not a time HH:MM (00:00 to 23:59)")
+        return value
+
+
+KNOWN_SLOTS = SLOT_TYPES
+
+
+def errors_of(exc: ValidationError, source: str) -> list[str]:
+    """One line per wrong field: `source: field.path: problem (got value)`."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting (a typo?)"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{source}: {where}: {msg}{shown}")
+    return lines
