@@ -162,7 +162,7 @@ def _from_file(s: Settings, cfg: dict[str, Any]) -> Settings:
         retention = policy_from_config(doc.retention)
     except ValueError as exc:
         raise BadInput(f"backup-config.json: retention: {exc}") from None
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if db.password is not None:
         warnings = (
             "backup-config.json holds the database password; prefer SUPABASE_DB_PASSWORD "
