@@ -13,11 +13,11 @@ import typer
 from catalog.errors import CatalogError
 from catalog.queries import ACTIONS, AuditFilter, BackupFilter, get_backup, list_backups
 from cli import output
+from cli.state import CONTEXT, STATE, JsonOpt, open_app
 from cli.timeparse import parse_moment
 from pgtools.errors import PgError
 from store.errors import StoreError
 from usecases.backup import BackupRequest, BackupResult, run_backup
-from usecases.config import Settings, load_settings
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.names import BACKUP_TYPES, classify
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from usecases.retention import CleanupReport
 
 KNOWN_ERRORS = (CatalogError, StoreError, PgError, UseCaseError)
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     name="dumpledger",
@@ -45,13 +44,6 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 
 
-class State:
-    backup_dir: Path | None = None
-
-
-STATE = State()
-
-
 @app.callback()
 def _root(
     backup_dir: Annotated[
@@ -64,17 +56,6 @@ def _root(
     ] = None,
 ) -> None:
     STATE.backup_dir = backup_dir
-
-
-def settings(**overrides: Any) -> Settings:
-    return load_settings(backup_dir=STATE.backup_dir, overrides=overrides)
-
-
-def open_app(**overrides: Any) -> App:
-    return App.open(settings(**overrides))
-
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
 @app.command(context_settings=CONTEXT)
@@ -874,6 +855,11 @@ def _print_backup(result: BackupResult) -> None:
         f"backup {result.name} completed and verified in {result.duration_seconds:.1f}s; "
         f"{output.human_size(result.stored_bytes_added)} newly stored"
     )
+
+
+from cli.config_cmd import config_app  # noqa: E402  (commands in their own modules)
+
+app.add_typer(config_app, name="config")
 
 
 def main(argv: list[str] | None = None) -> int:

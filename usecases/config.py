@@ -1,18 +1,23 @@
 """Settings: defaults < backups/backup-config.json < .env < environment < flags.
 
+Each layer is read into a nested dict shaped like backup-config.json, the layers are merged, and
+the result is validated once by the pydantic schema in ``usecases.configfile``, so a wrong value
+is named with its field, its value and the layer it came from. ``explain`` tells where each
+effective value came from (``dumpledger config show``).
+
 Defaults match Supabase local: 127.0.0.1:5432, postgres/postgres, database postgres.
-The password is read from the environment or .env only, never written anywhere.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dotenv.parser import parse_stream
 from pydantic import ValidationError
 
 from catalog.retention import Policy, policy_from_config
@@ -29,6 +34,26 @@ from usecases.sections import (
 )
 
 CODECS = ("gzip", "zstd")
+DEFAULT_PASSWORD = "postgres"  # Supabase local's; a real project sets SUPABASE_DB_PASSWORD
+MASK = "********"
+
+# Environment variables (and .env keys) with their own names -> path in backup-config.json.
+# Any other setting: DUMPLEDGER_<SECTION>__<KEY>, e.g. DUMPLEDGER_HEALTH__RPO_HOURS=4.
+NAMED_VARIABLES: dict[str, tuple[str, ...]] = {
+    "SUPABASE_DB_HOST": ("database", "host"),
+    "SUPABASE_DB_PORT": ("database", "port"),
+    "SUPABASE_DB_USER": ("database", "user"),
+    "SUPABASE_DB_NAME": ("database", "name"),
+    "SUPABASE_DB_PASSWORD": ("database", "password"),
+    "DUMPLEDGER_CODEC": ("compression", "codec"),
+    "DUMPLEDGER_CATALOG_URL": ("catalog_url",),
+    "DUMPLEDGER_PG_BINDIR": ("pg_bindir",),
+    "DUMPLEDGER_STORE": ("store", "path"),
+}
+NESTED_PREFIX = "DUMPLEDGER_"
+# DUMPLEDGER_* variables that are not settings of the file.
+NOT_SETTINGS = {"DUMPLEDGER_BACKUP_DIR", "DUMPLEDGER_VIA"}
+SECRET_PATHS = {("database", "password")}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +83,17 @@ class Settings:
     def store_dir(self) -> Path:
         return self.store_path or self.backup_dir / "store"
 
+    @property
+    def database_dir(self) -> Path:
+        return self.backup_dir / "database"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.backup_dir / "logs"
+
+    def effective_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.backup_dir / 'catalog.db'}"
+
     def offsite_target(self, name: str | None) -> OffsiteTarget:
         """The named target, or the only one; BadInput naming the choices otherwise."""
         if not self.offsite:
@@ -75,34 +111,209 @@ class Settings:
                 return target
         raise BadInput(f"no offsite target {name!r}; configured: {names}")
 
-    @property
-    def database_dir(self) -> Path:
-        return self.backup_dir / "database"
 
-    @property
-    def logs_dir(self) -> Path:
-        return self.backup_dir / "logs"
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One source of settings: nested values shaped like the file, and where each came from."""
 
-    def effective_catalog_url(self) -> str:
-        return self.catalog_url or f"sqlite:///{self.backup_dir / 'catalog.db'}"
+    name: str  # backup-config.json, .env, environment
+    values: dict[str, Any]
+    origins: dict[tuple[str, ...], str]  # path -> variable name (or the file)
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    backup_dir: Path
+    backup_dir_origin: str
+    layers: tuple[Layer, ...]  # lowest precedence first
+
+    def merged(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for layer in self.layers:
+            _deep_merge(out, layer.values)
+        return out
+
+    def origin_of(self, path: tuple[str, ...]) -> str:
+        for layer in reversed(self.layers):
+            for known, where in layer.origins.items():
+                n = min(len(known), len(path))
+                if path[:n] == known[:n]:
+                    return where if where == layer.name else f"{layer.name} ({where})"
+        return "default"
+
+
+def read_sources(
+    *, backup_dir: Path | None, environ: Mapping[str, str] | None, cwd: Path | None
+) -> Sources:
+    env_os = dict(os.environ if environ is None else environ)
+    cwd = cwd or Path.cwd()
+    dotenv = read_dotenv(cwd / ".env")
+    if backup_dir is not None:
+        root, root_origin = backup_dir, "flag (--backup-dir)"
+    elif "DUMPLEDGER_BACKUP_DIR" in env_os:
+        root, root_origin = Path(env_os["DUMPLEDGER_BACKUP_DIR"]), "environment"
+    elif "DUMPLEDGER_BACKUP_DIR" in dotenv:
+        root, root_origin = Path(dotenv["DUMPLEDGER_BACKUP_DIR"]), ".env"
+    else:
+        root, root_origin = cwd / "backups", "default"
+    root = root if root.is_absolute() else cwd / root
+    file_values = _strip_comments(read_config_file(root / "backup-config.json"))
+    file_layer = Layer(
+        "backup-config.json",
+        file_values,
+        {path: "backup-config.json" for path in _paths(file_values)},
+    )
+    return Sources(
+        backup_dir=root,
+        backup_dir_origin=root_origin,
+        layers=(
+            file_layer,
+            _variables_layer(".env", dotenv),
+            _variables_layer("environment", env_os),
+        ),
+    )
+
+
+def load_settings(
+    *,
+    backup_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    sources = read_sources(backup_dir=backup_dir, environ=environ, cwd=cwd)
+    settings = settings_from(sources, validate(sources))
+    return replace(settings, **dict(overrides or {}))
+
+
+def validate(sources: Sources) -> ConfigFile:
+    """The merged layers, checked; BadInput with one clause per wrong field (and its layer)."""
+    try:
+        return ConfigFile.model_validate(sources.merged())
+    except ValidationError as exc:
+        lines = validation_errors(sources, exc)
+        raise BadInput("; ".join(lines) + "; see `dumpledger config validate`") from None
+
+
+def validation_errors(sources: Sources, exc: ValidationError) -> list[str]:
+    lines = []
+    for line, err in zip(errors_of(exc, ""), exc.errors(), strict=True):
+        path = tuple(str(p) for p in err["loc"])
+        lines.append(f"{sources.origin_of(path)}{line}")
+    return lines
+
+
+def settings_from(sources: Sources, doc: ConfigFile) -> Settings:
+    root = sources.backup_dir
+    db, comp, notes = doc.database, doc.compression, doc.notifications
+    target = DbTarget(
+        host=db.host,
+        port=db.port,
+        user=db.user,
+        dbname=db.name,
+        password=DEFAULT_PASSWORD if db.password is None else db.password,
+    )
+    try:
+        retention = policy_from_config(doc.retention)
+    except ValueError as exc:
+        raise BadInput(
+            f"{sources.origin_of(('retention',))}: retention: {exc}; "
+            "see `dumpledger config validate`"
+        ) from None
+    return Settings(
+        backup_dir=root,
+        database=target,
+        codec=comp.codec,
+        level=comp.level,
+        threads=comp.threads,
+        catalog_url=doc.catalog_url or "",
+        role_passwords=db.include_role_passwords,
+        pg_bindir=doc.pg_bindir,
+        retention=retention,
+        store_path=_under(root, doc.store.path),
+        schedule=tuple(Slot(backup_type=k, time=v) for k, v in doc.schedule.items()),
+        notifications=Notifications(
+            **notes.model_dump(exclude={"apprise_urls"}), apprise_urls=tuple(notes.apprise_urls)
+        ),
+        health=Health(**doc.health.model_dump()),
+        offsite=tuple(
+            OffsiteTarget(name=n, url=t.url, endpoint_url=t.endpoint_url, region=t.region)
+            for n, t in doc.offsite.items()
+        ),
+        encryption=Encryption(
+            recipients=tuple(doc.encryption.recipients),
+            identity_file=_under(root, doc.encryption.identity_file),
+        ),
+        warnings=_warnings(sources),
+    )
+
+
+def explain(sources: Sources, doc: ConfigFile) -> list[dict[str, Any]]:
+    """Every effective setting: path, value (secrets masked) and where it came from."""
+    rows = [
+        {
+            "setting": "backup_dir",
+            "value": str(sources.backup_dir),
+            "source": sources.backup_dir_origin,
+        }
+    ]
+    for path, value in _leaves(doc.model_dump(mode="json")):
+        if path in SECRET_PATHS or (path[:2] == ("notifications", "apprise_urls") and value):
+            value = MASK if value is not None else None
+        if path == ("database", "password") and value is None:
+            value = f"{MASK} (Supabase local default)"
+        rows.append({"setting": ".".join(path), "value": value, "source": sources.origin_of(path)})
+    return rows
+
+
+def _warnings(sources: Sources) -> tuple[str, ...]:
+    file_layer = sources.layers[0]
+    if ("database", "password") in set(_paths(file_layer.values)):
+        return (
+            "backup-config.json holds the database password; prefer SUPABASE_DB_PASSWORD in the "
+            "environment or .env, and keep the file private (chmod 600)",
+        )
+    return ()
+
+
+def _variables_layer(name: str, variables: Mapping[str, str]) -> Layer:
+    values: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
+    for var, raw in variables.items():
+        path = NAMED_VARIABLES.get(var)
+        if path is None and var.startswith(NESTED_PREFIX) and var not in NOT_SETTINGS:
+            rest = var.removeprefix(NESTED_PREFIX).lower()
+            path = tuple(rest.split("__")) if "__" in rest else None
+        if path is None:
+            continue
+        _set(values, path, _parse_value(raw))
+        origins[path] = var
+    return Layer(name, values, origins)
+
+
+def _parse_value(raw: str) -> Any:
+    """Lists and objects as JSON (DUMPLEDGER_NOTIFICATIONS__APPRISE_URLS='["json://..."]')."""
+    text = raw.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return raw
+    return raw
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; '#' comments, optional 'export ', optional quotes."""
-    values: dict[str, str] = {}
+    """KEY=VALUE lines as python-dotenv reads them (comments, `export`, quotes)."""
     if not path.is_file():
-        return values
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        if "=" not in line:
-            raise BadInput(f"{path}:{lineno}: expected KEY=VALUE, got {raw.strip()[:40]!r}")
-        key, value = (part.strip() for part in line.split("=", 1))
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
+        return {}
+    values: dict[str, str] = {}
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                line = binding.original.string.strip()[:40]
+                raise BadInput(f"{path}:{binding.original.line}: expected KEY=VALUE, got {line!r}")
+            if binding.key is not None and binding.value is not None:
+                values[binding.key] = binding.value
     return values
 
 
@@ -116,84 +327,53 @@ def read_config_file(path: Path) -> dict[str, Any]:
             f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
             "fix it or move it away to use the defaults"
         ) from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path} must hold a JSON object")
     return data
 
 
-def load_settings(
-    *,
-    backup_dir: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    env_os = dict(os.environ if environ is None else environ)
-    cwd = cwd or Path.cwd()
-    dotenv = read_dotenv(cwd / ".env")
-    env = {**dotenv, **env_os}
-    root = backup_dir or Path(env.get("DUMPLEDGER_BACKUP_DIR", cwd / "backups"))
-    root = root if root.is_absolute() else cwd / root
-    file_cfg = read_config_file(root / "backup-config.json")
-    settings = _from_file(Settings(backup_dir=root), file_cfg)
-    settings = _from_env(settings, env)
-    return replace(settings, **dict(overrides or {}))
+def _strip_comments(value: Any) -> Any:
+    """Keys "//" (or starting with "//") are comments, as `config init` writes them."""
+    if isinstance(value, dict):
+        return {k: _strip_comments(v) for k, v in value.items() if not str(k).startswith("//")}
+    return value
 
 
-def parse_config_file(cfg: dict[str, Any], source: str = "backup-config.json") -> ConfigFile:
-    try:
-        return ConfigFile.model_validate(cfg)
-    except ValidationError as exc:
-        raise BadInput("; ".join(errors_of(exc, source))) from None
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        child = tree.setdefault(key, {})
+        if not isinstance(child, dict):
+            child = tree[key] = {}
+        tree = child
+    tree[path[-1]] = value
 
 
-def _from_file(s: Settings, cfg: dict[str, Any]) -> Settings:
-    doc = parse_config_file(cfg)
-    db, comp = doc.database, doc.compression
-    target = replace(
-        s.database,
-        host=db.host,
-        port=db.port,
-        user=db.user,
-        dbname=db.name,
-        password=db.password,
-    )
-    try:
-        retention = policy_from_config(doc.retention)
-    except ValueError as exc:
-        raise BadInput(f"backup-config.json: retention: {exc}") from None
-    warnings: tuple[str, ...] = ()
-    if db.password is not None:
-        warnings = (
-            "backup-config.json holds the database password; prefer SUPABASE_DB_PASSWORD "
-            "in the environment or .env, and keep the file private (0600)",
-        )
-    notes = doc.notifications
-    return replace(
-        s,
-        database=target,
-        codec=comp.codec,
-        level=comp.level,
-        threads=comp.threads,
-        catalog_url=doc.catalog_url or "",
-        role_passwords=db.include_role_passwords,
-        retention=retention,
-        store_path=_under(s.backup_dir, doc.store.path),
-        schedule=tuple(Slot(backup_type=k, time=v) for k, v in doc.schedule.items()),
-        notifications=Notifications(
-            **notes.model_dump(exclude={"apprise_urls"}), apprise_urls=tuple(notes.apprise_urls)
-        ),
-        health=Health(**doc.health.model_dump()),
-        offsite=tuple(
-            OffsiteTarget(name=n, url=t.url, endpoint_url=t.endpoint_url, region=t.region)
-            for n, t in doc.offsite.items()
-        ),
-        encryption=Encryption(
-            recipients=tuple(doc.encryption.recipients),
-            identity_file=_under(s.backup_dir, doc.encryption.identity_file),
-        ),
-        warnings=warnings,
-    )
+def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = json.loads(json.dumps(value)) if isinstance(value, dict | list) else value
+
+
+def _paths(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _paths(value, (*prefix, key))
+        else:
+            yield (*prefix, key)
+
+
+def _leaves(
+    tree: Mapping[str, Any], prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value and key not in ("retention",):
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key), value
 
 
 def _under(root: Path, path: Path | None) -> Path | None:
@@ -202,34 +382,3 @@ def _under(root: Path, path: Path | None) -> Path | None:
         return None
     path = path.expanduser()
     return path if path.is_absolute() else root / path
-
-
-def _from_env(s: Settings, env: Mapping[str, str]) -> Settings:
-    d = s.database
-    target = replace(
-        d,
-        host=env.get("SUPABASE_DB_HOST", d.host),
-        port=_int("SUPABASE_DB_PORT", env.get("SUPABASE_DB_PORT", d.port)),
-        user=env.get("SUPABASE_DB_USER", d.user),
-        dbname=env.get("SUPABASE_DB_NAME", d.dbname),
-        password=env.get(
-            "SUPABASE_DB_PASSWORD", d.password if d.password is not None else "postgres"
-        ),
-    )
-    codec = env.get("DUMPLEDGER_CODEC", s.codec)
-    if codec not in CODECS:
-        raise BadInput(f"DUMPLEDGER_CODEC is {codec!r}; allowed: gzip, zstd")
-    return replace(
-        s,
-        database=target,
-        codec=codec,
-        catalog_url=env.get("DUMPLEDGER_CATALOG_URL", s.catalog_url),
-        pg_bindir=env.get("DUMPLEDGER_PG_BINDIR", s.pg_bindir),
-    )
-
-
-def _int(name: str, value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{name} must be a whole number, got {value!r}") from None

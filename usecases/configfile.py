@@ -90,6 +90,7 @@ class ConfigFile(_Section):
     compression: CompressionSection = CompressionSection()
     store: StoreSection = StoreSection()
     catalog_url: str | None = None
+    pg_bindir: str | None = None
     schedule: dict[str, str] = Field(default_factory=_default_schedule)
     retention: dict[str, Any] = {}
     notifications: NotificationsSection = NotificationsSection()
@@ -123,3 +124,58 @@ def errors_of(exc: ValidationError, source: str) -> list[str]:
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{source}: {where}: {msg}{shown}")
     return lines
+
+
+def commented_default() -> dict[str, Any]:
+    """What `dumpledger config init` writes: every setting at its default, "//" keys explain.
+
+    JSON has no comments; keys that start with "//" are ignored when the file is read.
+    """
+    return {
+        "//": "dumpledger settings. Precedence: flags > environment > .env > this file > "
+        "defaults. `dumpledger config show` tells where each value comes from; "
+        "`dumpledger config validate` checks this file.",
+        "database": {
+            "//": "The password is NOT kept here: set SUPABASE_DB_PASSWORD in the environment "
+            "or in .env (SUPABASE_DB_HOST/PORT/USER/NAME override these).",
+            **DatabaseSection().model_dump(mode="json", exclude={"password"}),
+        },
+        "compression": {
+            "//": "codec gzip (default, level 9) or zstd (level 3, pip install "
+            "'dumpledger[zstd]'); threads for zstd",
+            **CompressionSection().model_dump(mode="json"),
+        },
+        "store": {"//": "null: <backup dir>/store", "path": None},
+        "catalog_url": None,
+        "schedule": {
+            "//": "backup type -> local time HH:MM; `dumpledger schedule install` applies it",
+            **_default_schedule(),
+        },
+        "retention": {
+            "//": "per class: keep_within_days, keep_last, keep_daily/weekly/monthly/yearly, "
+            "forever; min_verified >= 1",
+            "auto": {"keep_within_days": 60},
+            "manual": {"forever": True},
+            "emergency": {"forever": True},
+            "pre": {"forever": True},
+            "min_verified": 1,
+        },
+        "notifications": {
+            "//": "apprise_urls: any Apprise URL (slack://, discord://, mailto://, ntfy://, "
+            "json://...); pip install 'dumpledger[notify]'",
+            **NotificationsSection().model_dump(mode="json"),
+        },
+        "health": {
+            "//": "limits for `dumpledger check`",
+            **HealthSection().model_dump(mode="json"),
+        },
+        "offsite": {
+            "//": 'targets for `dumpledger push`: {"drive": {"url": "/media/drive/dumpledger"}, '
+            '"bucket": {"url": "s3://bucket/prefix", "endpoint_url": null, "region": null}}',
+        },
+        "encryption": {
+            "//": "age recipients (age1...) encrypt new backups; identity_file decrypts them "
+            "(relative to the backup dir); pip install 'dumpledger[age]'",
+            **EncryptionSection().model_dump(mode="json"),
+        },
+    }
