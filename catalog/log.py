@@ -79,10 +79,12 @@ class Catalog:
             for event in batch:
                 seq += 1
                 rec = self._record(seq, prev, event, actor)
-                conn.execute(insert(events).values(_row(rec)))
-                projections.apply(conn, rec)
+                conn.execute(insert(events), _row(rec))
+                projections.fold(conn, rec)
                 out.append(rec)
                 prev = rec.hash
+            if out:
+                projections.move_checkpoint(conn, out[-1])
             return out
 
     def collect_blob(self, digest: str, codec: str, *, actor: str) -> Recorded | None:
@@ -140,7 +142,7 @@ class Catalog:
         """Drop the projections and replay them from the log alone."""
         with self.engine.begin() as conn:
             lock_writers(conn)
-            projections.rebuild(conn, list(self._iter_events(conn)))
+            projections.rebuild(conn, list(self._iter_events(conn)))  # not lazily: same conn
 
     # -- reading ---------------------------------------------------------------------------
 
