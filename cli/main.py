@@ -13,6 +13,7 @@ import typer
 from catalog.errors import CatalogError
 from catalog.queries import ACTIONS, AuditFilter, BackupFilter, get_backup, list_backups
 from cli import output
+from cli.legacy import import_legacy_cmd
 from cli.timeparse import parse_moment
 from pgtools.errors import PgError
 from store.errors import StoreError
@@ -874,6 +875,9 @@ def _print_backup(result: BackupResult) -> None:
         f"backup {result.name} completed and verified in {result.duration_seconds:.1f}s; "
         f"{output.human_size(result.stored_bytes_added)} newly stored"
     )
+
+
+app.command("import-legacy", context_settings=CONTEXT)(import_legacy_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
