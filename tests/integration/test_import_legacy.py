@@ -8,6 +8,7 @@ import gzip
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from catalog import Catalog, UnknownBackup
 from catalog.queries import blob_rows, get_backup, list_backups
 from tests.compare import checksums
 from tests.conftest import SupabaseDb
-from tests.support import cluster_env
+from tests.support import app_for, cluster_env, settings_for
+from usecases.retention import backup_views
 
 DUMPLEDGER = [sys.executable, "-m", "cli"]
 AUTO = "auto_morning_20251115_060000"
@@ -181,6 +183,12 @@ def test_import_of_the_old_scripts_directory(
         cat.rebuild()
         assert cat.snapshot() == before
 
+    with app_for(settings_for(tmp_path, supabase_db.cluster)) as app:
+        judged = {v.name: v for v in backup_views(app)}  # what retention evaluates
+    assert judged[AUTO].started_at == datetime(2025, 11, 15, 5, 0, 3, tzinfo=UTC)
+    assert judged[AUTO].status == "completed" and judged[AUTO].verified
+    assert not judged[EMERGENCY].verified  # no metadata: not verified by the old scripts
+
     views = Path(env["DUMPLEDGER_BACKUP_DIR"]) / "database"
     meta = json.loads((views / f"{AUTO}_metadata.json").read_text())
     assert meta["timestamp"] == "2025-11-15T05:00:03.000000Z" and meta["created_by"] == "alice"
@@ -228,11 +236,18 @@ def test_conflicts_unsafe_names_and_empty_groups_fail_the_others_import(
     (old / "backup_20251101_000000_full.sql").write_bytes(plain)
     (old / "bad name_20251101_000000_full.sql").write_bytes(plain)
     (old / "orphan_20251101_000000_metadata.json").write_text("{}")
+    # a good full dump beside a custom dump pg_restore cannot decode: none of it is stored
+    (old / "half_20251102_000000_full.sql").write_bytes(pg_dump(supabase_db, "--column-inserts"))
+    (old / "half_20251102_000000.dump").write_bytes(b"PGDMP" + b"\x00" * 200)
     first = run(env, "import-legacy", str(old), "--timezone", "UTC")
     assert first.returncode == 1
     assert "unsafe backup name" in first.stderr and "no full dump" in first.stderr
+    assert "half_20251102_000000 not imported: half_20251102_000000.dump" in first.stderr
     with open_catalog(env) as cat:
         assert [b["name"] for b in list_backups(cat.engine)] == ["backup_20251101_000000"]
+        store = Path(env["DUMPLEDGER_BACKUP_DIR"]) / "store" / "sha256"
+        stored = [p.name.split(".")[0] for p in store.rglob("*") if p.is_file()]
+        assert stored == [b["digest"] for b in blob_rows(cat.engine)]
         assert get_backup(cat.engine, "backup_20251101_000000")["started_at"].startswith(
             "2025-11-01T00:00:00"
         )
