@@ -158,7 +158,9 @@ class RestoreTested(Event):
 class BackupImported(Event):
     """A backup made before dumpledger (the old shell scripts), brought in with its history.
 
-    ``started_at``/``finished_at`` are the original times (UTC ISO-8601), not the import's.
+    ``started_at``/``finished_at`` are the original times (UTC ISO-8601), not the import's;
+    ``verified`` is what the old metadata said. Appended only after every artifact was
+    checked (complete stream, pg_dump trailer or readable custom dump), stored and read back.
     """
 
     backup: str

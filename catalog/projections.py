@@ -18,6 +18,7 @@ from catalog.events import (
     BackupCompleted,
     BackupDeleted,
     BackupFailed,
+    BackupImported,
     BackupPinned,
     BackupStarted,
     BackupUnpinned,
@@ -121,8 +122,45 @@ def _completed(conn: Connection, rec: Recorded, ev: Any) -> None:
         stored_size=sum(int(a["stored_size"]) for a in ev.artifacts),
         metadata=canonical_json(ev.metadata),
     )
-    for art in ev.artifacts:
-        conn.execute(insert(artifacts), {"backup_name": ev.backup, **_artifact_row(art)})
+    _add_artifacts(conn, rec, ev.backup, ev.artifacts)
+
+
+def _imported(conn: Connection, rec: Recorded, ev: Any) -> None:
+    """Like a completed backup, at its original time; the import read every artifact back."""
+    assert isinstance(ev, BackupImported)
+    git = ev.metadata.get("git") or {}
+    db = ev.metadata.get("database") or {}
+    finished = ev.finished_at or ev.started_at
+    conn.execute(
+        insert(backups),
+        dict(
+            name=ev.backup,
+            backup_type=ev.backup_type,
+            status="completed",
+            started_seq=rec.seq,
+            started_at=ev.started_at,
+            finished_at=finished,
+            duration_seconds=ev.metadata.get("duration_seconds"),
+            actor=ev.metadata.get("created_by") or rec.actor,
+            database_name=db.get("name"),
+            database_host=db.get("host"),
+            verified=ev.verified,
+            last_verified_at=rec.occurred_at,
+            last_verify_ok=True,
+            git_commit=git.get("commit"),
+            git_branch=git.get("branch"),
+            raw_size=sum(int(a["raw_size"]) for a in ev.artifacts),
+            stored_size=sum(int(a["stored_size"]) for a in ev.artifacts),
+            metadata=canonical_json(ev.metadata),
+            pinned=False,
+        ),
+    )
+    _add_artifacts(conn, rec, ev.backup, ev.artifacts)
+
+
+def _add_artifacts(conn: Connection, rec: Recorded, name: str, arts: list[Any]) -> None:
+    for art in arts:
+        conn.execute(insert(artifacts), {"backup_name": name, **_artifact_row(art)})
         _reference_blob(conn, rec, art)
 
 
@@ -195,6 +233,7 @@ def _drilled(conn: Connection, rec: Recorded, ev: Any) -> None:
 _HANDLERS: dict[type[Event], Callable[[Connection, Recorded, Any], None]] = {
     BackupStarted: _started,
     BackupCompleted: _completed,
+    BackupImported: _imported,
     BackupFailed: _failed,
     BackupVerified: _verified,
     BackupDeleted: _deleted,

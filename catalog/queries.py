@@ -68,6 +68,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "drill": ("RestoreTested",),
     "delete": ("BackupDeleted",),
     "collect": ("BlobCollected",),
+    "import": ("BackupImported",),
 }
 
 

@@ -13,6 +13,7 @@ import typer
 from catalog.errors import CatalogError
 from catalog.queries import ACTIONS, AuditFilter, BackupFilter, get_backup, list_backups
 from cli import output
+from cli.legacy import import_legacy_cmd
 from cli.state import CONTEXT, STATE, JsonOpt, open_app
 from cli.timeparse import parse_moment
 from pgtools.errors import PgError
@@ -860,6 +861,7 @@ def _print_backup(result: BackupResult) -> None:
 from cli.config_cmd import config_app  # noqa: E402  (commands in their own modules)
 
 app.add_typer(config_app, name="config")
+app.command("import-legacy", context_settings=CONTEXT)(import_legacy_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

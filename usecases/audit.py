@@ -19,6 +19,7 @@ OUTCOMES = {
     "RestoreFailed": "failed",
     "BackupDeleted": "deleted",
     "BlobCollected": "collected",
+    "BackupImported": "imported",
 }
 
 
