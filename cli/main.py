@@ -876,6 +876,11 @@ def _print_backup(result: BackupResult) -> None:
     )
 
 
+from cli.schedule import schedule_app  # noqa: E402  (it imports this module's helpers)
+
+app.add_typer(schedule_app, name="schedule")
+
+
 def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
