@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import plistlib
 import shlex
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from subprocess import CompletedProcess
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,7 +18,7 @@ from usecases.errors import BadInput
 from usecases.schedule.cron import marked_types, merged, render_line, without_marked
 from usecases.schedule.jobs import Job, jobs_for, next_run, program_command, project_dir
 from usecases.schedule.launchd import LaunchdBackend
-from usecases.schedule.systemd import render_service, render_timer
+from usecases.schedule.systemd import SystemdBackend, render_service, render_timer
 from usecases.sections import DEFAULT_SCHEDULE, Slot
 
 NIGHTLY = Slot(backup_type="nightly", time="23:59")
@@ -164,3 +166,41 @@ def test_launchd_plists_parse_and_carry_the_slot_times(tmp_path: Path) -> None:
     assert [p.name for p in agents.iterdir()] == ["com.dumpledger.nightly.plist"]
     assert backend.uninstall() == [str(agents / "com.dumpledger.nightly.plist")]
     assert list(agents.iterdir()) == []
+
+
+class FakeUserManager:
+    """The one fake: `systemctl --user` of a running user manager, which this container (and
+    CI) has none of. It records the commands and answers like systemctl does."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: Sequence[str], stdin: str | None) -> CompletedProcess[str]:
+        self.calls.append(list(argv))
+        out = "running\n" if argv[2:] == ["is-system-running"] else ""
+        if argv[2:3] == ["is-active"]:
+            out = "active\n" * (len(argv) - 3)
+        return CompletedProcess(list(argv), 0, out, "")
+
+
+def test_systemd_with_a_user_manager_reloads_enables_and_disables(tmp_path: Path) -> None:
+    manager = FakeUserManager()
+    backend = SystemdBackend(tmp_path / "units", run=manager)
+    result = backend.install(jobs(tmp_path))
+    assert result.problem is None and result.changed
+    timers = [f"dumpledger-{t}.timer" for t in ("evening", "morning", "nightly", "noon")]
+    assert ["systemctl", "--user", "daemon-reload"] in manager.calls
+    assert manager.calls[-1] == ["systemctl", "--user", "enable", "--now", *timers]
+    assert backend.is_active() == (True, "4 timer(s) active")
+    manager.calls.clear()
+    backend.install(jobs(tmp_path, (NIGHTLY,)))
+    assert ["systemctl", "--user", "disable", "--now", *timers[:2], timers[3]] in manager.calls
+    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == [
+        "dumpledger-nightly.service",
+        "dumpledger-nightly.timer",
+    ]
+    manager.calls.clear()
+    assert len(backend.uninstall()) == 2
+    assert manager.calls[1] == ["systemctl", "--user", "disable", "--now", timers[2]]
+    assert manager.calls[-1] == ["systemctl", "--user", "daemon-reload"]
+    assert list((tmp_path / "units").iterdir()) == []
