@@ -13,6 +13,7 @@ import typer
 from catalog.errors import CatalogError
 from catalog.queries import ACTIONS, AuditFilter, BackupFilter, get_backup, list_backups
 from cli import output
+from cli.schedule import schedule_app
 from cli.timeparse import parse_moment
 from pgtools.errors import PgError
 from store.errors import StoreError
@@ -875,8 +876,6 @@ def _print_backup(result: BackupResult) -> None:
         f"{output.human_size(result.stored_bytes_added)} newly stored"
     )
 
-
-from cli.schedule import schedule_app  # noqa: E402  (it imports this module's helpers)
 
 app.add_typer(schedule_app, name="schedule")
 

@@ -11,14 +11,26 @@ from typing import Annotated, Any
 import typer
 
 from cli import output
-from cli.main import JsonOpt, open_app, settings
 from usecases.config import Settings
+from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.schedule import service
 from usecases.schedule.jobs import Job, jobs_for, program_command, project_dir
 from usecases.schedule.service import BACKENDS, Host
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+def settings() -> Settings:
+    from cli.main import settings as root_settings  # the --backup-dir of the root command
+
+    return root_settings()
+
+
+def open_app() -> App:
+    return App.open(settings())
+
 
 schedule_app = typer.Typer(
     help="Run backups at the times of backup-config.json's schedule (systemd, cron, launchd).",

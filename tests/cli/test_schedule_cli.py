@@ -18,6 +18,7 @@ from tests.schedule_support import crontab_of, set_crontab, throwaway_crontab_us
 from tests.support import cluster_env
 
 DUMPLEDGER = str(Path(sys.executable).parent / "dumpledger")
+SECRET = "pw-never-written-7f3a"
 
 
 def run(
@@ -48,6 +49,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "DBUS_SESSION_BUS_ADDRESS": f"unix:path={run_dir}/no-bus",
         "HOME": str(tmp_path / "home"),
         "DUMPLEDGER_BACKUP_DIR": str(tmp_path / "backups"),
+        "SUPABASE_DB_PASSWORD": SECRET,
     }
 
 
@@ -66,6 +68,7 @@ def test_cron_install_twice_status_uninstall(
     first = json.loads(run(env, tmp_path, "schedule", "install", *cron, "--json").stdout)
     assert first["backend"] == "cron" and first["changed"] and first["problem"] is None
     installed = crontab_of(cron_user)
+    assert installed.startswith(mine) and SECRET not in installed
     second = json.loads(run(env, tmp_path, "schedule", "install", *cron, "--json").stdout)
     assert not second["changed"] and crontab_of(cron_user) == installed
     events = schedule_events(tmp_path)
@@ -103,6 +106,7 @@ def test_systemd_without_a_user_manager_writes_units_and_exits_1(
     service = (units / "dumpledger-noon.service").read_text()
     assert f'"{DUMPLEDGER}" "--backup-dir" "{tmp_path / "backups"}"' in service
     assert f"WorkingDirectory={tmp_path}\n" in service
+    assert not [u for u in units.iterdir() if SECRET in u.read_text()]
     assert [t for t, _ in schedule_events(tmp_path)] == ["ScheduleInstalled"]
     status = json.loads(run(env, tmp_path, "schedule", "status", "--json").stdout)
     assert status["backend"] == "systemd" and status["active"] is False
