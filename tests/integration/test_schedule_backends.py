@@ -7,16 +7,23 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from catalog import Catalog
+from catalog.events import BackupFailed, BackupStarted
 from catalog.queries import list_backups
 from tests.schedule_support import crontab_of, set_crontab, throwaway_crontab_user
+from tests.support import fabricate_backup
+from usecases.config import Settings
+from usecases.context import App
 from usecases.schedule.cron import CronBackend
 from usecases.schedule.jobs import Job, jobs_for
+from usecases.schedule.launchd import LaunchdBackend
+from usecases.schedule.service import status
 from usecases.schedule.systemd import SystemdBackend
 from usecases.sections import DEFAULT_SCHEDULE, Slot
 
@@ -157,3 +164,39 @@ def test_a_crontab_line_run_as_cron_runs_it_backs_up_via_the_scheduler(
     log = backups / "logs" / "cron_morning.log"
     assert rows[0]["name"] in log.read_text() and (log.stat().st_mode & 0o777) == 0o600
     assert (backups / rows[0]["metadata"]["log_file"]).is_file()  # the run's own log
+
+
+def test_status_shows_next_runs_recent_backups_and_the_last_failure(tmp_path: Path) -> None:
+    with App.open(Settings(backup_dir=tmp_path / "backups")) as app:
+        fabricate_backup(app, "auto_noon_20261124_120000", b"SELECT 1;\n", row_counts={})
+        app.catalog.append(
+            BackupStarted(
+                backup="auto_nightly_20261124_235900",
+                backup_type="nightly",
+                hostname="elsewhere",
+                pid=1,
+                database={},
+                artifacts=["full"],
+                codec="gzip",
+            ),
+            actor="cron@host via scheduler",
+        )
+        app.catalog.append(
+            BackupFailed(backup="auto_nightly_20261124_235900", reason="server down", stage="dump"),
+            actor="cron@host via scheduler",
+        )
+        backend = LaunchdBackend(tmp_path / "agents")
+        doc = status(app, backend, jobs(tmp_path), datetime(2026, 11, 24, 23, 59, 30))
+    assert doc["backend"] == "launchd" and doc["active"] is False and doc["installed"] == []
+    assert [(s["backup_type"], s["next_run"]) for s in doc["slots"]] == [
+        ("morning", "2026-11-25T06:00"),
+        ("noon", "2026-11-25T12:00"),
+        ("evening", "2026-11-25T18:00"),
+        ("nightly", "2026-11-25T23:59"),
+    ]
+    assert {r["name"] for r in doc["recent_backups"]} == {
+        "auto_noon_20261124_120000",
+        "auto_nightly_20261124_235900",
+    }
+    assert doc["last_failure"]["name"] == "auto_nightly_20261124_235900"
+    assert doc["last_failure"]["failure_reason"] == "server down"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import plistlib
 import shlex
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from usecases.errors import BadInput
 from usecases.schedule.cron import marked_types, merged, render_line, without_marked
 from usecases.schedule.jobs import Job, jobs_for, next_run, program_command, project_dir
-from usecases.schedule.launchd import LaunchdBackend
+from usecases.schedule.launchd import Launchctl, LaunchdBackend
 from usecases.schedule.systemd import SystemdBackend, render_service, render_timer
 from usecases.sections import DEFAULT_SCHEDULE, Slot
 
@@ -204,3 +205,29 @@ def test_systemd_with_a_user_manager_reloads_enables_and_disables(tmp_path: Path
     assert manager.calls[1] == ["systemctl", "--user", "disable", "--now", timers[2]]
     assert manager.calls[-1] == ["systemctl", "--user", "daemon-reload"]
     assert list((tmp_path / "units").iterdir()) == []
+
+
+def test_launchd_on_macos_bootstraps_each_written_plist(tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+
+    def launchctl(argv: Sequence[str], stdin: str | None) -> CompletedProcess[str]:
+        calls.append(list(argv))  # the one fake: launchctl exists on macOS only
+        return CompletedProcess(list(argv), 0, "", "")
+
+    agents = tmp_path / "LaunchAgents"
+    backend = LaunchdBackend(agents, Launchctl(run=launchctl))
+    assert backend.install(jobs(tmp_path, (NIGHTLY,))).problem is None
+    plist = str(agents / "com.dumpledger.nightly.plist")
+    domain = f"gui/{os.getuid()}"
+    assert calls == [
+        ["launchctl", "bootout", domain, plist],
+        ["launchctl", "bootstrap", domain, plist],
+    ]
+    assert backend.is_active() == (True, "1 agent(s) loaded")
+    calls.clear()
+    assert not backend.install(jobs(tmp_path, (NIGHTLY,))).changed
+    assert calls == []  # an unchanged plist is not reloaded
+    backend.uninstall()
+    assert (
+        calls == [["launchctl", "bootout", domain, plist]] and not agents.joinpath(plist).exists()
+    )
