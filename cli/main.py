@@ -14,6 +14,7 @@ from catalog.errors import CatalogError
 from catalog.queries import ACTIONS, AuditFilter, BackupFilter, get_backup, list_backups
 from cli import output
 from cli.legacy import import_legacy_cmd
+from cli.schedule import schedule_app
 from cli.state import CONTEXT, STATE, JsonOpt, open_app
 from cli.timeparse import parse_moment
 from pgtools.errors import PgError
@@ -862,6 +863,7 @@ from cli.config_cmd import config_app  # noqa: E402  (commands in their own modu
 
 app.add_typer(config_app, name="config")
 app.command("import-legacy", context_settings=CONTEXT)(import_legacy_cmd)
+app.add_typer(schedule_app, name="schedule")
 
 
 def main(argv: list[str] | None = None) -> int:

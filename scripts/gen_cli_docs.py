@@ -23,6 +23,11 @@ COMMANDS = [
     ["catalog", "verify"],
     ["catalog", "rebuild"],
     ["demo"],
+    ["schedule"],
+    ["schedule", "install"],
+    ["schedule", "status"],
+    ["schedule", "test"],
+    ["schedule", "uninstall"],
 ]
 
 

@@ -1,0 +1,150 @@
+"""What one scheduled slot runs, when it runs next, and the port every scheduler backend fills.
+
+Nothing here starts a process: the backends (systemd, cron, launchd) turn
+`Job`s into their own text and install it; ``usecases.schedule.service`` picks the backend.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from usecases.errors import BadInput
+from usecases.files import private_dir
+from usecases.names import SCHEDULED_TYPES
+from usecases.sections import Slot
+
+# The environment a slot runs with: the actor label then says "via scheduler". Nothing secret
+# ever goes here; the password comes from .env in the working directory or the environment.
+SCHEDULER_ENV = {"DUMPLEDGER_VIA": "scheduler"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """One slot as a scheduler sees it: argv, working directory, environment, log file."""
+
+    slot: Slot
+    argv: tuple[str, ...]
+    workdir: Path
+    logs_dir: Path
+
+    @property
+    def backup_type(self) -> str:
+        return self.slot.backup_type
+
+    def log_file(self, backend: str) -> Path:
+        return self.logs_dir / f"{backend}_{self.backup_type}.log"
+
+
+def program_command(argv0: str, executable: str) -> tuple[str, ...]:
+    """The absolute command that starts this same dumpledger: the `dumpledger` script when that
+    is what runs, else this interpreter with `-m cli`. Symlinks are kept (a venv's python is
+    a symlink whose target knows nothing of the venv)."""
+    script = Path(argv0)
+    if script.name == "dumpledger" and script.exists():
+        return (str(script.absolute()),)
+    return (str(Path(executable).absolute()), "-m", "cli")
+
+
+def project_dir(cwd: Path, backup_dir: Path) -> Path:
+    """Where a slot runs: the directory holding .env (settings and the password come from
+    there), else the parent of backups/."""
+    return cwd if (cwd / ".env").is_file() else backup_dir.parent
+
+
+def slot_argv(program: Sequence[str], backup_dir: Path, backup_type: str) -> tuple[str, ...]:
+    return (*program, "--backup-dir", str(backup_dir), "backup", "--type", backup_type)
+
+
+def jobs_for(
+    slots: Sequence[Slot], *, program: Sequence[str], backup_dir: Path, workdir: Path
+) -> list[Job]:
+    """One job per slot; refuses slot names `backup --type` would refuse when it fires."""
+    for slot in slots:
+        if slot.backup_type not in SCHEDULED_TYPES:
+            raise BadInput(
+                f"schedule slot {slot.backup_type!r} is not a backup type; name the slots in "
+                f"backup-config.json one of {', '.join(SCHEDULED_TYPES)}"
+            )
+    return [
+        Job(
+            slot=slot,
+            argv=slot_argv(program, backup_dir, slot.backup_type),
+            workdir=workdir,
+            logs_dir=backup_dir / "logs",
+        )
+        for slot in slots
+    ]
+
+
+def next_run(slot: Slot, now: datetime) -> datetime:
+    """The next time the slot fires after `now`, in `now`'s wall-clock time (and time zone)."""
+    at = time(slot.hour, slot.minute)
+    candidate = datetime.combine(now.date(), at, tzinfo=now.tzinfo)
+    if candidate <= now:
+        candidate = datetime.combine(now.date() + timedelta(days=1), at, tzinfo=now.tzinfo)
+    return candidate
+
+
+Runner = Callable[[Sequence[str], str | None], "subprocess.CompletedProcess[str]"]
+
+
+def run_command(argv: Sequence[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The real process boundary of the backends: never raises for a non-zero exit."""
+    return subprocess.run(
+        list(argv), input=stdin, capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Installed:
+    """What an install did: the units now in place and whether anything changed. `problem`: a
+    step of the install could not be done (exit 1), with what to do; `warning`: installed, but
+    something outside dumpledger keeps it from running (say so, exit 0)."""
+
+    units: list[str]
+    changed: bool
+    problem: str | None = None
+    warning: str | None = None
+
+
+class Backend(Protocol):
+    """A scheduler: renders jobs to its own text, installs and removes them idempotently."""
+
+    name: str
+
+    def render(self, jobs: Sequence[Job]) -> dict[str, str]:
+        """Unit name (file path or crontab marker) -> the text the scheduler reads."""
+        ...
+
+    def install(self, jobs: Sequence[Job]) -> Installed: ...
+
+    def uninstall(self) -> list[str]:
+        """Remove every dumpledger unit; return what was removed."""
+        ...
+
+    def units(self) -> list[str]:
+        """The dumpledger units currently installed."""
+        ...
+
+    def is_active(self) -> tuple[bool, str]:
+        """Whether the scheduler will run the installed units, and a one-line explanation."""
+        ...
+
+
+def touch_private(path: Path) -> None:
+    """Create a scheduler's log file 0600 before the scheduler opens it with its own umask."""
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+
+
+def differs(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") != text
+    except FileNotFoundError:
+        return True
