@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from catalog import Catalog
 from catalog.events import BackupFailed
 from catalog.queries import running_backups
-from store import BlobStore, LocalStore
+from store import AgeKeys, BlobStore, LocalStore
 from usecases.config import Settings
 from usecases.files import private_dir
 
@@ -47,7 +47,9 @@ class App:
     ) -> App:
         private_dir(settings.backup_dir)
         catalog = Catalog.open(settings.effective_catalog_url(), clock=clock)
-        app = cls(settings, catalog, LocalStore(settings.store_dir), actor_label(via), clock)
+        enc = settings.encryption
+        keys = AgeKeys(recipients=enc.recipients, identity_file=enc.identity_file)
+        app = cls(settings, catalog, LocalStore(settings.store_dir, keys), actor_label(via), clock)
         app.settle_abandoned()
         return app
 
