@@ -184,3 +184,18 @@ def test_missing_pyrage_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "pyrage", None)
     with pytest.raises(StoreError, match=r"pip install 'dumpledger\[age\]'"):
         LocalStore(tmp_path / "store", keys).put(iter(RAW), Codec.GZIP_AGE)
+
+
+def test_restoring_an_encrypted_file_from_outside_the_catalog_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    from usecases.errors import BadInput
+    from usecases.restore import detect_codec
+
+    keys = age_keys(tmp_path)
+    dump = tmp_path / "copy_full.sql.gz.age"
+    dump.write_bytes(
+        b"".join(encrypt(iter([gzip.compress(b"SELECT 1;\n")]), keys.parsed_recipients()))
+    )
+    with pytest.raises(BadInput, match=r"is age-encrypted: .*age -d -i KEYFILE"):
+        detect_codec(dump)
