@@ -27,7 +27,7 @@ from pgtools.dump import (
     supports_restrict_key,
 )
 from pgtools.session import SnapshotSession
-from store import Codec
+from store import Codec, DecryptionKeyError
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput
 from usecases.files import atomic_write
@@ -323,7 +323,13 @@ def encryption_summary(artifacts: list[dict[str, Any]]) -> dict[str, Any] | None
 
 def _verify_artifact(app: App, art: dict[str, Any], bindir: Path) -> None:
     codec = Codec(art["codec"])
-    result = app.store.verify(art["digest"], codec, expected_stored_sha256=art["stored_sha256"])
+    try:
+        result = app.store.verify(art["digest"], codec, expected_stored_sha256=art["stored_sha256"])
+    except DecryptionKeyError as exc:  # the key this host would restore with does not fit
+        raise BackupFailedError(
+            f"artifact {art['kind']} cannot be read back: {exc}; encryption.identity_file "
+            "must hold the key of one of encryption.recipients"
+        ) from None
     if not result.ok:
         raise BackupFailedError(f"artifact {art['kind']} failed read-back: {result.error}")
     if art["kind"] == "custom" and (not codec.sealed or app.settings.encryption.identity_file):

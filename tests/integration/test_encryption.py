@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from usecases.backup import BackupRequest, run_backup
 from usecases.config import Settings
 from usecases.context import App
 from usecases.drill import run_drill
+from usecases.errors import BackupFailedError
 from usecases.restore import RestoreRequest, execute_restore, plan_restore
 from usecases.sections import Encryption
 from usecases.verify import verify_one
@@ -80,9 +82,11 @@ def test_encrypted_backup_holds_no_plaintext_and_round_trips(
         # The catalog records who can decrypt: in the event and in the backup's metadata.
         recipients = list(keys.recipients)
         assert backup["metadata"]["encryption"] == {"scheme": "age", "recipients": recipients}
-        completed = [r for r in app.catalog.events(subject=name) if r.type == "BackupCompleted"]
-        for art in completed[0].payload["artifacts"]:
+        for art in completed_artifacts(app, name):
             assert art["encryption"] == {"scheme": "age", "recipients": recipients}
+        doc = json.loads((settings.database_dir / f"{name}_metadata.json").read_text())
+        assert doc["encryption"]["recipients"] == recipients
+        assert doc["files"]["full"] == view.name
 
         outcome = verify_one(app, name)
         assert outcome.ok and all(a["note"] is None for a in outcome.artifacts)
@@ -196,3 +200,17 @@ def completed_artifacts(app: App, name: str) -> list[dict[str, Any]]:
     done = [r for r in app.catalog.events(subject=name) if r.type == "BackupCompleted"]
     arts: list[dict[str, Any]] = done[0].payload["artifacts"]
     return arts
+
+
+def test_a_backup_whose_key_does_not_fit_its_recipients_fails(
+    tmp_path: Path, pg_cluster: Cluster
+) -> None:
+    keys = age_keys(tmp_path / "keys")
+    other = tmp_path / "other.key"
+    write_identity(other)
+    settings = with_identity(encrypted_settings(tmp_path, pg_cluster, keys), other)
+    settings = dataclasses.replace(settings, database=settings_for(tmp_path, pg_cluster).database)
+    with app_for(settings) as app:
+        with pytest.raises(BackupFailedError, match=f"age identity file {other} holds no key"):
+            run_backup(app, BackupRequest(backup_type="nightly"))
+        assert event_types(app) == ["BackupStarted", "BackupFailed"]
