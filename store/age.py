@@ -67,6 +67,12 @@ class AgeKeys:
                 "backup-config.json to the private key (AGE-SECRET-KEY-1...)"
             )
         try:
+            mode = path.stat().st_mode
+            if path.is_file() and mode & 0o077:  # as ssh does with private keys
+                raise DecryptionKeyError(
+                    f"age identity file {path} is readable by others (mode {mode & 0o777:o}): "
+                    f"chmod 600 {path}"
+                )
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise DecryptionKeyError(

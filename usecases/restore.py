@@ -61,6 +61,7 @@ from usecases.verify import naming_recipients
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CUSTOM_MAGIC = b"PGDMP"
+DECRYPTED_PREFIX = "decrypted-"
 
 
 class RestoreFailedError(UseCaseError):
@@ -553,7 +554,8 @@ def _materialized(app: App, src: Source) -> Iterator[Path]:
         yield app.store.path_for(src.digest, src.codec)
     else:
         tmp_dir = private_dir(app.settings.backup_dir / "tmp")
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="restore-", suffix=".dump")
+        prefix = f"{DECRYPTED_PREFIX}{os.getpid()}-"  # a dead pid's file is removed on open
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=prefix, suffix=".dump")
         try:
             with (
                 os.fdopen(fd, "wb") as fh,

@@ -174,6 +174,7 @@ def test_recipients_change_but_a_stored_blob_keeps_its_own(
     # identity in the file), as the guide says to, until the old blobs are gone.
     both = tmp_path / "both.key"
     both.write_text(second.identity_file.read_text() + first.identity_file.read_text())
+    both.chmod(0o600)
     rotated = with_identity(encrypted_settings(tmp_path, cluster, second), both)
     with app_for(rotated) as app:
         two = run_backup(app, BackupRequest(backup_type="nightly")).name

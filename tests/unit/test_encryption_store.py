@@ -97,7 +97,15 @@ def test_missing_unreadable_and_bad_identity_files(tmp_path: Path) -> None:
     garbage.write_text("AGE-SECRET-KEY-1NOTAKEYATALL-secret-looking\n")
     empty = tmp_path / "empty.key"
     empty.write_text("# only a comment\n")
+    garbage.chmod(0o600)
+    empty.chmod(0o600)
+    shared = tmp_path / "shared.key"
+    write_identity(shared)
+    shared.chmod(0o644)
+    secret = shared.read_text().split()[-1]
+    assert secret.startswith("AGE-SECRET-KEY-1")
     cases = {
+        shared: f"age identity file {shared} is readable by others (mode 644): chmod 600",
         missing: f"age identity file {missing} does not exist",
         garbage: f"age identity file {garbage} line 1 is not an age X25519 identity",
         empty: f"age identity file {empty} holds no age identity",
@@ -109,6 +117,7 @@ def test_missing_unreadable_and_bad_identity_files(tmp_path: Path) -> None:
             reader.verify(info.digest, Codec.GZIP_AGE)
         assert str(err.value).startswith(message)
         assert "secret-looking" not in str(err.value)  # never echo what a key file holds
+        assert secret not in str(err.value)
 
 
 def test_verify_without_identity_checks_the_stored_digest_only(tmp_path: Path) -> None:
@@ -199,3 +208,21 @@ def test_restoring_an_encrypted_file_from_outside_the_catalog_says_what_to_do(
     )
     with pytest.raises(BadInput, match=r"is age-encrypted: .*age -d -i KEYFILE"):
         detect_codec(dump)
+
+
+def test_decrypted_dumps_of_dead_restores_are_removed_on_open(tmp_path: Path) -> None:
+    import subprocess
+
+    from usecases.context import remove_dead_decrypted
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # its pid is no longer alive (and reaped)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = tmp / f"decrypted-{finished.pid}-abc.dump"
+    alive = tmp / f"decrypted-{os.getpid()}-def.dump"
+    other = tmp / "notes.txt"
+    for path in (dead, alive, other):
+        path.write_bytes(MARKER)
+    assert remove_dead_decrypted(tmp) == [dead]
+    assert not dead.exists() and alive.exists() and other.exists()
