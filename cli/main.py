@@ -637,8 +637,6 @@ def demo(
         print("\n$ dumpledger verify --all")
         for o in verify_backups(ctx, None, all_backups=True):
             print(f"{'ok    ' if o.ok else 'FAILED'} {o.backup}")
-            for note in sorted({a["note"] for a in o.artifacts if a.get("note")}):
-                print(f"       {note}")
         print("\n$ dumpledger list")
         rows = list_backups(ctx.catalog.engine)
         output.table(LIST_HEADERS, [_list_row(r) for r in rows])

@@ -110,7 +110,7 @@ def naming_recipients(backup: dict[str, Any]) -> Iterator[None]:
         enc = (backup.get("metadata") or {}).get("encryption") or {}
         recipients = ", ".join(enc.get("recipients") or []) or "unknown recipients"
         raise DecryptionKeyError(
-            f"{exc}; backup {backup['name']} is encrypted to {recipients}"
+            f"{exc}; backup {backup.get('name')} is encrypted to {recipients}"
         ) from None
 
 
