@@ -140,3 +140,22 @@ def _backup_dict(row: Any) -> dict[str, Any]:
         if out[key] is not None:
             out[key] = bool(out[key])
     return out
+
+
+def blob_encryption(engine: Engine, digest: str, codec: str) -> dict[str, Any] | None:
+    """The "encryption" entry recorded by the backup that first referenced this blob, if any.
+
+    An encrypted blob is written once; a later backup of the same dump reuses it, so it is
+    encrypted to the recipients of that first backup, not necessarily to today's.
+    """
+    key = (blobs.c.digest == digest) & (blobs.c.codec == codec)
+    with engine.connect() as conn:
+        first = conn.execute(select(blobs.c.first_seq).where(key)).scalar()
+        if first is None:
+            return None
+        payload = conn.execute(select(events.c.payload).where(events.c.seq == first)).scalar()
+    for art in json.loads(payload or "{}").get("artifacts", []):
+        if isinstance(art, dict) and art.get("digest") == digest and art.get("codec") == codec:
+            found = art.get("encryption")
+            return dict(found) if isinstance(found, dict) else None
+    return None

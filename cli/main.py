@@ -241,10 +241,13 @@ def info(name: str, json_out: JsonOpt = False) -> None:
             f"{'versions:':<18}server {meta['versions'].get('server')}, "
             f"pg_dump {meta['versions'].get('pg_dump')}"
         )
+    if meta.get("encryption"):
+        enc = meta["encryption"]
+        print(f"{'encrypted:':<18}{enc['scheme']} to {', '.join(enc['recipients'])}")
     print("artifacts:")
     for a in backup["artifacts"]:
         print(
-            f"  {a['kind']:<8} {a['codec']:<5} raw {output.human_size(a['raw_size']):>10}  "
+            f"  {a['kind']:<8} {a['codec']:<8} raw {output.human_size(a['raw_size']):>10}  "
             f"stored {output.human_size(a['stored_size']):>10}  sha256:{a['digest']}"
         )
     if meta.get("row_counts"):
@@ -281,6 +284,8 @@ def verify(
     else:
         for o in outcomes:
             print(f"{'ok    ' if o.ok else 'FAILED'} {o.backup}")
+            for note in sorted({a["note"] for a in o.artifacts if a.get("note")}):
+                print(f"       {note}")
             for f in o.failures():
                 output.error(f"{o.backup}: {f['kind']} ({f['link']} -> {f['file']}): {f['error']}")
     if not all(o.ok for o in outcomes):

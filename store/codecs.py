@@ -25,12 +25,33 @@ ZSTD_FEED = 32 << 10  # compressed bytes per zstd step: output <= ZSTD_FEED x ra
 
 
 class Codec(StrEnum):
+    """How a blob's bytes are stored. The ``+age`` ones are age-encrypted after compression:
+    a separate stored object from the plain one of the same digest (another file name)."""
+
     GZIP = "gzip"
     ZSTD = "zstd"
     NONE = "none"  # pg_dump custom format: already compressed
+    GZIP_AGE = "gzip+age"
+    ZSTD_AGE = "zstd+age"
+    NONE_AGE = "none+age"
+
+    @property
+    def sealed(self) -> bool:
+        """True when the stored bytes are age-encrypted."""
+        return self.value.endswith(AGE_TAG)
+
+    @property
+    def compression(self) -> Codec:
+        """The compression alone: what (de)compress applies under the encryption."""
+        return Codec(self.value.removesuffix(AGE_TAG))
+
+    def with_age(self) -> Codec:
+        return Codec(self.compression.value + AGE_TAG)
 
 
+AGE_TAG = "+age"
 SUFFIXES: dict[Codec, str] = {Codec.GZIP: ".sql.gz", Codec.ZSTD: ".sql.zst", Codec.NONE: ".dump"}
+SUFFIXES.update({c.with_age(): s + ".age" for c, s in list(SUFFIXES.items())})
 DEFAULT_LEVELS: dict[Codec, int] = {Codec.GZIP: 9, Codec.ZSTD: 3, Codec.NONE: 0}
 
 
@@ -94,6 +115,7 @@ def zstd_stream(chunks: Iterable[bytes], level: int, threads: int) -> Iterator[b
 def compress(
     chunks: Iterable[bytes], codec: Codec, level: int | None, threads: int
 ) -> Iterator[bytes]:
+    codec = Codec(codec).compression  # the age layer is the store's, after this
     lvl = DEFAULT_LEVELS[codec] if level is None else level
     if codec is Codec.GZIP:
         return gzip_parallel(chunks, lvl, threads)
@@ -103,6 +125,7 @@ def compress(
 
 
 def decompress(chunks: Iterable[bytes], codec: Codec) -> Iterator[bytes]:
+    codec = Codec(codec).compression  # decrypted (by the store) before this
     if codec is Codec.GZIP:
         return _gunzip_checked(chunks)
     if codec is Codec.ZSTD:

@@ -24,3 +24,12 @@ class StoreFull(StoreError):
         super().__init__(
             f"no space left on device writing to {directory}: free space and run the backup again"
         )
+
+
+class DecryptionKeyError(StoreError):
+    """An encrypted blob cannot be read: no identity file, an unreadable one, or the wrong key.
+
+    Exit 2: the configuration (encryption.identity_file) needs fixing, not the backup.
+    """
+
+    exit_code = 2

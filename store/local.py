@@ -19,8 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from store import age
+from store.age import AgeKeys
 from store.codecs import READ_CHUNK, SUFFIXES, Codec, compress, decompress
-from store.errors import BlobMissing, StoreError, StoreFull
+from store.errors import BlobMissing, DecryptionKeyError, StoreError, StoreFull
 from store.pipeline import prefetch
 from store.results import BlobInfo, VerifyResult
 
@@ -76,10 +78,29 @@ class _Counting:
             yield chunk
 
 
+def sealed_stream(
+    chunks: Iterable[bytes], codec: Codec, keys: AgeKeys, level: int | None, threads: int
+) -> Iterator[bytes]:
+    """Compress, then age-encrypt when the codec says so (recipients checked up front)."""
+    recipients = keys.parsed_recipients() if codec.sealed else None
+    stream = compress(chunks, codec, level, threads)
+    return stream if recipients is None else age.encrypt(stream, recipients)
+
+
+def opened_stream(
+    chunks: Iterable[bytes], codec: Codec, keys: AgeKeys, what: str
+) -> Iterator[bytes]:
+    """Decrypt when the codec says so (identities loaded up front), then decompress."""
+    if codec.sealed:
+        chunks = age.decrypt(chunks, keys.identities(), what=what, key_file=keys.identity_file)
+    return decompress(chunks, codec)
+
+
 class LocalStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keys: AgeKeys | None = None) -> None:
         self.root = Path(root)
         self.blobs_dir = self.root / "sha256"
+        self.keys = keys or AgeKeys()
 
     def path_for(self, digest: str, codec: Codec) -> Path:
         digest = check_digest(digest)
@@ -108,7 +129,7 @@ class LocalStore:
         try:
             # Reading the producer and hashing the raw bytes overlap with compression.
             stored_sha, stored_size = self._write_tmp(
-                tmp, compress(prefetch(raw, depth=16), codec, level, threads)
+                tmp, sealed_stream(prefetch(raw, depth=16), codec, self.keys, level, threads)
             )
             digest = raw.sha.hexdigest()
             final = self.path_for(digest, codec)
@@ -177,7 +198,7 @@ class LocalStore:
                 f"blob {digest} is missing from {path.parent}; run `dumpledger verify --all`"
             ) from None
         with fh:
-            yield decompress(read_chunks(fh), Codec(codec))
+            yield opened_stream(read_chunks(fh), Codec(codec), self.keys, f"blob {path}")
 
     def verify(
         self,
@@ -188,9 +209,15 @@ class LocalStore:
         progress: Progress | None = None,
     ) -> VerifyResult:
         """Re-read, decompress and re-hash; problems are reported, not raised."""
+        codec = Codec(codec)
         path = self.path_for(digest, codec)
         if not path.is_file():
             return VerifyResult.failed(digest, f"blob file {path} is missing")
+        if codec.sealed and self.keys.identity_file is None:
+            stored_sha, stored_size = _hash_file(path)
+            return VerifyResult.stored_only(
+                digest, stored_sha, stored_size, expected_stored_sha256, path
+            )
         stored = hashlib.sha256()
         stored_size = 0
 
@@ -205,9 +232,12 @@ class LocalStore:
         try:
             with path.open("rb") as fh:
                 # Reading and decompressing overlap with hashing the raw bytes.
-                raw.chunks = prefetch(decompress(stored_chunks(fh), Codec(codec)))
+                plain = opened_stream(stored_chunks(fh), codec, self.keys, f"blob {path}")
+                raw.chunks = prefetch(plain)
                 for _ in raw:
                     pass
+        except DecryptionKeyError:
+            raise  # the key is wrong, not the blob: nothing to record against it
         except (EOFError, OSError, ValueError, StoreError) as exc:
             return VerifyResult.failed(digest, f"{path}: cannot decompress: {exc}")
         except Exception as exc:  # zstandard.ZstdError and friends

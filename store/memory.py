@@ -8,14 +8,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from store.codecs import SUFFIXES, Codec, compress, decompress
-from store.errors import BlobMissing
-from store.local import check_digest, read_chunks
+from store.age import AgeKeys
+from store.codecs import SUFFIXES, Codec
+from store.errors import BlobMissing, DecryptionKeyError
+from store.local import check_digest, opened_stream, read_chunks, sealed_stream
 from store.results import BlobInfo, VerifyResult
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, keys: AgeKeys | None = None) -> None:
+        self.keys = keys or AgeKeys()
         self.blobs: dict[tuple[str, Codec], bytes] = {}
         self.holders = 0
 
@@ -49,7 +51,7 @@ class MemoryStore:
                     progress(raw_size)
                 yield chunk
 
-        data = b"".join(compress(counted(), codec, level, threads))
+        data = b"".join(sealed_stream(counted(), codec, self.keys, level, threads))
         key = (raw_sha.hexdigest(), codec)
         created = key not in self.blobs
         if created:
@@ -71,7 +73,7 @@ class MemoryStore:
             data = self.blobs[(check_digest(digest), Codec(codec))]
         except KeyError:
             raise BlobMissing(f"blob {digest} is missing from the memory store") from None
-        yield decompress(iter([data]), Codec(codec))
+        yield opened_stream(iter([data]), Codec(codec), self.keys, f"blob {digest}")
 
     def verify(
         self,
@@ -81,14 +83,22 @@ class MemoryStore:
         expected_stored_sha256: str | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> VerifyResult:
-        data = self.blobs.get((check_digest(digest), Codec(codec)))
+        codec = Codec(codec)
+        data = self.blobs.get((check_digest(digest), codec))
         if data is None:
             return VerifyResult.failed(digest, f"blob {digest} is missing")
+        if codec.sealed and self.keys.identity_file is None:
+            stored = hashlib.sha256(data).hexdigest()
+            return VerifyResult.stored_only(
+                digest, stored, len(data), expected_stored_sha256, "memory"
+            )
         sha, size = hashlib.sha256(), 0
         try:
-            for chunk in decompress(iter([data]), Codec(codec)):
+            for chunk in opened_stream(iter([data]), codec, self.keys, f"blob {digest}"):
                 sha.update(chunk)
                 size += len(chunk)
+        except DecryptionKeyError:
+            raise
         except Exception as exc:  # a corrupt stream, whatever the codec's error type
             return VerifyResult.failed(digest, f"cannot decompress: {exc}")
         return VerifyResult.check(

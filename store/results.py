@@ -27,6 +27,7 @@ class VerifyResult:
     stored_size: int = 0
     stored_sha256: str = ""
     error: str | None = None
+    note: str | None = None  # what was not checked, e.g. content under encryption without a key
 
     @classmethod
     def failed(cls, digest: str, error: str) -> VerifyResult:
@@ -61,4 +62,29 @@ class VerifyResult:
             stored_size=stored_size,
             stored_sha256=stored_sha,
             error=error,
+        )
+
+    @classmethod
+    def stored_only(
+        cls,
+        digest: str,
+        stored_sha: str,
+        stored_size: int,
+        expected_stored: str | None,
+        where: Path | str,
+    ) -> VerifyResult:
+        """An encrypted blob checked without its key: only the stored bytes' digest."""
+        error = None
+        if expected_stored and stored_sha != expected_stored:
+            error = (
+                f"blob {digest} failed verification ({where}): stored bytes hash to "
+                f"{stored_sha}, expected {expected_stored}"
+            )
+        return cls(
+            ok=error is None,
+            digest=digest,
+            stored_size=stored_size,
+            stored_sha256=stored_sha,
+            error=error,
+            note="encrypted; stored digest checked only (no identity_file to decrypt with)",
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from catalog.errors import UnknownBackup
 from catalog.events import BackupCompleted, BackupFailed, BackupStarted
-from catalog.queries import BackupFilter, get_backup, list_backups
+from catalog.queries import BackupFilter, blob_encryption, get_backup, list_backups
 from pgtools.binaries import find_program
 from pgtools.dump import (
     DumpSpec,
@@ -27,7 +27,7 @@ from pgtools.dump import (
     supports_restrict_key,
 )
 from pgtools.session import SnapshotSession
-from store import Codec
+from store import Codec, DecryptionKeyError
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput
 from usecases.files import atomic_write
@@ -255,7 +255,7 @@ def _dump_and_verify(
         )
     durations = {k: results[k][1] for k in kinds}
     durations["verify"] = round(time.monotonic() - t0, 3)
-    meta = {
+    meta: dict[str, Any] = {
         "versions": {"server": snap.server_version, "pg_dump": pg_dump.version},
         "row_counts": row_counts,
         "latest_migration": migration,
@@ -265,6 +265,8 @@ def _dump_and_verify(
             k: [a for a in specs[k].args if not a.startswith("--snapshot")] for k in kinds
         },
     }
+    if (encryption := encryption_summary(artifacts)) is not None:
+        meta["encryption"] = encryption
     return artifacts, meta
 
 
@@ -273,6 +275,8 @@ def _dump_one(
 ) -> tuple[dict[str, Any], float]:
     s = app.settings
     codec = Codec.NONE if spec.kind == "custom" else Codec(s.codec)
+    if s.encryption.enabled:
+        codec = codec.with_age()
     report = (lambda n: progress(spec.kind, n)) if progress else None
     t0 = time.monotonic()
     info = run_dump(
@@ -284,7 +288,7 @@ def _dump_one(
         ),
         on_start=children.add,
     )
-    art = {
+    art: dict[str, Any] = {
         "kind": spec.kind,
         "digest": info.digest,
         "codec": info.codec.value,
@@ -293,14 +297,42 @@ def _dump_one(
         "stored_sha256": info.stored_sha256,
         "created": info.created,
     }
+    if codec.sealed:
+        art["encryption"] = _encryption_of(app, art)
     return art, round(time.monotonic() - t0, 3)
+
+
+def _encryption_of(app: App, art: dict[str, Any]) -> dict[str, Any]:
+    """Who can decrypt this artifact: today's recipients for a new blob; for one already
+    stored, the recipients recorded when it was written (it is not encrypted again)."""
+    if not art["created"]:
+        known = blob_encryption(app.catalog.engine, art["digest"], art["codec"])
+        if known is not None:
+            return known
+    return {"scheme": "age", "recipients": list(app.settings.encryption.recipients)}
+
+
+def encryption_summary(artifacts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """metadata["encryption"]: the scheme and every recipient any artifact is encrypted to."""
+    sealed = [a["encryption"] for a in artifacts if a.get("encryption")]
+    if not sealed:
+        return None
+    recipients = sorted({r for e in sealed for r in e.get("recipients", [])})
+    return {"scheme": "age", "recipients": recipients}
 
 
 def _verify_artifact(app: App, art: dict[str, Any], bindir: Path) -> None:
     codec = Codec(art["codec"])
-    result = app.store.verify(art["digest"], codec, expected_stored_sha256=art["stored_sha256"])
+    try:
+        result = app.store.verify(art["digest"], codec, expected_stored_sha256=art["stored_sha256"])
+    except DecryptionKeyError as exc:  # the key this host would restore with does not fit
+        raise BackupFailedError(
+            f"artifact {art['kind']} cannot be read back: {exc}; encryption.identity_file "
+            "must hold the key of one of encryption.recipients"
+        ) from None
     if not result.ok:
         raise BackupFailedError(f"artifact {art['kind']} failed read-back: {result.error}")
-    if art["kind"] == "custom":
+    if art["kind"] == "custom" and (not codec.sealed or app.settings.encryption.identity_file):
+        # Without the private key an encrypted custom dump is checked by its stored digest.
         with app.store.open_raw(art["digest"], codec) as chunks:
             check_custom_dump(bindir, iter(chunks))

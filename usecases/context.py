@@ -8,11 +8,12 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from catalog import Catalog
 from catalog.events import BackupFailed
 from catalog.queries import running_backups
-from store import BlobStore, LocalStore
+from store import AgeKeys, BlobStore, LocalStore
 from usecases.config import Settings
 from usecases.files import private_dir
 
@@ -47,7 +48,9 @@ class App:
     ) -> App:
         private_dir(settings.backup_dir)
         catalog = Catalog.open(settings.effective_catalog_url(), clock=clock)
-        app = cls(settings, catalog, LocalStore(settings.store_dir), actor_label(via), clock)
+        enc = settings.encryption
+        keys = AgeKeys(recipients=enc.recipients, identity_file=enc.identity_file)
+        app = cls(settings, catalog, LocalStore(settings.store_dir, keys), actor_label(via), clock)
         app.settle_abandoned()
         return app
 
@@ -79,7 +82,20 @@ class App:
         with self.store.collecting(wait=0) as alone:
             if alone:  # no backup is writing: every temp file is a dead writer's
                 self.store.remove_stale_temp_files()
+        remove_dead_decrypted(self.settings.backup_dir / "tmp")
         return settled
+
+
+def remove_dead_decrypted(tmp_dir: Path) -> list[Path]:
+    """Decrypted custom dumps (decrypted-<pid>-*.dump) whose restore process died: plaintext
+    of an encrypted backup must not stay on disk."""
+    removed = []
+    for path in sorted(tmp_dir.glob("decrypted-*-*.dump")) if tmp_dir.is_dir() else []:
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _pid_alive(pid: int | None) -> bool:

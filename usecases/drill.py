@@ -26,6 +26,7 @@ from pgtools.restore import (
 )
 from pgtools.session import TABLES_SQL, connect
 from pgtools.target import DbTarget
+from store import DecryptionKeyError
 from usecases.context import App
 from usecases.errors import BadInput
 from usecases.restore import RestoreRequest, bindir_for, load_source, restore_into
@@ -94,6 +95,8 @@ def _drill(app: App, name: str | None, server: DbTarget | None) -> DrillOutcome:
         t1 = time.monotonic()
         checked, mismatches = compare(db, expected)
         check_s = round(time.monotonic() - t1, 3)
+    except DecryptionKeyError:
+        raise  # the configured key is wrong, not the backup: no drill result to record
     except Exception as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
     finally:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import os
 import re
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,15 +49,19 @@ from pgtools.restore import (
 )
 from pgtools.target import DbTarget
 from store import Codec
+from store.age import AGE_MAGIC
 from store.codecs import decompress
 from store.local import read_chunks
 from usecases.backup import BackupRequest, run_backup, unused_name
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
+from usecases.files import private_dir
+from usecases.verify import naming_recipients
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CUSTOM_MAGIC = b"PGDMP"
+DECRYPTED_PREFIX = "decrypted-"
 
 
 class RestoreFailedError(UseCaseError):
@@ -210,18 +216,25 @@ def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
                 f"({bad['file']}): {bad['error']}"
             )
         src.verified = True
-    if "globals" in arts and req.with_globals:
-        with app.store.open_raw(arts["globals"]["digest"], Codec(arts["globals"]["codec"])) as it:
-            src.globals_sql = b"".join(it).decode("utf-8")
-    if props is None and src.format == "plain":  # backups from before properties were recorded
-        with app.store.open_raw(src.digest, src.codec) as chunks:
-            src.event_trigger_owners = event_trigger_owners_in(_lines(chunks))
+    with naming_recipients(backup):
+        if "globals" in arts and req.with_globals:
+            glob = arts["globals"]
+            with app.store.open_raw(glob["digest"], Codec(glob["codec"])) as it:
+                src.globals_sql = b"".join(it).decode("utf-8")
+        if props is None and src.format == "plain":  # from before properties were recorded
+            with app.store.open_raw(src.digest, src.codec) as chunks:
+                src.event_trigger_owners = event_trigger_owners_in(_lines(chunks))
     return src
 
 
 def detect_codec(path: Path) -> tuple[str, Codec]:
     with path.open("rb") as fh:
-        head = fh.read(8)
+        head = fh.read(len(AGE_MAGIC))
+    if head.startswith(AGE_MAGIC):
+        raise BadInput(
+            f"{path} is age-encrypted: restore its backup by name, or decrypt it first "
+            f"(age -d -i KEYFILE {path.name} > dump) and pass that file"
+        )
     if head.startswith(CUSTOM_MAGIC):
         return "custom", Codec.NONE
     if head.startswith(GZIP_MAGIC):
@@ -527,17 +540,33 @@ def _raw_chunks(app: App, src: Source) -> Iterator[Iterator[bytes]]:
         with src.file.open("rb") as fh:
             yield decompress(read_chunks(fh), src.codec)
     else:
-        with app.store.open_raw(src.digest, src.codec) as chunks:
-            yield iter(chunks)
+        with naming_recipients(src.backup or {}), app.store.open_raw(src.digest, src.codec) as it:
+            yield iter(it)
 
 
 @contextmanager
 def _materialized(app: App, src: Source) -> Iterator[Path]:
-    """A path pg_restore can read (and seek, for -j): the file, or the stored blob itself."""
+    """A path pg_restore can read (and seek, for -j): the file, or the stored blob itself;
+    an encrypted blob is decrypted to a private temp file (0600, removed afterwards)."""
     if src.file is not None:
         yield src.file
-    else:
+    elif not src.codec.sealed:
         yield app.store.path_for(src.digest, src.codec)
+    else:
+        tmp_dir = private_dir(app.settings.backup_dir / "tmp")
+        prefix = f"{DECRYPTED_PREFIX}{os.getpid()}-"  # a dead pid's file is removed on open
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=prefix, suffix=".dump")
+        try:
+            with (
+                os.fdopen(fd, "wb") as fh,
+                naming_recipients(src.backup or {}),
+                app.store.open_raw(src.digest, src.codec) as chunks,
+            ):
+                for chunk in chunks:
+                    fh.write(chunk)
+            yield Path(name)
+        finally:
+            Path(name).unlink(missing_ok=True)
 
 
 def _drop_quietly(target: DbTarget, name: str) -> None:

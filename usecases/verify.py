@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from catalog.queries import BackupFilter, get_backup, list_backups
 from pgtools.binaries import find_program
 from pgtools.dump import check_custom_dump
 from pgtools.errors import PgError
-from store import Codec
+from store import Codec, DecryptionKeyError
 from usecases.context import App
 from usecases.errors import BadInput
 from usecases.views import artifact_filename
@@ -66,7 +67,8 @@ def verify_kinds(
     if backup["status"] != "completed":
         raise BadInput(f"backup {name} is {backup['status']}, not completed: nothing to verify")
     arts = [a for a in backup["artifacts"] if kinds is None or a["kind"] in kinds]
-    results = [_check(app, backup, art, progress, decode_custom) for art in arts]
+    with naming_recipients(backup):
+        results = [_check(app, backup, art, progress, decode_custom) for art in arts]
     ok = all(r["ok"] for r in results)
     app.catalog.append(BackupVerified(backup=name, ok=ok, artifacts=results), actor=app.actor)
     return VerifyOutcome(backup=name, ok=ok, artifacts=results)
@@ -86,7 +88,7 @@ def _check(
         art["digest"], codec, expected_stored_sha256=art["stored_sha256"], progress=report
     )
     error = res.error
-    if res.ok and art["kind"] == "custom" and decode_custom:
+    if res.ok and art["kind"] == "custom" and decode_custom and res.note is None:
         error = _decode_custom(app, art, codec)
     return {
         "kind": art["kind"],
@@ -95,7 +97,21 @@ def _check(
         "link": artifact_filename(backup["name"], art["kind"], art["codec"]),
         "ok": error is None,
         "error": error,
+        "note": res.note,
     }
+
+
+@contextmanager
+def naming_recipients(backup: dict[str, Any]) -> Iterator[None]:
+    """Add to a key error whom the backup was encrypted to: that says which key to find."""
+    try:
+        yield
+    except DecryptionKeyError as exc:
+        enc = (backup.get("metadata") or {}).get("encryption") or {}
+        recipients = ", ".join(enc.get("recipients") or []) or "unknown recipients"
+        raise DecryptionKeyError(
+            f"{exc}; backup {backup.get('name')} is encrypted to {recipients}"
+        ) from None
 
 
 def _decode_custom(app: App, art: dict[str, Any], codec: Codec) -> str | None:

@@ -44,6 +44,7 @@ def metadata_document(backup: dict[str, Any]) -> dict[str, Any]:
         "sizes": {a["kind"]: {"raw": a["raw_size"], "stored": a["stored_size"]} for a in arts},
         "digests": {a["kind"]: f"sha256:{a['digest']}" for a in arts},
         "compression": sorted({a["codec"] for a in arts}),
+        "encryption": meta.get("encryption"),
         "retention_days": AUTO_RETENTION_DAYS if klass == "auto" else None,
         "created_by": backup["actor"],
         "git_commit": git.get("commit"),

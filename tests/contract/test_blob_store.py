@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from store import BlobStore, Codec, LocalStore, MemoryStore
+from store import AgeKeys, BlobStore, Codec, LocalStore, MemoryStore
+from tests.age_keys import age_keys
 
 RAW = [b"-- dump\n", os.urandom(300_000), b"x" * 5_000_000, "ünïcødé 🚀\n".encode()]
 
 
 @pytest.fixture(params=["local", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    """With age keys, so the encrypted codecs (gzip+age, ...) follow the same contract."""
+    keys: AgeKeys = age_keys(tmp_path)
     if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    return MemoryStore()
+        return LocalStore(tmp_path / "store", keys)
+    return MemoryStore(keys)
 
 
 @pytest.mark.parametrize("codec", list(Codec))
