@@ -12,10 +12,11 @@ import typer
 
 from catalog.errors import CatalogError
 from catalog.queries import ACTIONS, AuditFilter, BackupFilter, get_backup, list_backups
-from cli import output
+from cli import health, output
 from cli.timeparse import parse_moment
 from pgtools.errors import PgError
 from store.errors import StoreError
+from usecases.alerts import after_drill, after_verify, backup_alerts
 from usecases.backup import BackupRequest, BackupResult, run_backup
 from usecases.config import Settings, load_settings
 from usecases.context import App
@@ -105,7 +106,7 @@ def backup(
     """
     overrides = {"codec": codec} if codec else {}
     auto_report = None
-    with open_app(**overrides) as ctx:
+    with open_app(**overrides) as ctx, backup_alerts(ctx, backup_type) as alerts:
         progress = output.Progress("dumping")
         try:
             result = run_backup(
@@ -117,6 +118,7 @@ def backup(
             progress.finish()
         if classify(result.name) == "auto":  # as the old scripts did: retention after each run
             auto_report = _retention_after_backup(ctx)
+        alerts.completed(result)
     if json_out:
         output.emit_json(
             {
@@ -291,6 +293,7 @@ def verify(
             outcomes = verify_backups(ctx, names, all_backups=all_backups, progress=progress)
         finally:
             progress.finish()
+        after_verify(ctx, outcomes)
     if json_out:
         output.emit_json(
             [{"backup": o.backup, "ok": o.ok, "artifacts": o.artifacts} for o in outcomes]
@@ -487,6 +490,7 @@ def drill(
                 base, host=host or base.host, port=port or base.port, user=user or base.user
             )
         outcome = run_drill(ctx, name, server=server)
+        after_drill(ctx, outcome)
     if json_out:
         output.emit_json(dataclasses.asdict(outcome))
     else:
@@ -874,6 +878,10 @@ def _print_backup(result: BackupResult) -> None:
         f"backup {result.name} completed and verified in {result.duration_seconds:.1f}s; "
         f"{output.human_size(result.stored_bytes_added)} newly stored"
     )
+
+
+app.command("check", context_settings=CONTEXT)(health.check)
+app.command("metrics", context_settings=CONTEXT)(health.metrics)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,90 @@
+"""Where notifications hook in: automatic backups, verify, drill. A few lines per command.
+
+Only automatic backups notify (as the old scheduler did); a person running `backup` sees the
+result on the terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from catalog.canonical import parse_utc
+from catalog.queries import BackupFilter, list_backups
+from usecases import notify
+from usecases.context import App
+from usecases.errors import BadInput
+from usecases.names import SCHEDULED_TYPES
+from usecases.sections import Notifications
+
+if TYPE_CHECKING:
+    from usecases.backup import BackupResult
+    from usecases.drill import DrillOutcome
+    from usecases.verify import VerifyOutcome
+
+
+def is_automatic(backup_type: str | None) -> bool:
+    return backup_type in (*SCHEDULED_TYPES, "test")
+
+
+class BackupAlerts:
+    def __init__(self, app: App, backup_type: str | None) -> None:
+        self.app = app
+        self.automatic = is_automatic(backup_type)
+        self.backup_type = backup_type
+
+    def completed(self, result: BackupResult) -> None:
+        if not self.automatic:
+            return
+        stored = sum(int(a["stored_size"]) for a in result.artifacts)
+        msg = notify.backup_completed(result.name, stored, result.duration_seconds)
+        notify.notify(self.app, msg, log_path=result.log_path)
+
+    def failed(self, exc: Exception, since: datetime) -> None:
+        if not self.automatic or isinstance(exc, BadInput):
+            return
+        name = self._failed_name(since) or f"auto_{self.backup_type} (not started)"
+        notify.notify(self.app, notify.backup_failed(name, str(exc)))
+
+    def _failed_name(self, since: datetime) -> str | None:
+        rows = list_backups(
+            self.app.catalog.engine, BackupFilter(backup_type=self.backup_type, status="failed")
+        )
+        for r in rows:
+            if parse_utc(r["started_at"]) >= since.replace(microsecond=0):
+                return str(r["name"])
+        return None
+
+
+@contextmanager
+def backup_alerts(app: App, backup_type: str | None) -> Iterator[BackupAlerts]:
+    """Notify an automatic backup's failure (then re-raise); call `.completed(result)`."""
+    alerts = BackupAlerts(app, backup_type)
+    since = app.clock()
+    try:
+        yield alerts
+    except Exception as exc:
+        alerts.failed(exc, since)
+        raise
+
+
+def after_verify(app: App, outcomes: Sequence[VerifyOutcome]) -> None:
+    for o in outcomes:
+        if not o.ok:
+            problems = [f"{f['kind']}: {f['error']}" for f in o.failures()]
+            notify.notify(app, notify.verify_failed(o.backup, problems))
+
+
+def after_drill(app: App, outcome: DrillOutcome) -> None:
+    if not outcome.ok:
+        reason = outcome.reason or "; ".join(outcome.mismatches) or "failed"
+        notify.notify(app, notify.drill_failed(outcome.backup, reason))
+
+
+def after_check(app: App | None, prefs: Notifications, first_line: str, ok: bool) -> None:
+    """`check` worse than OK; also when the catalog cannot be opened (then nothing records it)."""
+    if ok or not notify.wanted(prefs, "check"):
+        return
+    notify.dispatch(app, notify.check_result(first_line, ok), notify.channels(prefs))
