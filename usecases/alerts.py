@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from catalog.canonical import parse_utc
 from catalog.queries import BackupFilter, list_backups
@@ -45,16 +45,20 @@ class BackupAlerts:
     def failed(self, exc: Exception, since: datetime) -> None:
         if not self.automatic or isinstance(exc, BadInput):
             return
-        name = self._failed_name(since) or f"auto_{self.backup_type} (not started)"
-        notify.notify(self.app, notify.backup_failed(name, str(exc)))
+        row = self._failed_row(since)
+        if row is None:  # it failed before it was recorded (a bad setting, say)
+            name, reason = f"auto_{self.backup_type} (not started)", str(exc)
+        else:
+            name, reason = str(row["name"]), str(row["failure_reason"] or exc)
+        notify.notify(self.app, notify.backup_failed(name, reason))
 
-    def _failed_name(self, since: datetime) -> str | None:
+    def _failed_row(self, since: datetime) -> dict[str, Any] | None:
         rows = list_backups(
             self.app.catalog.engine, BackupFilter(backup_type=self.backup_type, status="failed")
         )
         for r in rows:
             if parse_utc(r["started_at"]) >= since.replace(microsecond=0):
-                return str(r["name"])
+                return r
         return None
 
 
@@ -79,8 +83,8 @@ def after_verify(app: App, outcomes: Sequence[VerifyOutcome]) -> None:
 
 def after_drill(app: App, outcome: DrillOutcome) -> None:
     if not outcome.ok:
-        reason = outcome.reason or "; ".join(outcome.mismatches) or "failed"
-        notify.notify(app, notify.drill_failed(outcome.backup, reason))
+        msg = notify.drill_failed(outcome.backup, outcome.reason or "failed", outcome.mismatches)
+        notify.notify(app, msg)
 
 
 def after_check(app: App | None, prefs: Notifications, first_line: str, ok: bool) -> None:

@@ -290,13 +290,14 @@ def verify_failed(name: str, problems: Sequence[str]) -> Message:
     )
 
 
-def drill_failed(name: str, reason: str) -> Message:
+def drill_failed(name: str, reason: str, problems: Sequence[str] = ()) -> Message:
+    shown = "".join(f"\n{p}" for p in problems[:10])
     return Message(
         kind="drill_failed",
         about=name,
         ok=False,
         title=f"dumpledger: restore drill of {name} FAILED",
-        body=f"Backup: {name}\nStatus: restore drill FAILED\nReason: {scrub(reason)}",
+        body=f"Backup: {name}\nStatus: restore drill FAILED\nReason: {scrub(reason)}{shown}",
     )
 
 
