@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from cli import output
+
+if TYPE_CHECKING:
+    from usecases.health import CheckResult
 
 
 def check(
@@ -36,20 +39,32 @@ def check(
     """
     from cli.main import settings
     from usecases.alerts import after_check
-    from usecases.health import Status, evaluate, overall, summary_line
+    from usecases.errors import UseCaseError
+    from usecases.health import CheckResult, Status, evaluate, overall, summary_line
     from usecases.healthfacts import gather, open_for_check
 
-    s = settings()
+    try:
+        s = settings()
+    except UseCaseError as exc:  # still a Nagios line: a broken config is critical
+        _report(
+            [CheckResult(name="configuration", status=Status.CRITICAL, message=str(exc))], json_out
+        )
     app, catalog_error = open_for_check(s)
     try:
         facts = gather(s, app, catalog_error)
         checks = evaluate(facts, s.health, app.clock() if app else datetime.now(UTC))
-        status, first = overall(checks), summary_line(checks)
         if not no_notify:
-            after_check(app, s.notifications, first, status is Status.OK)
+            after_check(app, s.notifications, summary_line(checks), overall(checks) is Status.OK)
     finally:
         if app is not None:
             app.close()
+    _report(checks, json_out)
+
+
+def _report(checks: list[CheckResult], json_out: bool) -> NoReturn:
+    from usecases.health import overall, summary_line
+
+    status, first = overall(checks), summary_line(checks)
     if json_out:
         output.emit_json(
             {

@@ -172,3 +172,21 @@ def test_metrics_refuses_a_textfile_node_exporter_would_ignore(tmp_path: Path) -
     done = run(env, "metrics", "--textfile", str(tmp_path / "metrics.txt"), check=False)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "*.prom" in done.stderr
+
+
+def test_broken_config_or_catalog_still_gives_a_nagios_line(tmp_path: Path) -> None:
+    backup_dir = tmp_path / "backups"
+    configure(backup_dir, health={"rpo_hours": -1})
+    env = {**os.environ, "DUMPLEDGER_BACKUP_DIR": str(backup_dir)}
+    code, doc = check(env)
+    assert code == 2
+    assert doc["summary"].startswith("DUMPLEDGER CRITICAL - configuration: backup-config.json")
+    assert statuses(doc) == {"configuration": "CRITICAL"}
+
+    configure(backup_dir)
+    env.update(DUMPLEDGER_CATALOG_URL="mysql://nowhere/x", SUPABASE_DB_PORT=str(free_port()))
+    env["SUPABASE_DB_HOST"] = "127.0.0.1"
+    code, doc = check(env, "--no-notify")
+    assert code == 2
+    assert statuses(doc)["catalog"] == "CRITICAL"
+    assert "last backup" not in statuses(doc)  # nothing to read it from

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from catalog.retention import policy_from_config
+from usecases.config import Settings
 from usecases.health import (
     BackupFact,
     CheckResult,
@@ -14,6 +17,7 @@ from usecases.health import (
     overall,
     summary_line,
 )
+from usecases.healthfacts import horizon_bytes
 from usecases.sections import Health
 
 LIMITS = Health(min_free_bytes=1000)
@@ -186,3 +190,18 @@ def test_summary_puts_critical_first_and_shortens(frozen_now: datetime) -> None:
     line = summary_line(evaluate(facts, LIMITS, frozen_now))
     assert line.startswith("DUMPLEDGER CRITICAL - database: cannot connect to x: refused; schedule")
     assert "is the database running" not in line
+
+
+def test_retention_horizon_estimate(frozen_now: datetime, tmp_path: Path) -> None:
+    autos = [
+        dataclasses.replace(auto("a2", frozen_now), stored_size=100),
+        dataclasses.replace(auto("a1", frozen_now), stored_size=300),
+        BackupFact(name="a0", backup_type="noon", status="failed", finished_at=frozen_now),
+    ]
+    settings = Settings(backup_dir=tmp_path)  # 4 slots a day, automatic kept 60 days
+    assert horizon_bytes(settings, autos) == 200 * 4 * 60 - 400
+    forever = Settings(
+        backup_dir=tmp_path, retention=policy_from_config({"auto": {"forever": True}})
+    )
+    assert horizon_bytes(forever, autos) == 0
+    assert horizon_bytes(settings, autos[2:]) == 0
