@@ -40,7 +40,7 @@ def check(
     from cli.main import settings
     from usecases.alerts import after_check
     from usecases.errors import UseCaseError
-    from usecases.health import CheckResult, Status, evaluate, overall, summary_line
+    from usecases.health import CheckResult, Status, evaluate
     from usecases.healthfacts import gather, open_for_check
 
     try:
@@ -54,7 +54,7 @@ def check(
         facts = gather(s, app, catalog_error)
         checks = evaluate(facts, s.health, app.clock() if app else datetime.now(UTC))
         if not no_notify:
-            after_check(app, s.notifications, summary_line(checks), overall(checks) is Status.OK)
+            after_check(app, s.notifications, checks, s.health.rpo_hours)
     finally:
         if app is not None:
             app.close()

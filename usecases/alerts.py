@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from catalog.canonical import parse_utc
@@ -16,6 +16,7 @@ from catalog.queries import BackupFilter, list_backups
 from usecases import notify
 from usecases.context import App
 from usecases.errors import BadInput
+from usecases.health import CheckResult, Status, overall, summary_line
 from usecases.names import SCHEDULED_TYPES
 from usecases.sections import Notifications
 
@@ -87,8 +88,29 @@ def after_drill(app: App, outcome: DrillOutcome) -> None:
         notify.notify(app, msg)
 
 
-def after_check(app: App | None, prefs: Notifications, first_line: str, ok: bool) -> None:
-    """`check` worse than OK; also when the catalog cannot be opened (then nothing records it)."""
-    if ok or not notify.wanted(prefs, "check"):
+def after_check(
+    app: App | None, prefs: Notifications, checks: Sequence[CheckResult], repeat_hours: float
+) -> None:
+    """`check` worse than OK; also when the catalog cannot be opened (then nothing records it).
+
+    A monitoring system runs `check` every few minutes: the same status with the same failing
+    checks is notified again only after `repeat_hours` (the RPO); any change at once.
+    """
+    status = overall(checks)
+    if status is Status.OK or not notify.wanted(prefs, "check"):
         return
-    notify.dispatch(app, notify.check_result(first_line, ok), notify.channels(prefs))
+    failing = ", ".join(c.name for c in checks if c.status is not Status.OK)
+    detail = f"{status.name}: {failing}"
+    if app is not None and _sent_since(app, detail, app.clock() - timedelta(hours=repeat_hours)):
+        return
+    msg = notify.check_result(summary_line(checks), False, detail)
+    notify.dispatch(app, msg, notify.channels(prefs))
+
+
+def _sent_since(app: App, detail: str, since: datetime) -> bool:
+    sent = app.catalog.events(subject="check", types=["NotificationSent"])
+    delivered = [r for r in sent if r.payload.get("kind") == "check" and r.payload.get("ok")]
+    if not delivered:
+        return False
+    last = delivered[-1]
+    return last.payload.get("detail") == detail and parse_utc(last.occurred_at) >= since

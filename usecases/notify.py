@@ -35,6 +35,7 @@ class Message:
     ok: bool  # success (Glass) or failure (Basso)
     title: str
     body: str
+    detail: str = ""  # recorded with the attempt (check: status and failing checks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,6 +234,7 @@ def _record(app: App | None, msg: Message, attempt: Attempt, log_path: Path | No
                 ok=attempt.ok,
                 about=msg.about,
                 reason=attempt.reason,
+                detail=msg.detail,
             ),
             actor=app.actor,
         )
@@ -301,5 +303,7 @@ def drill_failed(name: str, reason: str, problems: Sequence[str] = ()) -> Messag
     )
 
 
-def check_result(first_line: str, ok: bool) -> Message:
-    return Message(kind="check", about="check", ok=ok, title=first_line, body=first_line)
+def check_result(first_line: str, ok: bool, detail: str = "") -> Message:
+    return Message(
+        kind="check", about="check", ok=ok, title=first_line, body=first_line, detail=detail
+    )

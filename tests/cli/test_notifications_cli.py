@@ -148,13 +148,23 @@ def test_failed_backup_and_check_notify(
     assert len(endpoint.bodies) == 1
     assert run(env, "check", check=False).returncode == 2
     assert endpoint.bodies[-1]["title"].startswith("DUMPLEDGER CRITICAL - database:")
-    kinds = [(n["kind"], n["ok"]) for n in notifications(backup_dir)]
-    assert kinds == [("backup_failed", True), ("check", True)]
+    assert run(env, "check", check=False).returncode == 2  # unchanged: not notified again
+    assert len(endpoint.bodies) == 2
+    sent = notifications(backup_dir)
+    assert [(n["kind"], n["ok"]) for n in sent] == [("backup_failed", True), ("check", True)]
+    assert sent[1]["detail"].startswith("CRITICAL: database, ")
+
+    env["SUPABASE_DB_PORT"] = str(supabase_db.cluster.port)
+    env["SUPABASE_DB_HOST"] = str(supabase_db.cluster.socket_dir)
+    assert run(env, "check", check=False).returncode == 1  # changed: notified at once
+    assert endpoint.bodies[-1]["title"].startswith("DUMPLEDGER WARNING - ")
+    assert len(endpoint.bodies) == 3
 
     configure(backup_dir, [endpoint.url], on_check=False, on_failure=False)
+    env["SUPABASE_DB_PORT"] = str(free_port())
     run(env, "backup", "--type", "evening", check=False)
     run(env, "check", check=False)
-    assert len(endpoint.bodies) == 2  # both switched off
+    assert len(endpoint.bodies) == 3  # both switched off
 
 
 def test_failed_verification_and_failed_drill_notify(
