@@ -124,6 +124,7 @@ def test_failing_endpoint_never_fails_the_backup(
     )
     assert sent["reason"].startswith("apprise could not deliver")
     assert str(endpoint.port) not in json.dumps(sent)  # no URL in the record
+    assert str(endpoint.port) not in done.stderr + done.stdout  # nor on the terminal
     listed = json.loads(run(env, "list", "--json").stdout)
     assert [(b["name"], b["status"]) for b in listed] == [(name, "completed")]
 
