@@ -203,6 +203,7 @@ class NotificationSent(Event):
     ok: bool
     about: str = ""  # the backup name, or "check"
     reason: str | None = None
+    detail: str = ""  # for `check`: the status and the failing checks, to notify each change once
 
     @property
     def subject(self) -> str:

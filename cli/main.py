@@ -12,13 +12,14 @@ import typer
 
 from catalog.errors import CatalogError
 from catalog.queries import ACTIONS, AuditFilter, BackupFilter, get_backup, list_backups
-from cli import output
+from cli import health, output
 from cli.legacy import import_legacy_cmd
 from cli.schedule import schedule_app
 from cli.state import CONTEXT, STATE, JsonOpt, open_app
 from cli.timeparse import parse_moment
 from pgtools.errors import PgError
 from store.errors import StoreError
+from usecases.alerts import after_drill, after_verify, backup_alerts
 from usecases.backup import BackupRequest, BackupResult, run_backup
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
@@ -88,7 +89,7 @@ def backup(
     """
     overrides = {"codec": codec} if codec else {}
     auto_report = None
-    with open_app(**overrides) as ctx:
+    with open_app(**overrides) as ctx, backup_alerts(ctx, backup_type) as alerts:
         progress = output.Progress("dumping")
         try:
             result = run_backup(
@@ -100,6 +101,7 @@ def backup(
             progress.finish()
         if classify(result.name) == "auto":  # as the old scripts did: retention after each run
             auto_report = _retention_after_backup(ctx)
+        alerts.completed(result)
     if json_out:
         output.emit_json(
             {
@@ -277,6 +279,7 @@ def verify(
             outcomes = verify_backups(ctx, names, all_backups=all_backups, progress=progress)
         finally:
             progress.finish()
+        after_verify(ctx, outcomes)
     if json_out:
         output.emit_json(
             [{"backup": o.backup, "ok": o.ok, "artifacts": o.artifacts} for o in outcomes]
@@ -475,6 +478,7 @@ def drill(
                 base, host=host or base.host, port=port or base.port, user=user or base.user
             )
         outcome = run_drill(ctx, name, server=server)
+        after_drill(ctx, outcome)
     if json_out:
         output.emit_json(dataclasses.asdict(outcome))
     else:
@@ -869,6 +873,8 @@ from cli.config_cmd import config_app  # noqa: E402  (commands in their own modu
 app.add_typer(config_app, name="config")
 app.command("import-legacy", context_settings=CONTEXT)(import_legacy_cmd)
 app.add_typer(schedule_app, name="schedule")
+app.command("check", context_settings=CONTEXT)(health.check)
+app.command("metrics", context_settings=CONTEXT)(health.metrics)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,9 +24,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file beside the target, write, fsync, rename, fsync the directory; 0600."""
-    private_dir(path.parent)
+def atomic_write(path: Path, data: bytes, *, mode: int = FILE_MODE, private: bool = True) -> None:
+    """Temp file beside the target, write, fsync, rename, fsync the directory; 0600.
+
+    `private=False` (with another `mode`) is for files other programs read, in a directory
+    that is not ours (node_exporter's textfile directory): the directory is left as it is.
+    """
+    if private:
+        private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -35,7 +40,7 @@ def atomic_write(path: Path, data: bytes) -> None:
                 raise OSError(f"short write to {tmp}: {written} of {len(data)} bytes")
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:

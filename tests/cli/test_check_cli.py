@@ -1,0 +1,192 @@
+"""`dumpledger check` and `dumpledger metrics` as Nagios, Prometheus and a person run them:
+scripted situations, real CLI processes, exit codes and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from catalog import Catalog
+from catalog.events import RestoreTested, ScheduleInstalled
+from pgtools.cluster import free_port
+from tests.cli.test_restore_cli import run
+from tests.support import cluster_env, fabricate_backup, settings_for
+from tests.unit.test_metrics import parse
+from usecases.context import App
+
+CONFIG = {"health": {"min_free_bytes": 0}, "notifications": {"desktop": False}}
+SQL = b"CREATE TABLE public.t (id int);\n" * 200
+
+
+def configure(backup_dir: Path, **extra: Any) -> None:
+    backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    doc = {**CONFIG, **extra}
+    (backup_dir / "backup-config.json").write_text(json.dumps(doc))
+
+
+def catalog_of(backup_dir: Path) -> Catalog:
+    return Catalog.open(f"sqlite:///{backup_dir / 'catalog.db'}")
+
+
+def install_schedule(backup_dir: Path) -> None:
+    with catalog_of(backup_dir) as cat:
+        cat.append(
+            ScheduleInstalled(
+                backend="systemd", slots=[{"backup_type": "nightly", "time": "23:59"}], units=[]
+            ),
+            actor="test",
+        )
+
+
+def scripted(tmp_path: Path, cluster: Any, finished_ago: timedelta) -> Path:
+    """A catalog whose one automatic backup finished `finished_ago`, verified and drilled
+    then, with a schedule installed: only the backup's age can be wrong."""
+    backup_dir = tmp_path / "backups"
+    configure(backup_dir)
+    at = datetime.now(UTC) - finished_ago
+    with App.open(settings_for(tmp_path, cluster), clock=lambda: at) as app:
+        name = f"auto_nightly_{at:%Y%m%d_%H%M%S}"
+        fabricate_backup(app, name, SQL, row_counts={"public.t": 0}, backup_type="nightly")
+        app.catalog.append(
+            RestoreTested(
+                backup=name,
+                ok=True,
+                target={},
+                restore_seconds=1.0,
+                check_seconds=0.1,
+                total_seconds=1.1,
+                tables_checked=1,
+                mismatches=[],
+            ),
+            actor="test",
+        )
+    install_schedule(backup_dir)
+    return backup_dir
+
+
+def check(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
+    done = run(env, "check", "--json", *args, check=False)
+    return done.returncode, json.loads(done.stdout)
+
+
+def statuses(doc: dict[str, Any]) -> dict[str, str]:
+    return {c["name"]: c["status"] for c in doc["checks"]}
+
+
+def test_fresh_verified_drilled_backup_is_ok_and_metrics_say_so(
+    tmp_path: Path, supabase_db: Any
+) -> None:
+    backup_dir = tmp_path / "backups"
+    configure(backup_dir)
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    env["SUPABASE_DB_USER"] = "supabase_admin"  # a drill creates the backup's roles
+    name = json.loads(run(env, "backup", "--type", "nightly", "--json").stdout)["name"]
+    run(env, "drill", "--latest")
+    install_schedule(backup_dir)
+
+    code, doc = check(env)
+    assert code == 0, doc
+    assert doc["status"] == "OK" and doc["exit_code"] == 0
+    assert set(statuses(doc).values()) == {"OK"}
+    assert statuses(doc).keys() >= {"database", "pg_dump", "catalog", "store", "last backup"}
+    human = run(env, "check")
+    assert human.stdout.splitlines()[0].startswith("DUMPLEDGER OK - ")
+    assert f"[OK] last backup: {name}" in human.stdout
+
+    prom = tmp_path / "textfile" / "dumpledger.prom"
+    prom.parent.mkdir()
+    run(env, "metrics", "--textfile", str(prom))
+    m = parse(prom.read_text())
+    assert m["dumpledger_backups"][(("status", "completed"), ("type", "nightly"))] == 1
+    assert 0 <= m["dumpledger_seconds_since_last_drill"][()] < 3600
+    assert 0 <= m["dumpledger_seconds_since_last_backup"][(("class", "auto"),)] < 3600
+    assert m["dumpledger_stored_bytes"][()] > 0
+    assert parse(run(env, "metrics").stdout).keys() == m.keys()  # printed text parses too
+
+
+def test_backup_older_than_the_rpo_is_a_warning(tmp_path: Path, supabase_db: Any) -> None:
+    backup_dir = scripted(tmp_path, supabase_db.cluster, timedelta(hours=7))
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    code, doc = check(env, "--no-notify")
+    assert code == 1
+    assert doc["status"] == "WARNING"
+    bad = {k: v for k, v in statuses(doc).items() if v != "OK"}
+    assert bad == {"last backup": "WARNING"}
+    assert "older than the RPO of 6 h" in doc["summary"]
+    assert doc["summary"].startswith("DUMPLEDGER WARNING - last backup: auto_nightly_")
+
+    configure(backup_dir, health={"min_free_bytes": 0, "rpo_hours": 8})
+    code, doc = check(env, "--no-notify")
+    assert (code, doc["status"]) == (0, "OK")
+
+
+def test_database_down_is_critical(tmp_path: Path, supabase_db: Any) -> None:
+    backup_dir = scripted(tmp_path, supabase_db.cluster, timedelta(minutes=5))
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    env["SUPABASE_DB_HOST"] = "127.0.0.1"
+    env["SUPABASE_DB_PORT"] = str(free_port())  # nothing listens there
+    code, doc = check(env, "--no-notify")
+    assert code == 2
+    assert doc["status"] == "CRITICAL"
+    assert statuses(doc)["database"] == "CRITICAL"
+    assert statuses(doc)["catalog"] == "OK"
+    human = run(env, "check", "--no-notify", check=False)
+    assert human.returncode == 2
+    assert human.stdout.startswith("DUMPLEDGER CRITICAL - database: cannot connect to")
+
+
+def test_broken_hash_chain_is_critical(tmp_path: Path, supabase_db: Any) -> None:
+    backup_dir = scripted(tmp_path, supabase_db.cluster, timedelta(minutes=5))
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    assert check(env, "--no-notify")[0] == 0
+    db = sqlite3.connect(backup_dir / "catalog.db")
+    with db:
+        db.execute("UPDATE events SET actor = 'mallory' WHERE seq = 2")
+    db.close()
+    code, doc = check(env, "--no-notify")
+    assert code == 2
+    assert statuses(doc)["catalog"] == "CRITICAL"
+    catalog = next(c for c in doc["checks"] if c["name"] == "catalog")
+    assert "event seq 2" in catalog["message"] and "content was edited" in catalog["message"]
+    assert doc["summary"].startswith("DUMPLEDGER CRITICAL - catalog: hash chain broken")
+
+
+def test_unwritable_store_is_critical(tmp_path: Path, supabase_db: Any) -> None:
+    backup_dir = scripted(tmp_path, supabase_db.cluster, timedelta(minutes=5))
+    store = tmp_path / "not-a-dir"
+    store.write_text("a file where the store should be")
+    configure(backup_dir, store={"path": str(store)})
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    code, doc = check(env, "--no-notify")
+    assert code == 2
+    assert statuses(doc)["store"] == "CRITICAL"
+    assert "is not writable" in next(c for c in doc["checks"] if c["name"] == "store")["message"]
+
+
+def test_metrics_refuses_a_textfile_node_exporter_would_ignore(tmp_path: Path) -> None:
+    env = {**os.environ, "DUMPLEDGER_BACKUP_DIR": str(tmp_path / "backups")}
+    done = run(env, "metrics", "--textfile", str(tmp_path / "metrics.txt"), check=False)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "*.prom" in done.stderr
+
+
+def test_broken_config_or_catalog_still_gives_a_nagios_line(tmp_path: Path) -> None:
+    backup_dir = tmp_path / "backups"
+    configure(backup_dir, health={"rpo_hours": -1})
+    env = {**os.environ, "DUMPLEDGER_BACKUP_DIR": str(backup_dir)}
+    code, doc = check(env)
+    assert code == 2
+    assert doc["summary"].startswith("DUMPLEDGER CRITICAL - configuration: backup-config.json")
+    assert statuses(doc) == {"configuration": "CRITICAL"}
+
+    configure(backup_dir)
+    env.update(DUMPLEDGER_CATALOG_URL="mysql://nowhere/x", SUPABASE_DB_PORT=str(free_port()))
+    env["SUPABASE_DB_HOST"] = "127.0.0.1"
+    code, doc = check(env, "--no-notify")
+    assert code == 2
+    assert statuses(doc)["catalog"] == "CRITICAL"
+    assert "last backup" not in statuses(doc)  # nothing to read it from

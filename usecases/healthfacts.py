@@ -1,0 +1,159 @@
+"""The I/O half of `dumpledger check`: connect, read the catalog, probe the store.
+
+Every probe catches its own failure and turns it into a fact, so one broken part never hides
+the state of the others.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+from typing import Any
+
+from catalog.canonical import parse_utc
+from catalog.errors import CatalogError
+from catalog.queries import BackupFilter, list_backups
+from pgtools.binaries import find_program
+from pgtools.errors import PgError
+from pgtools.session import connect
+from usecases.config import Settings
+from usecases.context import App
+from usecases.files import private_dir
+from usecases.health import TRAILING, BackupFact, Facts
+from usecases.names import classify
+
+
+def open_for_check(settings: Settings) -> tuple[App | None, str | None]:
+    """The App, or None and why the catalog cannot be opened."""
+    try:
+        return App.open(settings), None
+    except (CatalogError, OSError) as exc:
+        return None, str(exc)
+
+
+def gather(settings: Settings, app: App | None, catalog_error: str | None) -> Facts:
+    facts: dict[str, Any] = {}
+    facts.update(_database(settings))
+    facts.update(_store(settings))
+    if app is None:
+        return Facts(**facts, catalog_error=catalog_error or "catalog unavailable")
+    report = app.catalog.verify_chain()
+    rows = list_backups(app.catalog.engine, BackupFilter())
+    autos = _autos(rows)
+    return Facts(
+        **facts,
+        chain_problems=tuple(report.problems),
+        events=report.events,
+        horizon_bytes=horizon_bytes(settings, autos),
+        autos=tuple(autos),
+        **_verification(rows),
+        **_drills(rows),
+        schedule=_schedule(app),
+    )
+
+
+def _database(settings: Settings) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    major = 0
+    try:
+        with connect(settings.database, autocommit=True) as conn:
+            row = conn.execute("SELECT current_setting('server_version')").fetchone()
+            out["server_version"] = str(row[0]) if row else "?"
+            major = conn.info.server_version // 10000
+            out["server_major"] = major
+    except PgError as exc:
+        out["db_error"] = str(exc)
+    except Exception as exc:  # psycopg errors after connecting, and the unexpected
+        out["db_error"] = f"{settings.database.label()}: {' '.join(str(exc).split())}"
+    extra = [settings.pg_bindir] if settings.pg_bindir else []
+    try:
+        out["pg_dump_version"] = find_program("pg_dump", major, extra_dirs=extra).version
+    except PgError as exc:
+        out["pg_dump_error"] = str(exc)
+    return out
+
+
+def _store(settings: Settings) -> dict[str, Any]:
+    root = settings.store_dir
+    try:
+        private_dir(root)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".tmp-check-")
+        try:
+            os.write(fd, b"dumpledger check\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        return {"free_bytes": shutil.disk_usage(root).free}
+    except OSError as exc:
+        return {
+            "store_error": f"store {root} is not writable: {exc.strerror or exc}; "
+            "check the directory's owner and permissions, and the disk"
+        }
+
+
+def _autos(rows: list[dict[str, Any]]) -> list[BackupFact]:
+    out = []
+    for r in rows:
+        if classify(r["name"]) != "auto" or r["status"] not in ("completed", "failed"):
+            continue
+        out.append(
+            BackupFact(
+                name=r["name"],
+                backup_type=r["backup_type"],
+                status=r["status"],
+                finished_at=parse_utc(r["finished_at"] or r["started_at"]),
+                raw_size=int(r["raw_size"] or 0),
+                stored_size=int(r["stored_size"] or 0),
+                duration_seconds=r["duration_seconds"],
+                reason=r["failure_reason"],
+            )
+        )
+    return out
+
+
+def horizon_bytes(settings: Settings, autos: list[BackupFact] | tuple[BackupFact, ...]) -> int:
+    """A simple estimate of the free space retention will need for automatic backups:
+    median compressed size of the recent ones x backups a day x days kept, minus what the
+    ones already kept hold. 0 when automatic backups are kept forever or by count only.
+
+    Content addressing stores an unchanged database once, so this is an upper bound.
+    """
+    pol = settings.retention.for_class("auto")
+    if pol.forever or not pol.keep_within_days:
+        return 0
+    stored = [b.stored_size for b in autos if b.status == "completed"]
+    if not stored:
+        return 0
+    per_backup = statistics.median(stored[:TRAILING])
+    need = per_backup * max(len(settings.schedule), 1) * pol.keep_within_days
+    return max(0, int(need - sum(stored)))
+
+
+def _verification(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    done = [r for r in rows if r["status"] == "completed"]
+    passed = [parse_utc(r["last_verified_at"]) for r in done if r["last_verify_ok"]]
+    return {
+        "last_verified_at": max(passed, default=None),
+        "failed_verifications": tuple(r["name"] for r in done if r["last_verify_ok"] is False),
+    }
+
+
+def _drills(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    drilled = sorted((r for r in rows if r["last_drill_at"]), key=lambda r: r["last_drill_at"])
+    passed = [parse_utc(r["last_drill_at"]) for r in drilled if r["last_drill_ok"]]
+    newest = drilled[-1] if drilled else None
+    return {
+        "last_drill_at": max(passed, default=None),
+        "last_drill_failed": newest["name"] if newest and not newest["last_drill_ok"] else None,
+    }
+
+
+def _schedule(app: App) -> str | None:
+    events = app.catalog.events(types=["ScheduleInstalled", "ScheduleRemoved"])
+    if not events or events[-1].type != "ScheduleInstalled":
+        return None
+    payload = events[-1].payload
+    return f"installed ({payload.get('backend')}, {len(payload.get('slots') or [])} slot(s))"
