@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from store.codecs import SUFFIXES, Codec, compress, decompress
-from store.errors import BlobMissing
+from store.errors import BlobCorrupted, BlobMissing
 from store.local import check_digest, read_chunks
 from store.results import BlobInfo, VerifyResult
 
@@ -64,6 +64,18 @@ class MemoryStore:
             path=self.path_for(key[0], codec),
             created=created,
         )
+
+    def put_stored(
+        self, chunks: Iterable[bytes], digest: str, codec: Codec, *, stored_sha256: str
+    ) -> bool:
+        data = b"".join(chunks)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != stored_sha256:
+            raise BlobCorrupted(f"blob {digest}: the copy hashes to {actual}, not {stored_sha256}")
+        key = (check_digest(digest), Codec(codec))
+        created = key not in self.blobs
+        self.blobs.setdefault(key, data)
+        return created
 
     @contextmanager
     def open_raw(self, digest: str, codec: Codec) -> Iterator[Iterator[bytes]]:
