@@ -99,7 +99,15 @@ def verify_target(target: str, endpoint_url: str | None, json_out: bool) -> None
 
 
 def recover(
-    target: TargetArg = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="The offsite target: a configured name (default: the only one), a directory, "
+            "or s3://bucket/prefix.",
+            show_default=False,
+        ),
+    ] = None,
     endpoint_url: EndpointOpt = None,
     restore: Annotated[
         bool, typer.Option("--restore", help="Then restore the newest verified backup.")
@@ -116,9 +124,9 @@ def recover(
 
     Examples:
 
-      dumpledger recover /media/usb/dumpledger
+      dumpledger recover --from /media/usb/dumpledger
 
-      dumpledger recover s3://my-bucket/db --endpoint-url https://s3.example.com --restore --yes
+      dumpledger recover --from s3://my-bucket/db --restore --yes   # AWS_ENDPOINT_URL
     """
     import contextlib
 

@@ -4,7 +4,8 @@ Order: refuse unless backups/ is empty (a backup-config.json may be there alread
 target's export into the empty catalog (the chain is checked line by line) and verify the
 chain; download every blob a backup still references, check its stored SHA-256, then
 decompress and re-hash it; mark the store as this catalog's; write backups/database/ and the
-latest_* links. Restoring a backup afterwards is the restore use case's job.
+latest_* links; record OffsitePushed (nothing sent) so `list` shows the target holds them.
+Restoring a backup afterwards is the restore use case's job.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from catalog.events import OffsitePushed
 from catalog.export import import_export
 from catalog.queries import BackupFilter, blob_rows, get_backup, list_backups
 from store import Codec
@@ -83,6 +85,18 @@ def recover(
         missing = _fetch_blobs(app, resolved, report, progress)
         _mark_store(app)
         _write_views(app, report, missing)
+        # What the target holds, as this catalog now knows it (nothing was sent).
+        app.catalog.append(
+            OffsitePushed(
+                target=report.target,
+                location=report.location,
+                backups=sorted(report.backups),
+                digests_sent=[],
+                bytes_sent=0,
+                log_seq=report.events,
+            ),
+            actor=app.actor,
+        )
     return report
 
 
