@@ -32,7 +32,17 @@ TargetArg = Annotated[
 
 
 def push(
-    target: TargetArg = None, endpoint_url: EndpointOpt = None, json_out: JsonOpt = False
+    target: TargetArg = None,
+    endpoint_url: EndpointOpt = None,
+    rehash: Annotated[
+        bool,
+        typer.Option(
+            "--rehash",
+            help="Re-hash the blobs already there and re-send any that differ (repairs what "
+            "`verify --target` found corrupt).",
+        ),
+    ] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Copy the blobs the target lacks, each checked after upload, and the event log.
 
@@ -56,7 +66,9 @@ def push(
     with open_app() as ctx:
         progress = output.Progress("pushing")
         try:
-            report = run_push(ctx, target, endpoint_url=endpoint_url, progress=progress)
+            report = run_push(
+                ctx, target, endpoint_url=endpoint_url, rehash=rehash, progress=progress
+            )
         finally:
             progress.finish()
     if json_out:

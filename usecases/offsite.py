@@ -117,15 +117,20 @@ def push(
     spec: str | None,
     *,
     endpoint_url: str | None = None,
+    rehash: bool = False,
     progress: ProgressFn | None = None,
 ) -> PushReport:
-    """Copy what the target lacks; record OffsitePushed."""
+    """Copy what the target lacks; record OffsitePushed.
+
+    A blob counts as present when the target lists it with the right size; with `rehash`,
+    only when it re-hashes right (what repairs a copy `verify --target` found corrupt).
+    """
     resolved = resolve_target(app.settings, spec, endpoint_url=endpoint_url)
     remote, remote_seq, remote_head = target_head(resolved)
     check_prefix(app, resolved, remote_seq, remote_head)
     report = PushReport(target=resolved.name, location=resolved.target.location)
     with app.store.protect():  # no blob is collected while it is being copied
-        present = _send_blobs(app, resolved, report, progress)
+        present = _send_blobs(app, resolved, report, progress, rehash=rehash)
         lines = list(iter_export(app.catalog, after_seq=remote_seq))
         if lines:
             data = remote + "".join(lines).encode("utf-8")
@@ -148,7 +153,12 @@ def push(
 
 
 def _send_blobs(
-    app: App, resolved: Resolved, report: PushReport, progress: ProgressFn | None
+    app: App,
+    resolved: Resolved,
+    report: PushReport,
+    progress: ProgressFn | None,
+    *,
+    rehash: bool = False,
 ) -> set[str]:
     """Upload the referenced blobs the target lacks; return every key now on the target."""
     listing = resolved.target.list(STORE_PREFIX)
@@ -157,7 +167,10 @@ def _send_blobs(
         if blob["refcount"] <= 0:
             continue
         key = blob_key(app, blob["digest"], blob["codec"])
-        if listing.get(key) == int(blob["stored_size"]):
+        expected = (blob["stored_sha256"], int(blob["stored_size"]))
+        if listing.get(key) == expected[1] and (
+            not rehash or resolved.target.hash(key) == expected
+        ):
             present.add(key)
             report.blobs_present += 1
             continue
@@ -239,11 +252,12 @@ def verify_target(
         got = resolved.target.hash(key)
         error = None
         if got is None:
-            error = f"{key} is missing"
+            error = f"{key} is missing; run `dumpledger push`"
         elif got != (blob["stored_sha256"], blob["stored_size"]):
             error = (
                 f"{key} is corrupt: {got[1]} bytes with SHA-256 {got[0]}, expected "
-                f"{blob['stored_size']} bytes with SHA-256 {blob['stored_sha256']}"
+                f"{blob['stored_size']} bytes with SHA-256 {blob['stored_sha256']}; "
+                "run `dumpledger push --rehash`"
             )
         report.blobs.append(
             {"digest": digest, "codec": codec, "key": key, "backups": blob["backups"]}

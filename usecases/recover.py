@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from catalog.events import OffsitePushed
-from catalog.export import import_export
+from catalog.export import import_export, read_export
 from catalog.queries import BackupFilter, blob_rows, get_backup, list_backups
 from store import Codec
 from store.offsite import EXPORT_KEY
@@ -76,9 +76,12 @@ def recover(
             f"{resolved.target.location} holds no {EXPORT_KEY}: not a dumpledger offsite "
             "target, or nothing was pushed to it yet"
         )
+    lines = data.decode("utf-8").splitlines()
+    source = f"{resolved.target.location}/{EXPORT_KEY}"
+    for _ in read_export(lines, source=source):  # a broken export leaves backups/ untouched
+        pass
     with App.open(settings) as app:
-        source = f"{resolved.target.location}/{EXPORT_KEY}"
-        report.events = import_export(app.catalog, data.decode("utf-8").splitlines(), source=source)
+        report.events = import_export(app.catalog, lines, source=source)
         chain = app.catalog.verify_chain()
         if not chain.ok:
             raise UseCaseError(f"the recovered catalog's chain is broken: {chain.problems[0]}")

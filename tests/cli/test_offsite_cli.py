@@ -115,10 +115,14 @@ def test_verify_target_finds_a_corrupted_and_a_missing_blob(
         "corrupt",
         "missing",
     ]
-    # push re-sends what the listing shows missing or of another size; verify finds the rest.
+    # push re-sends what the listing shows missing or of another size; --rehash the rest.
     assert push(env, str(drive))["digests_sent"] == [
         d for d in first["digests_sent"] if d in globals_.name
     ]
+    assert push(env, str(drive), "--rehash")["digests_sent"] == [
+        d for d in first["digests_sent"] if d in full.name
+    ]
+    assert run(env, "verify", "--target", str(drive)).returncode == 0
 
 
 def test_push_to_s3_sends_only_what_it_lacks_and_verify_finds_corruption(
