@@ -259,7 +259,8 @@ def info(name: str, json_out: JsonOpt = False) -> None:
         print(f"{'pinned:':<18}{backup['pin_reason']}")
     if backup["status"] == "deleted":
         print(f"{'deleted by rule:':<18}{backup['deleted_rule']}")
-    print(f"{'offsite:':<18}{', '.join(backup['offsite']) or 'nowhere (dumpledger push)'}")
+    if backup["status"] == "completed":
+        print(f"{'offsite:':<18}{', '.join(backup['offsite']) or 'nowhere (dumpledger push)'}")
     if backup.get("last_drill_at"):
         status = "passed" if backup["last_drill_ok"] else "FAILED"
         print(
@@ -306,7 +307,7 @@ def verify(
     dumpledger verify --target drive
     """
     if target is not None:
-        return offsite.verify_target(target, endpoint_url, json_out)
+        return offsite.verify_target(target, endpoint_url, json_out, bool(names or all_backups))
     with open_app() as ctx:
         progress = output.Progress("verifying")
         try:

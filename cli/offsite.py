@@ -82,9 +82,13 @@ def push(
     print(f"{len(report.backups)} backup(s) complete on {report.target}")
 
 
-def verify_target(target: str, endpoint_url: str | None, json_out: bool) -> None:
+def verify_target(target: str, endpoint_url: str | None, json_out: bool, named: bool) -> None:
     """`verify --target`: re-hash the target's copies of every backup recorded there."""
     from cli.main import open_app
+    from usecases.errors import BadInput
+
+    if named:
+        raise BadInput("--target verifies every backup on the target: name no backup, no --all")
     from usecases.offsite import verify_target as run_verify
 
     with open_app() as ctx:

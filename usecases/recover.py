@@ -56,7 +56,8 @@ def check_empty(settings: Settings) -> None:
     if extra:
         raise BadInput(
             f"{root} is not empty ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}); "
-            "recover into an empty backup directory (--backup-dir NEW)"
+            "recover into an empty backup directory (--backup-dir NEW), or remove what a "
+            "recover that stopped halfway left there"
         )
 
 

@@ -85,6 +85,8 @@ def test_push_to_a_directory_sends_only_what_it_lacks(env: dict[str, str], tmp_p
     assert (again["digests_sent"], again["bytes_sent"], again["blobs_present"]) == ([], 0, 2)
     assert again["events_sent"] == 1  # the first push's OffsitePushed, and nothing else
     assert run(env, "verify", "--target", "drive").returncode == 0
+    done = run(env, "verify", name, "--target", "drive", check=False)
+    assert done.returncode == 2 and "name no backup" in done.stderr
 
     listed = json.loads(run(env, "list", "--json").stdout)
     assert listed[0]["offsite"] == ["drive"]
