@@ -134,9 +134,11 @@ def recover(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Restore without a prompt.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Rebuild the catalog and the store from an offsite target, on a machine whose backups/
-    is empty: import the log export (checking its hash chain), download and verify every blob,
-    write backups/database/. Then restore with `dumpledger restore NAME`, or pass --restore.
+    """Rebuild the catalog and the store from an offsite target after a complete loss.
+
+    backups/ must be empty or absent. Imports the target's log export (checking its hash
+    chain), downloads and verifies every blob, writes backups/database/. Then restore with
+    `dumpledger restore NAME`, or pass --restore.
 
     Examples:
 
