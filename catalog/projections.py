@@ -25,10 +25,18 @@ from catalog.events import (
     BackupVerified,
     BlobCollected,
     Event,
+    OffsitePushed,
     RestoreTested,
 )
 from catalog.recorded import Recorded
-from catalog.schema import PROJECTION_TABLES, artifacts, backups, blobs, checkpoints
+from catalog.schema import (
+    PROJECTION_TABLES,
+    artifacts,
+    backups,
+    blobs,
+    checkpoints,
+    offsite_copies,
+)
 
 CHECKPOINT = "catalog"
 
@@ -230,6 +238,22 @@ def _drilled(conn: Connection, rec: Recorded, ev: Any) -> None:
     )
 
 
+def _pushed(conn: Connection, rec: Recorded, ev: Any) -> None:
+    """The event lists every backup complete on the target now: replace that target's set."""
+    assert isinstance(ev, OffsitePushed)
+    conn.execute(delete(offsite_copies).where(offsite_copies.c.target == ev.target))
+    for name in sorted(set(ev.backups)):
+        conn.execute(
+            insert(offsite_copies).values(
+                target=ev.target,
+                backup_name=name,
+                location=ev.location,
+                pushed_seq=rec.seq,
+                pushed_at=rec.occurred_at,
+            )
+        )
+
+
 _HANDLERS: dict[type[Event], Callable[[Connection, Recorded, Any], None]] = {
     BackupStarted: _started,
     BackupCompleted: _completed,
@@ -241,6 +265,7 @@ _HANDLERS: dict[type[Event], Callable[[Connection, Recorded, Any], None]] = {
     BackupUnpinned: _unpinned,
     BlobCollected: _collected,
     RestoreTested: _drilled,
+    OffsitePushed: _pushed,
 }
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from catalog.errors import UnknownBackup
 from catalog.recorded import Recorded
-from catalog.schema import artifacts, backups, blobs, events
+from catalog.schema import artifacts, backups, blobs, events, offsite_copies
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +129,18 @@ def running_backups(engine: Engine) -> list[dict[str, Any]]:
 def blob_rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(blobs).order_by(blobs.c.digest))]
+
+
+def offsite_targets(engine: Engine) -> dict[str, list[str]]:
+    """Backup name -> the offsite targets that hold every one of its artifacts, sorted."""
+    q = select(offsite_copies.c.backup_name, offsite_copies.c.target).order_by(
+        offsite_copies.c.backup_name, offsite_copies.c.target
+    )
+    out: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(q):
+            out.setdefault(r.backup_name, []).append(r.target)
+    return out
 
 
 def _backup_dict(row: Any) -> dict[str, Any]:

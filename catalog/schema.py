@@ -88,6 +88,17 @@ blobs = Table(
     Column("first_seq", BigInteger, nullable=False),
 )
 
+# Which backups are complete (every artifact's blob) on which offsite target.
+offsite_copies = Table(
+    "offsite_copies",
+    metadata,
+    Column("target", String(255), primary_key=True),
+    Column("backup_name", String(255), primary_key=True, index=True),
+    Column("location", Text, nullable=False),
+    Column("pushed_seq", BigInteger, nullable=False),
+    Column("pushed_at", String(32), nullable=False),
+)
+
 # One row per projection: the last event folded in, and the chain head it had then.
 checkpoints = Table(
     "checkpoints",
@@ -97,4 +108,4 @@ checkpoints = Table(
     Column("head_hash", String(64), nullable=False),
 )
 
-PROJECTION_TABLES = (backups, artifacts, blobs)
+PROJECTION_TABLES = (backups, artifacts, blobs, offsite_copies)

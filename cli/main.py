@@ -11,8 +11,15 @@ import click
 import typer
 
 from catalog.errors import CatalogError
-from catalog.queries import ACTIONS, AuditFilter, BackupFilter, get_backup, list_backups
-from cli import health, output
+from catalog.queries import (
+    ACTIONS,
+    AuditFilter,
+    BackupFilter,
+    get_backup,
+    list_backups,
+    offsite_targets,
+)
+from cli import health, offsite, output
 from cli.legacy import import_legacy_cmd
 from cli.schedule import schedule_app
 from cli.state import CONTEXT, STATE, JsonOpt, open_app
@@ -147,7 +154,11 @@ def list_cmd(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     with open_app() as ctx:
-        rows = list_backups(ctx.catalog.engine, flt)
+        where = offsite_targets(ctx.catalog.engine)
+        rows = [
+            {**r, "offsite": where.get(r["name"], [])}
+            for r in list_backups(ctx.catalog.engine, flt)
+        ]
     if json_out:
         output.emit_json(rows)
         return
@@ -173,6 +184,7 @@ LIST_HEADERS = [
     "VERIFIED",
     "DRILL",
     "PIN",
+    "OFFSITE",
     "COMMIT",
 ]
 
@@ -194,6 +206,7 @@ def _list_row(r: dict[str, Any]) -> list[str]:
         verified,
         _drill_cell(r),
         "pinned" if r["pinned"] else "-",
+        ",".join(r.get("offsite") or []) or "-",
         (r["git_commit"] or "-")[:10],
     ]
 
@@ -206,6 +219,7 @@ def info(name: str, json_out: JsonOpt = False) -> None:
     """
     with open_app() as ctx:
         backup = get_backup(ctx.catalog.engine, name)
+        backup["offsite"] = offsite_targets(ctx.catalog.engine).get(name, [])
         events = [e.to_json() for e in ctx.catalog.events(subject=name)]
     if json_out:
         output.emit_json({**backup, "events": events})
@@ -230,6 +244,8 @@ def info(name: str, json_out: JsonOpt = False) -> None:
         print(f"{'pinned:':<18}{backup['pin_reason']}")
     if backup["status"] == "deleted":
         print(f"{'deleted by rule:':<18}{backup['deleted_rule']}")
+    if backup["status"] == "completed":
+        print(f"{'offsite:':<18}{', '.join(backup['offsite']) or 'nowhere (dumpledger push)'}")
     if backup.get("last_drill_at"):
         status = "passed" if backup["last_drill_ok"] else "FAILED"
         print(
@@ -267,12 +283,19 @@ def info(name: str, json_out: JsonOpt = False) -> None:
 def verify(
     names: Annotated[list[str] | None, typer.Argument(help="Backups to verify.")] = None,
     all_backups: Annotated[bool, typer.Option("--all", help="Every completed backup.")] = False,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Verify the copies on this offsite target.")
+    ] = None,
+    endpoint_url: offsite.EndpointOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Re-read, decompress and re-hash every artifact; record the result in the catalog.
 
-    Examples: dumpledger verify backup_20261124_120000 ; dumpledger verify --all
+    Examples: dumpledger verify backup_20261124_120000 ; dumpledger verify --all ;
+    dumpledger verify --target drive
     """
+    if target is not None:
+        return offsite.verify_target(target, endpoint_url, json_out, bool(names or all_backups))
     with open_app() as ctx:
         progress = output.Progress("verifying")
         try:
@@ -875,6 +898,10 @@ app.command("import-legacy", context_settings=CONTEXT)(import_legacy_cmd)
 app.add_typer(schedule_app, name="schedule")
 app.command("check", context_settings=CONTEXT)(health.check)
 app.command("metrics", context_settings=CONTEXT)(health.metrics)
+app.command(context_settings=CONTEXT)(offsite.push)
+app.command(context_settings=CONTEXT)(offsite.recover)
+catalog_app.command("export", context_settings=CONTEXT)(offsite.catalog_export)
+catalog_app.command("import", context_settings=CONTEXT)(offsite.catalog_import)
 
 
 def main(argv: list[str] | None = None) -> int:

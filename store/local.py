@@ -22,7 +22,7 @@ from typing import BinaryIO
 from store import age
 from store.age import AgeKeys
 from store.codecs import READ_CHUNK, SUFFIXES, Codec, compress, decompress
-from store.errors import BlobMissing, DecryptionKeyError, StoreError, StoreFull
+from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
 from store.pipeline import prefetch
 from store.results import BlobInfo, VerifyResult
 
@@ -153,6 +153,28 @@ class LocalStore:
             path=final,
             created=created,
         )
+
+    def put_stored(
+        self, chunks: Iterable[bytes], digest: str, codec: Codec, *, stored_sha256: str
+    ) -> bool:
+        """Take a blob's stored (compressed) bytes as they are, e.g. from an offsite copy.
+
+        Published only if they hash to `stored_sha256`; False when the digest was present.
+        """
+        final = self.path_for(digest, codec)
+        self._mkdir(self.blobs_dir)
+        tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            actual, _ = self._write_tmp(tmp, chunks)
+            if actual != stored_sha256:
+                raise BlobCorrupted(
+                    f"blob {digest}: the copy hashes to {actual}, not {stored_sha256}; "
+                    "verify the copy it came from (dumpledger verify --target)"
+                )
+            return self._publish(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _publish(self, tmp: Path, final: Path) -> bool:
         """Move tmp to final unless final exists; exclusive even against a concurrent writer."""

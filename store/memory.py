@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from store.age import AgeKeys
 from store.codecs import SUFFIXES, Codec
-from store.errors import BlobMissing, DecryptionKeyError
+from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError
 from store.local import check_digest, opened_stream, read_chunks, sealed_stream
 from store.results import BlobInfo, VerifyResult
 
@@ -66,6 +66,18 @@ class MemoryStore:
             path=self.path_for(key[0], codec),
             created=created,
         )
+
+    def put_stored(
+        self, chunks: Iterable[bytes], digest: str, codec: Codec, *, stored_sha256: str
+    ) -> bool:
+        data = b"".join(chunks)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != stored_sha256:
+            raise BlobCorrupted(f"blob {digest}: the copy hashes to {actual}, not {stored_sha256}")
+        key = (check_digest(digest), Codec(codec))
+        created = key not in self.blobs
+        self.blobs.setdefault(key, data)
+        return created
 
     @contextmanager
     def open_raw(self, digest: str, codec: Codec) -> Iterator[Iterator[bytes]]:

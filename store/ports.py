@@ -26,6 +26,12 @@ class BlobStore(Protocol):
         progress: Callable[[int], None] | None = None,
     ) -> BlobInfo: ...
 
+    def put_stored(
+        self, chunks: Iterable[bytes], digest: str, codec: Codec, *, stored_sha256: str
+    ) -> bool:
+        """Take stored (compressed) bytes verbatim if they hash to `stored_sha256`."""
+        ...
+
     def open_raw(self, digest: str, codec: Codec) -> AbstractContextManager[Iterator[bytes]]: ...
 
     def verify(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from store import AgeKeys, BlobStore, Codec, LocalStore, MemoryStore
+from store import AgeKeys, BlobCorrupted, BlobStore, Codec, LocalStore, MemoryStore
 from tests.age_keys import age_keys
 
 RAW = [b"-- dump\n", os.urandom(300_000), b"x" * 5_000_000, "ünïcødé 🚀\n".encode()]
@@ -79,3 +79,24 @@ def test_a_failing_producer_stores_nothing(store: BlobStore) -> None:
 def test_bad_digest_is_refused(store: BlobStore) -> None:
     with pytest.raises(ValueError, match="not a SHA-256"):
         store.exists("../../etc/passwd", Codec.GZIP)
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+def test_stored_bytes_are_taken_verbatim_only_when_they_hash_right(
+    store: BlobStore, tmp_path: Path, codec: Codec
+) -> None:
+    identity = tmp_path / "age.key"  # the store fixture's keys: encrypted codecs need them
+    recipient = identity.read_text().split("# public key: ")[1].split()[0]
+    source = LocalStore(
+        tmp_path / "source", AgeKeys(recipients=(recipient,), identity_file=identity)
+    )
+    info = source.put(iter(RAW), codec)
+    assert info.path is not None
+    stored = info.path.read_bytes()
+    with pytest.raises(BlobCorrupted):
+        flipped = stored[:-1] + bytes([stored[-1] ^ 1])
+        store.put_stored([flipped], info.digest, codec, stored_sha256=info.stored_sha256)
+    assert list(store.iter_blobs()) == []
+    assert store.put_stored([stored], info.digest, codec, stored_sha256=info.stored_sha256)
+    assert not store.put_stored([stored], info.digest, codec, stored_sha256=info.stored_sha256)
+    assert store.verify(info.digest, codec, expected_stored_sha256=info.stored_sha256).ok

@@ -1,0 +1,130 @@
+"""The old guide's "Complete Database Loss", end to end with the real CLI: back up, push to an
+offsite directory, lose the database, its roles and the whole backups/ directory, recover the
+catalog and the store from the offsite copy alone, restore, and compare with the original."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from catalog import Catalog
+from pgtools.cluster import Cluster
+from tests.compare import roles, state
+from tests.s3server import S3_ENV, make_bucket, moto_server
+from tests.support import cluster_env
+
+DUMPLEDGER = [sys.executable, "-m", "cli"]
+APP_ROLES = (
+    "anon",
+    "authenticated",
+    "service_role",
+    "authenticator",
+    "supabase_auth_admin",
+    "supabase_storage_admin",
+    "dashboard_user",
+    "postgres",
+)
+
+
+def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [*DUMPLEDGER, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"exit {done.returncode}: {done.stderr}")
+    return done
+
+
+def lose_everything(cluster: Cluster, backups: Path) -> None:
+    """The database and its roles are gone; so is backups/ with the catalog and the store."""
+    cluster.psql("DROP DATABASE postgres WITH (FORCE)", dbname="template1")
+    cluster.psql("".join(f"DROP ROLE {r};\n" for r in APP_ROLES), dbname="template1")
+    shutil.rmtree(backups)
+
+
+def test_complete_database_loss(tmp_path: Path, supabase_cluster: Cluster) -> None:
+    cluster = supabase_cluster
+    backups = tmp_path / "backups"
+    env = cluster_env(cluster, backups)
+    env["SUPABASE_DB_USER"] = "supabase_admin"
+    drive = tmp_path / "external-drive" / "dumpledger"
+    original, original_roles = state(cluster), roles(cluster)
+
+    name = json.loads(run(env, "backup", "--type", "nightly", "--json").stdout)["name"]
+    pushed = json.loads(run(env, "push", str(drive), "--json").stdout)
+    assert pushed["backups"] == [name]
+    with Catalog.open(f"sqlite:///{backups / 'catalog.db'}") as cat:
+        original_events = [e.to_json() for e in cat.events()]
+
+    lose_everything(cluster, backups)
+    assert "postgres" not in cluster.psql("SELECT datname FROM pg_database", dbname="template1")
+    left = cluster.psql("SELECT rolname FROM pg_roles", dbname="template1").split()
+    assert not set(APP_ROLES) & set(left)
+
+    # A backups/ that is not empty is refused before anything is read or written.
+    (backups / "database").mkdir(parents=True)
+    done = run(env, "recover", "--from", str(drive), check=False)
+    assert done.returncode == 2 and "is not empty" in done.stderr
+    shutil.rmtree(backups)
+
+    done = run(env, "recover", "--from", str(drive))
+    assert "hash chain intact" in done.stdout
+    assert f"next: dumpledger restore {name}" in done.stdout
+    with Catalog.open(f"sqlite:///{backups / 'catalog.db'}") as cat:
+        assert cat.verify_chain().ok
+        # The recovered log is the original one as pushed, event for event (ids, times,
+        # hashes), then what recovery recorded: the target holds the backup.
+        recovered = [e.to_json() for e in cat.events()]
+        assert recovered[: pushed["log_seq"]] == original_events[: pushed["log_seq"]]
+        assert [e["type"] for e in recovered[pushed["log_seq"] :]] == ["OffsitePushed"]
+        marker = (backups / "store" / ".catalog-id").read_text().strip()
+        assert marker == cat.identity()
+    assert (backups / "database" / f"{name}_full.sql.gz").resolve().is_file()
+    assert run(env, "verify", name).returncode == 0
+    assert json.loads(run(env, "list", "--json").stdout)[0]["offsite"] == [str(drive)]
+
+    run(env, "restore", name, "--yes")
+    assert roles(cluster) == original_roles
+    assert state(cluster) == original
+    # The new machine goes on where the old one stopped: the next push appends to the target.
+    again = json.loads(run(env, "push", str(drive), "--json").stdout)
+    assert again["digests_sent"] == [] and again["backups"][0] == name
+
+
+def test_complete_loss_recovered_from_s3_and_restored_in_one_command(
+    tmp_path: Path, supabase_cluster: Cluster
+) -> None:
+    cluster = supabase_cluster
+    backups = tmp_path / "backups"
+    env = {**cluster_env(cluster, backups), **S3_ENV, "SUPABASE_DB_USER": "supabase_admin"}
+    original, original_roles = state(cluster), roles(cluster)
+    with moto_server() as endpoint:
+        make_bucket(endpoint, "recovery")
+        name = json.loads(run(env, "backup", "--type", "nightly", "--json").stdout)["name"]
+        run(env, "push", "s3://recovery/prod", "--endpoint-url", endpoint)
+        lose_everything(cluster, backups)
+        # A new machine: no configuration; the endpoint from the environment, as boto3 reads it.
+        done = run(
+            {**env, "AWS_ENDPOINT_URL": endpoint},
+            "recover",
+            "--from",
+            "s3://recovery/prod",
+            "--restore",
+            "--yes",
+            "--json",
+        )
+    report = json.loads(done.stdout)
+    assert report["restored"] == name and report["backups"] == [name]
+    assert report["blobs_fetched"] == 2 and report["incomplete"] == []
+    assert f"restored {name} into postgres" in done.stderr
+    assert roles(cluster) == original_roles
+    assert state(cluster) == original

@@ -1,0 +1,155 @@
+"""Disaster recovery: rebuild the catalog and the store of a new machine from an offsite target.
+
+Order: refuse unless backups/ is empty (a backup-config.json may be there already); import the
+target's export into the empty catalog (the chain is checked line by line) and verify the
+chain; download every blob a backup still references, check its stored SHA-256, then
+decompress and re-hash it; mark the store as this catalog's; write backups/database/ and the
+latest_* links; record OffsitePushed (nothing sent) so `list` shows the target holds them.
+Restoring a backup afterwards is the restore use case's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from catalog.events import OffsitePushed
+from catalog.export import import_export, read_export
+from catalog.queries import BackupFilter, blob_rows, get_backup, list_backups
+from store import Codec
+from store.offsite import EXPORT_KEY
+from usecases.backup import refresh_latest
+from usecases.config import Settings
+from usecases.context import App
+from usecases.errors import BadInput, UseCaseError
+from usecases.files import atomic_write
+from usecases.offsite import ProgressFn, blob_key, resolve_target
+from usecases.retention import CATALOG_ID_FILE
+from usecases.views import write_backup_views
+
+# What a new machine may already hold in backups/ before recovering.
+ALLOWED_BEFORE = {"backup-config.json"}
+
+
+@dataclass(slots=True, kw_only=True)
+class RecoverReport:
+    target: str
+    location: str
+    events: int = 0
+    blobs_fetched: int = 0
+    bytes_fetched: int = 0
+    backups: list[str] = field(default_factory=list)  # completed, every blob recovered
+    incomplete: list[str] = field(default_factory=list)  # some blob was not on the target
+    newest_verified: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_empty(settings: Settings) -> None:
+    root = settings.backup_dir
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise BadInput(f"{root} is not a directory; pass another --backup-dir")
+    extra = sorted(p.name for p in root.iterdir() if p.name not in ALLOWED_BEFORE)
+    if extra:
+        raise BadInput(
+            f"{root} is not empty ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}); "
+            "recover into an empty backup directory (--backup-dir NEW), or remove what a "
+            "recover that stopped halfway left there"
+        )
+
+
+def recover(
+    settings: Settings,
+    spec: str | None,
+    *,
+    endpoint_url: str | None = None,
+    progress: ProgressFn | None = None,
+) -> RecoverReport:
+    check_empty(settings)
+    resolved = resolve_target(settings, spec, endpoint_url=endpoint_url)
+    report = RecoverReport(target=resolved.name, location=resolved.target.location)
+    data = resolved.target.read(EXPORT_KEY)
+    if data is None:
+        raise UseCaseError(
+            f"{resolved.target.location} holds no {EXPORT_KEY}: not a dumpledger offsite "
+            "target, or nothing was pushed to it yet"
+        )
+    lines = data.decode("utf-8").splitlines()
+    source = f"{resolved.target.location}/{EXPORT_KEY}"
+    for _ in read_export(lines, source=source):  # a broken export leaves backups/ untouched
+        pass
+    with App.open(settings) as app:
+        report.events = import_export(app.catalog, lines, source=source)
+        chain = app.catalog.verify_chain()
+        if not chain.ok:
+            raise UseCaseError(f"the recovered catalog's chain is broken: {chain.problems[0]}")
+        missing = _fetch_blobs(app, resolved, report, progress)
+        _mark_store(app)
+        _write_views(app, report, missing)
+        # What the target holds, as this catalog now knows it (nothing was sent).
+        app.catalog.append(
+            OffsitePushed(
+                target=report.target,
+                location=report.location,
+                backups=sorted(report.backups),
+                digests_sent=[],
+                bytes_sent=0,
+                log_seq=report.events,
+            ),
+            actor=app.actor,
+        )
+    return report
+
+
+def _fetch_blobs(
+    app: App, resolved: Any, report: RecoverReport, progress: ProgressFn | None
+) -> set[tuple[str, str]]:
+    """Download, check and install every referenced blob; return those the target lacks."""
+    listing = resolved.target.list("store/")
+    missing: set[tuple[str, str]] = set()
+    for blob in blob_rows(app.catalog.engine):
+        if blob["refcount"] <= 0:
+            continue
+        digest, codec = blob["digest"], Codec(blob["codec"])
+        key = blob_key(app, digest, codec)
+        if key not in listing:
+            missing.add((digest, codec.value))
+            continue
+        chunks = resolved.target.get_chunks(key)
+        app.store.put_stored(chunks, digest, codec, stored_sha256=blob["stored_sha256"])
+        result = app.store.verify(digest, codec, expected_stored_sha256=blob["stored_sha256"])
+        if not result.ok:
+            app.store.delete(digest, codec)
+            raise UseCaseError(
+                f"blob {digest} from {resolved.target.location} does not verify: "
+                f"{result.error}; run `dumpledger verify --target` on a machine that has it"
+            )
+        report.blobs_fetched += 1
+        report.bytes_fetched += int(blob["stored_size"])
+        if progress:
+            progress("recover", report.bytes_fetched)
+    return missing
+
+
+def _mark_store(app: App) -> None:
+    """The store belongs to this catalog (the same first event as the original's)."""
+    ident = app.catalog.identity()
+    if ident is not None:
+        atomic_write(app.settings.store_dir / CATALOG_ID_FILE, (ident + "\n").encode())
+
+
+def _write_views(app: App, report: RecoverReport, missing: set[tuple[str, str]]) -> None:
+    completed = list_backups(app.catalog.engine, BackupFilter(status="completed"))
+    for row in completed:
+        backup = get_backup(app.catalog.engine, row["name"])
+        if any((a["digest"], a["codec"]) in missing for a in backup["artifacts"]):
+            report.incomplete.append(row["name"])
+            continue
+        write_backup_views(app.settings.database_dir, app.store, backup)
+        report.backups.append(row["name"])
+        if report.newest_verified is None and row["verified"] and row["last_verify_ok"]:
+            report.newest_verified = row["name"]
+    refresh_latest(app)
