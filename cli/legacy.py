@@ -60,6 +60,9 @@ def import_legacy_cmd(
         output.emit_json(report.to_json())
     else:
         _print(report)
+    for o in report.outcomes:
+        if o.status == "failed":
+            output.error(f"{o.backup} not imported: {o.reason}")
     if report.failed:
         raise typer.Exit(1)
 
@@ -88,6 +91,3 @@ def _print(report: ImportReport) -> None:
     else:
         summary = f"{c['imported']} backup(s) imported"
     print(f"{summary}, {c['skipped']} skipped, {c['failed']} failed, from {report.directory}")
-    for o in report.outcomes:
-        if o.status == "failed":
-            output.error(f"{o.backup} not imported: {o.reason}")

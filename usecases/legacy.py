@@ -123,8 +123,17 @@ def import_legacy(app: App, req: ImportRequest) -> ImportReport:
 
 
 def _import_group(app: App, g: LegacyGroup, req: ImportRequest, directory: Path) -> ImportOutcome:
-    files = [p.name for p in g.all_paths()]
-    kinds = sorted(g.files)
+    def outcome(status: str, reason: str, started_at: str | None = None) -> ImportOutcome:
+        files = [p.name for p in g.all_paths()]
+        return ImportOutcome(
+            backup=g.name,
+            status=status,
+            reason=reason,
+            files=files,
+            kinds=sorted(g.files),
+            started_at=started_at,
+        )
+
     try:
         validate_name(g.name)
         if g.problems:
@@ -134,34 +143,17 @@ def _import_group(app: App, g: LegacyGroup, req: ImportRequest, directory: Path)
         _compare_with_catalog(app, g.name, checked)
         started, source = _start_time(g, meta, req.tz)
         if req.dry_run:
-            return ImportOutcome(
-                backup=g.name,
-                status="would-import",
-                reason=f"time from the {source}",
-                files=files,
-                kinds=kinds,
-                started_at=utc_iso(started),
-            )
+            return outcome("would-import", f"time from the {source}", utc_iso(started))
         event = _store(app, g, meta, checked, (started, source), directory)
         if not app.catalog.append_all([event], actor=app.actor, precondition=_absent(g.name)):
             raise _Refused("skipped", "another import added this name meanwhile")
     except _Refused as refused:
-        return ImportOutcome(
-            backup=g.name, status=refused.status, reason=str(refused), files=files, kinds=kinds
-        )
+        return outcome(refused.status, str(refused))
     except BadInput as exc:  # an unsafe name: the others go on
-        return ImportOutcome(
-            backup=g.name, status="failed", reason=str(exc), files=files, kinds=kinds
-        )
+        return outcome("failed", str(exc))
+    # data first, then the event, then the files users see (as a backup does)
     write_backup_views(app.settings.database_dir, app.store, get_backup(app.catalog.engine, g.name))
-    return ImportOutcome(
-        backup=g.name,
-        status="imported",
-        reason=f"time from the {source}",
-        files=files,
-        kinds=kinds,
-        started_at=event.started_at,
-    )
+    return outcome("imported", f"time from the {source}", event.started_at)
 
 
 def _metadata(g: LegacyGroup, tz: tzinfo | None) -> LegacyMeta:

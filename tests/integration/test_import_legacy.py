@@ -130,6 +130,7 @@ def test_import_of_the_old_scripts_directory(
 
     done = run(env, "import-legacy", str(old), "--timezone", "Europe/Berlin", "--json")
     assert done.returncode == 1, done.stderr  # the truncated one failed; the rest imported
+    assert done.stderr.count("not imported") == 1 and BROKEN in done.stderr
     report = {o["backup"]: o for o in json.loads(done.stdout)["backups"]}
     assert {n: o["status"] for n, o in report.items()} == {
         AUTO: "imported",
@@ -265,3 +266,5 @@ def test_conflicts_unsafe_names_and_empty_groups_fail_the_others_import(
 
     missing = run(env, "import-legacy", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
+    zone = run(env, "import-legacy", str(old), "--timezone", "Mars/Olympus_Mons")
+    assert zone.returncode == 2 and "unknown time zone" in zone.stderr
