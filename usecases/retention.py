@@ -8,14 +8,13 @@ blobs nothing references (see LocalStore.protect for the protocol), then old run
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from catalog.events import BackupDeleted, BackupPinned, BackupUnpinned
-from catalog.queries import artifact_refs, blob_rows, get_backup, retention_rows
+from catalog.queries import blob_rows, bytes_freed_without, get_backup, retention_rows
 from catalog.retention import BackupView, Decision, Policy, evaluate
 from store.codecs import Codec
 from usecases.backup import refresh_latest
@@ -166,17 +165,7 @@ def _remove_views(database_dir: Path, backup: dict[str, Any]) -> None:
 
 
 def _would_free(app: App, removed: list[str]) -> int:
-    going = set(removed)
-    drop: Counter[tuple[str, str]] = Counter(
-        (digest, codec)
-        for name, digest, codec in artifact_refs(app.catalog.engine)
-        if name in going
-    )
-    return sum(
-        int(b["stored_size"])
-        for b in blob_rows(app.catalog.engine)
-        if b["refcount"] - drop[(b["digest"], b["codec"])] <= 0
-    )
+    return bytes_freed_without(app.catalog.engine, removed)
 
 
 def collect_blobs(app: App, *, wait: float = 5.0) -> CollectReport:

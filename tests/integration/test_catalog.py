@@ -20,7 +20,13 @@ from catalog.events import (
     BackupVerified,
     BlobCollected,
 )
-from catalog.queries import BackupFilter, blob_rows, get_backup, list_backups
+from catalog.queries import (
+    BackupFilter,
+    blob_rows,
+    bytes_freed_without,
+    get_backup,
+    list_backups,
+)
 from tests.catalog_urls import postgres_url, sqlite_url
 
 ACTOR = "tester@host via cli"
@@ -104,6 +110,16 @@ def test_projections_follow_the_log(cat: Catalog) -> None:
     names = [b["name"] for b in list_backups(cat.engine)]
     assert names == ["c", "b", "a"]  # newest first, deleted hidden
     assert [b["name"] for b in list_backups(cat.engine, BackupFilter(commit_prefix="DEF"))] == ["b"]
+
+
+def test_bytes_freed_counts_only_blobs_nobody_else_references(cat: Catalog) -> None:
+    history(cat)  # a and b share blob "1..." (40 bytes stored)
+    cat.append_all([started("e"), completed("e", "3" * 64)], actor=ACTOR)
+    assert bytes_freed_without(cat.engine, []) == 0
+    assert bytes_freed_without(cat.engine, ["a"]) == 0  # b still needs the shared blob
+    assert bytes_freed_without(cat.engine, ["a", "b"]) == 40
+    assert bytes_freed_without(cat.engine, ["a", "b", "e", "no-such"]) == 80
+    assert bytes_freed_without(cat.engine, ["e"]) == 40  # and again: the temp table is gone
 
 
 def test_rebuild_gives_identical_projections(cat: Catalog) -> None:
