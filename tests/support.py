@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+from catalog import Catalog
 from pgtools.target import DbTarget
 from usecases.config import Settings
 from usecases.context import App
@@ -106,3 +109,29 @@ def fabricate_backup(
         ),
         actor=app.actor,
     )
+
+
+DUMPLEDGER = [sys.executable, "-m", "cli"]
+
+
+def run_cli(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """The real `dumpledger` in a subprocess; no stdin, so a prompt fails instead of hanging."""
+    done = subprocess.run(
+        [*DUMPLEDGER, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"exit {done.returncode}: {done.stderr}")
+    return done
+
+
+def catalog_of(env: dict[str, str]) -> Catalog:
+    """The SQLite catalog of the backup directory a CLI environment points at."""
+    return Catalog.open(f"sqlite:///{env['DUMPLEDGER_BACKUP_DIR']}/catalog.db")

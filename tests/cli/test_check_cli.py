@@ -13,8 +13,8 @@ from typing import Any
 from catalog import Catalog
 from catalog.events import RestoreTested, ScheduleInstalled
 from pgtools.cluster import free_port
-from tests.cli.test_restore_cli import run
 from tests.support import cluster_env, fabricate_backup, settings_for
+from tests.support import run_cli as run
 from tests.unit.test_metrics import parse
 from usecases.context import App
 

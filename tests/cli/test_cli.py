@@ -6,35 +6,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from catalog import Catalog
-from tests.support import cluster_env
-
-DUMPLEDGER = [sys.executable, "-m", "cli"]
-
-
-def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [*DUMPLEDGER, *args], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"exit {done.returncode}: {done.stderr}")
-    return done
+from tests.support import DUMPLEDGER, catalog_of, cluster_env
+from tests.support import run_cli as run
 
 
 @pytest.fixture
 def env(tmp_path: Path, supabase_db: Any) -> dict[str, str]:
     return cluster_env(supabase_db.cluster, tmp_path / "backups")
-
-
-def catalog_of(env: dict[str, str]) -> Catalog:
-    return Catalog.open(f"sqlite:///{env['DUMPLEDGER_BACKUP_DIR']}/catalog.db")
 
 
 def test_backup_list_info_verify(env: dict[str, str]) -> None:

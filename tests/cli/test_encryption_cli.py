@@ -5,8 +5,6 @@ with nothing recorded."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +14,7 @@ from catalog import Catalog
 from store.age import AGE_MAGIC
 from tests.age_keys import write_identity
 from tests.support import cluster_env
-
-DUMPLEDGER = [sys.executable, "-m", "cli"]
-
-
-def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [*DUMPLEDGER, *args], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"exit {done.returncode}: {done.stderr}")
-    return done
+from tests.support import run_cli as run
 
 
 def write_config(backup_dir: Path, encryption: dict[str, Any]) -> None:

@@ -16,8 +16,8 @@ from catalog import Catalog
 from catalog.queries import get_backup
 from pgtools.cluster import free_port
 from store import Codec
-from tests.cli.test_restore_cli import run
 from tests.support import cluster_env, fabricate_backup, settings_for
+from tests.support import run_cli as run
 from usecases.context import App
 
 

@@ -4,34 +4,15 @@ directory and to an S3-compatible server (moto's, on 127.0.0.1, standing in for 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from catalog import Catalog
 from tests.s3server import S3_ENV, corrupt_file, corrupt_object, make_bucket, moto_server
-from tests.support import cluster_env
-
-DUMPLEDGER = [sys.executable, "-m", "cli"]
-
-
-def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [*DUMPLEDGER, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"exit {done.returncode}: {done.stderr}")
-    return done
+from tests.support import catalog_of, cluster_env
+from tests.support import run_cli as run
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +26,6 @@ def env(tmp_path: Path, supabase_db: Any) -> dict[str, str]:
     e = cluster_env(supabase_db.cluster, tmp_path / "backups")
     e.pop("AWS_ENDPOINT_URL", None)
     return {**e, **S3_ENV}
-
-
-def catalog_of(env: dict[str, str]) -> Catalog:
-    return Catalog.open(f"sqlite:///{env['DUMPLEDGER_BACKUP_DIR']}/catalog.db")
 
 
 def backup(env: dict[str, str]) -> str:

@@ -8,32 +8,21 @@ import json
 import os
 import pty
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from catalog import Catalog
 from pgtools.cluster import Cluster
 from tests.compare import checksums
-from tests.support import app_for, cluster_env, fabricate_backup, settings_for
-
-DUMPLEDGER = [sys.executable, "-m", "cli"]
-
-
-def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [*DUMPLEDGER, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"exit {done.returncode}: {done.stderr}")
-    return done
+from tests.support import (
+    DUMPLEDGER,
+    app_for,
+    catalog_of,
+    cluster_env,
+    fabricate_backup,
+    settings_for,
+)
+from tests.support import run_cli as run
 
 
 def run_on_terminal(env: dict[str, str], answer: str, *args: str) -> tuple[int, str]:
@@ -65,10 +54,6 @@ def env(tmp_path: Path, supabase_cluster: Cluster) -> dict[str, str]:
     e = cluster_env(supabase_cluster, tmp_path / "backups")
     e["SUPABASE_DB_USER"] = "supabase_admin"
     return e
-
-
-def catalog_of(env: dict[str, str]) -> Catalog:
-    return Catalog.open(f"sqlite:///{env['DUMPLEDGER_BACKUP_DIR']}/catalog.db")
 
 
 def event_types(env: dict[str, str]) -> list[str]:

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.cli.test_restore_cli import run
 from tests.support import cluster_env
+from tests.support import run_cli as run
 
 DUMPLEDGER = [sys.executable, "-m", "cli"]
 

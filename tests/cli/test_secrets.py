@@ -12,7 +12,8 @@ import pytest
 
 from catalog import Catalog
 from pgtools.cluster import Cluster, supabase_fixture_sql
-from tests.cli.test_cli import DUMPLEDGER, run
+from tests.support import DUMPLEDGER
+from tests.support import run_cli as run
 
 PASSWORD = "Sup3r-s3cret-Pa55word"
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from catalog import Catalog
@@ -15,8 +13,8 @@ from pgtools.cluster import Cluster
 from tests.compare import roles, state
 from tests.s3server import S3_ENV, make_bucket, moto_server
 from tests.support import cluster_env
+from tests.support import run_cli as run
 
-DUMPLEDGER = [sys.executable, "-m", "cli"]
 APP_ROLES = (
     "anon",
     "authenticated",
@@ -27,21 +25,6 @@ APP_ROLES = (
     "dashboard_user",
     "postgres",
 )
-
-
-def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [*DUMPLEDGER, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"exit {done.returncode}: {done.stderr}")
-    return done
 
 
 def lose_everything(cluster: Cluster, backups: Path) -> None:
