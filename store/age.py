@@ -10,7 +10,6 @@ pyrage is the optional ``age`` extra; it is imported only when a blob is encrypt
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from store.errors import BlobCorrupted, DecryptionKeyError, StoreError
+from store.pipeline import in_worker
 
 AGE_MAGIC = b"age-encryption.org/v1"
 _DEPTH = 16  # 64 KiB age chunks in flight between the worker and the consumer
-_POLL = 0.05
 
 
 def _pyrage() -> Any:
@@ -162,12 +161,13 @@ class _Reader:
 
 
 class _Writer:
-    def __init__(self, q: queue.Queue[tuple[bool, object]], stop: threading.Event) -> None:
-        self.q = q
-        self.stop = stop
+    """A file-like sink for pyrage: each write is handed to the consumer."""
+
+    def __init__(self, emit: Callable[[bytes], bool]) -> None:
+        self.emit = emit
 
     def write(self, data: bytes) -> int:
-        if not _offer(self.q, self.stop, (True, bytes(data))):
+        if not self.emit(bytes(data)):
             raise _Stopped
         return len(data)
 
@@ -175,42 +175,16 @@ class _Writer:
         pass
 
 
-def _offer(q: queue.Queue[tuple[bool, object]], stop: threading.Event, entry: Any) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(entry, timeout=_POLL)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
 def _pump(run: Callable[[_Reader, _Writer], None], chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Run `run(reader, writer)` on a worker thread; yield what it writes, in order."""
-    q: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=_DEPTH)
-    stop = threading.Event()
-    reader = _Reader(chunks, stop)
 
-    def work() -> None:
+    def produce(emit: Callable[[bytes], bool], stop: threading.Event) -> None:
+        reader = _Reader(chunks, stop)
         try:
-            run(reader, _Writer(q, stop))
-        except BaseException as exc:
-            _offer(q, stop, (False, reader.error or exc))
-            return
-        _offer(q, stop, (False, None))
+            run(reader, _Writer(emit))
+        except BaseException as exc:  # pyrage wraps the reader's error: raise the original
+            if reader.error is not None and reader.error is not exc:
+                raise reader.error from None
+            raise
 
-    worker = threading.Thread(target=work, name="age", daemon=True)
-    worker.start()
-    try:
-        while True:
-            is_data, value = q.get()
-            if is_data:
-                yield value  # type: ignore[misc]
-            elif value is None:
-                return
-            else:
-                assert isinstance(value, BaseException)
-                raise value
-    finally:
-        stop.set()
-        worker.join()
+    return in_worker(produce, depth=_DEPTH, name="age")

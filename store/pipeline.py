@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -21,6 +21,26 @@ def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
 
     The worker's exception is raised in the consumer; when the consumer stops early, the
     worker stops at its next item.
+    """
+
+    def produce(emit: Callable[[T], bool], _stop: threading.Event) -> None:
+        for item in items:
+            if not emit(item):
+                return
+
+    return in_worker(produce, depth=depth, name="prefetch")
+
+
+def in_worker(
+    produce: Callable[[Callable[[T], bool], threading.Event], None],
+    *,
+    depth: int = 4,
+    name: str = "worker",
+) -> Iterator[T]:
+    """Run `produce(emit, stop)` on a worker thread; yield what it emits, in order.
+
+    `emit` blocks while `depth` items wait, and returns False once the consumer has gone
+    (`stop` is then set too). An exception of `produce` is raised in the consumer.
     """
     q: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -36,15 +56,13 @@ def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
 
     def work() -> None:
         try:
-            for item in items:
-                if not offer((True, item)):
-                    return
+            produce(lambda item: offer((True, item)), stop)
         except BaseException as exc:  # handed to the consumer, raised there
             offer((False, exc))
             return
         offer((False, None))
 
-    worker = threading.Thread(target=work, name="prefetch", daemon=True)
+    worker = threading.Thread(target=work, name=name, daemon=True)
     worker.start()
     try:
         while True:
