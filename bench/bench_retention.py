@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from catalog import Catalog
 from catalog.events import BackupCompleted, BackupStarted, BackupVerified, Event
-from catalog.queries import BackupFilter, list_backups
+from catalog.queries import list_backups
+from catalog.read import BackupFilter
 from catalog.retention import evaluate
 from usecases.config import load_settings
 from usecases.context import App

@@ -15,17 +15,14 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.errors import CatalogUnavailable
+from catalog.read import BUSY_TIMEOUT_MS, HEAD_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-BUSY_TIMEOUT_MS = 60_000
 # Any constant: the advisory lock that serialises writers of a PostgreSQL catalog.
 PG_WRITER_LOCK = 0x64756D70
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-# The newest migration in migrations/versions (a test keeps the two in step). Knowing it here
-# lets an up-to-date catalog open without importing Alembic at all.
-HEAD_REVISION = "0004"
 
 
 def normalize_url(url: str) -> str:

@@ -3,49 +3,32 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, and_, func, insert, select
+from sqlalchemy import Column, MetaData, String, Table, and_, func, insert, select, text
 from sqlalchemy.engine import Engine
 
+from catalog import read
 from catalog.errors import UnknownBackup
+from catalog.read import ACTIONS, AuditFilter, BackupFilter, Query, backup_dict
 from catalog.recorded import Recorded
-from catalog.schema import artifacts, backups, blobs, events, offsite_copies
+from catalog.schema import artifacts, backups, blobs, events
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BackupFilter:
-    backup_type: str | None = None
-    status: str | None = None
-    since: str | None = None  # UTC ISO, inclusive
-    until: str | None = None  # UTC ISO, exclusive
-    commit_prefix: str | None = None
-    branch: str | None = None
-    include_deleted: bool = False
+def engine_query(engine: Engine) -> Query:
+    """catalog.read's statements, run through SQLAlchemy (any catalog URL)."""
+
+    def run(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(text(sql), dict(params)).mappings()]
+
+    return run
 
 
 def list_backups(engine: Engine, flt: BackupFilter | None = None) -> list[dict[str, Any]]:
     """Newest first."""
-    flt = flt or BackupFilter()
-    q = select(backups).order_by(backups.c.started_at.desc(), backups.c.name.desc())
-    if flt.backup_type:
-        q = q.where(backups.c.backup_type == flt.backup_type)
-    if flt.status:
-        q = q.where(backups.c.status == flt.status)
-    elif not flt.include_deleted:
-        q = q.where(backups.c.status != "deleted")
-    if flt.since:
-        q = q.where(backups.c.started_at >= flt.since)
-    if flt.until:
-        q = q.where(backups.c.started_at < flt.until)
-    if flt.commit_prefix:
-        q = q.where(backups.c.git_commit.startswith(flt.commit_prefix.lower()))
-    if flt.branch:
-        q = q.where(backups.c.git_branch == flt.branch)
-    with engine.connect() as conn:
-        return [_backup_dict(r) for r in conn.execute(q)]
+    return read.list_backups(engine_query(engine), flt)
 
 
 def get_backup(engine: Engine, name: str) -> dict[str, Any]:
@@ -53,34 +36,12 @@ def get_backup(engine: Engine, name: str) -> dict[str, Any]:
         row = conn.execute(select(backups).where(backups.c.name == name)).first()
         if row is None:
             raise UnknownBackup(name)
-        out = _backup_dict(row)
+        out = backup_dict(row._mapping)
         arts = conn.execute(
             select(artifacts).where(artifacts.c.backup_name == name).order_by(artifacts.c.kind)
         )
         out["artifacts"] = [dict(a._mapping) for a in arts]
     return out
-
-
-# What `audit --action` names, as event types.
-ACTIONS: dict[str, tuple[str, ...]] = {
-    "backup": ("BackupStarted", "BackupCompleted", "BackupFailed"),
-    "verify": ("BackupVerified",),
-    "restore": ("RestoreStarted", "RestoreCompleted", "RestoreFailed"),
-    "drill": ("RestoreTested",),
-    "delete": ("BackupDeleted",),
-    "collect": ("BlobCollected",),
-    "import": ("BackupImported",),
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuditFilter:
-    actions: tuple[str, ...] = ()
-    actor: str | None = None  # substring: "alice" matches "alice@laptop via cli"
-    backup: str | None = None
-    since: str | None = None  # UTC ISO, inclusive
-    until: str | None = None  # UTC ISO, exclusive
-    limit: int | None = None
 
 
 def audit_events(engine: Engine, flt: AuditFilter) -> list[Recorded]:
@@ -154,7 +115,7 @@ def bytes_freed_without(engine: Engine, names: Collection[str]) -> int:
 def running_backups(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(backups).where(backups.c.status == "running"))
-        return [_backup_dict(r) for r in rows]
+        return [backup_dict(r._mapping) for r in rows]
 
 
 def blob_rows(engine: Engine) -> list[dict[str, Any]]:
@@ -164,25 +125,7 @@ def blob_rows(engine: Engine) -> list[dict[str, Any]]:
 
 def offsite_targets(engine: Engine) -> dict[str, list[str]]:
     """Backup name -> the offsite targets that hold every one of its artifacts, sorted."""
-    q = select(offsite_copies.c.backup_name, offsite_copies.c.target).order_by(
-        offsite_copies.c.backup_name, offsite_copies.c.target
-    )
-    out: dict[str, list[str]] = {}
-    with engine.connect() as conn:
-        for r in conn.execute(q):
-            out.setdefault(r.backup_name, []).append(r.target)
-    return out
-
-
-def _backup_dict(row: Any) -> dict[str, Any]:
-    out = dict(row._mapping)
-    out["metadata"] = json.loads(out["metadata"] or "{}")
-    out["verified"] = bool(out["verified"])
-    out["pinned"] = bool(out["pinned"])
-    for key in ("last_verify_ok", "last_drill_ok"):
-        if out[key] is not None:
-            out[key] = bool(out[key])
-    return out
+    return read.offsite_targets(engine_query(engine))
 
 
 def blob_encryption(engine: Engine, digest: str, codec: str) -> dict[str, Any] | None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
 from cli import output
 from usecases.errors import BadInput
-from usecases.legacy import ImportReport, ImportRequest, import_legacy
+
+if TYPE_CHECKING:
+    from usecases.legacy import ImportReport
 
 MARKS = {
     "imported": "imported",
@@ -52,6 +54,7 @@ def import_legacy_cmd(
       dumpledger import-legacy old-backups/database --timezone Europe/Berlin
     """
     from cli.state import open_app
+    from usecases.legacy import ImportRequest, import_legacy
 
     req = ImportRequest(directory=directory, dry_run=dry_run, tz=_zone(timezone))
     with open_app() as ctx:

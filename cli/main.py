@@ -11,29 +11,22 @@ import click
 import typer
 
 from catalog.errors import CatalogError
-from catalog.queries import (
-    ACTIONS,
-    AuditFilter,
-    BackupFilter,
-    get_backup,
-    list_backups,
-    offsite_targets,
-)
+from catalog.read import ACTIONS, AuditFilter, BackupFilter
 from cli import health, offsite, output
 from cli.legacy import import_legacy_cmd
 from cli.schedule import schedule_app
-from cli.state import CONTEXT, STATE, JsonOpt, open_app
+from cli.state import CONTEXT, STATE, JsonOpt, open_app, settings
 from cli.timeparse import parse_moment
 from pgtools.errors import PgError
 from store.errors import StoreError
-from usecases.alerts import after_drill, after_verify, backup_alerts
-from usecases.backup import BackupRequest, BackupResult, run_backup
-from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.names import BACKUP_TYPES, classify
-from usecases.verify import verify_backups
 
+# The use cases are imported inside the commands that run them: `list` and `--help` start
+# without SQLAlchemy, psycopg or the store (docs/PERFORMANCE.md).
 if TYPE_CHECKING:
+    from usecases.backup import BackupResult
+    from usecases.context import App
     from usecases.restore import RestorePlan
     from usecases.retention import CleanupReport
 
@@ -94,6 +87,9 @@ def backup(
 
       dumpledger backup --type nightly       # auto_nightly_YYYYMMDD_HHMMSS
     """
+    from usecases.alerts import backup_alerts
+    from usecases.backup import BackupRequest, run_backup
+
     overrides = {"codec": codec} if codec else {}
     auto_report = None
     with open_app(**overrides) as ctx, backup_alerts(ctx, backup_type) as alerts:
@@ -141,6 +137,9 @@ def list_cmd(
 
     Example: dumpledger list --type nightly --since 7d
     """
+    from catalog.read import list_backups, offsite_targets
+    from usecases.reading import reading
+
     now = datetime.now(UTC)
     try:
         flt = BackupFilter(
@@ -153,12 +152,9 @@ def list_cmd(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    with open_app() as ctx:
-        where = offsite_targets(ctx.catalog.engine)
-        rows = [
-            {**r, "offsite": where.get(r["name"], [])}
-            for r in list_backups(ctx.catalog.engine, flt)
-        ]
+    with reading(settings()) as query:
+        where = offsite_targets(query, flt)
+        rows = [{**r, "offsite": where.get(r["name"], [])} for r in list_backups(query, flt)]
     if json_out:
         output.emit_json(rows)
         return
@@ -217,6 +213,8 @@ def info(name: str, json_out: JsonOpt = False) -> None:
 
     Example: dumpledger info backup_20261124_120000
     """
+    from catalog.queries import get_backup, offsite_targets
+
     with open_app() as ctx:
         backup = get_backup(ctx.catalog.engine, name)
         backup["offsite"] = offsite_targets(ctx.catalog.engine).get(name, [])
@@ -296,6 +294,9 @@ def verify(
     """
     if target is not None:
         return offsite.verify_target(target, endpoint_url, json_out, bool(names or all_backups))
+    from usecases.alerts import after_verify
+    from usecases.verify import verify_backups
+
     with open_app() as ctx:
         progress = output.Progress("verifying")
         try:
@@ -489,6 +490,7 @@ def drill(
     """
     import dataclasses
 
+    from usecases.alerts import after_drill
     from usecases.drill import run_drill
 
     if name and latest:
@@ -624,7 +626,11 @@ def demo(
     """
     import shutil
 
+    from catalog.queries import list_backups
+    from usecases.backup import BackupRequest, run_backup
+    from usecases.context import App
     from usecases.demo import demo_database, demo_settings
+    from usecases.verify import verify_backups
 
     marker = backup_dir / ".dumpledger-demo"
     if backup_dir.exists() and any(backup_dir.iterdir()) and not marker.exists():
@@ -753,6 +759,7 @@ def delete(
 
     Example: dumpledger delete backup_20261124_120000
     """
+    from catalog.queries import get_backup
     from usecases.retention import delete_backup
 
     with open_app() as ctx:

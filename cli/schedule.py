@@ -14,9 +14,7 @@ from cli import output
 from cli.state import CONTEXT, JsonOpt, open_app, settings
 from usecases.config import Settings
 from usecases.errors import BadInput, UseCaseError
-from usecases.schedule import service
 from usecases.schedule.jobs import Job, jobs_for, program_command, project_dir
-from usecases.schedule.service import BACKENDS, Host
 
 schedule_app = typer.Typer(
     help="Run backups at the times of backup-config.json's schedule (systemd, cron, launchd).",
@@ -39,6 +37,8 @@ CrontabUserOpt = Annotated[
 
 
 def _check_backend(name: str) -> None:
+    from usecases.schedule.service import BACKENDS
+
     if name not in BACKENDS:
         raise BadInput(f"--backend {name!r}: choose one of {', '.join(BACKENDS)}")
 
@@ -67,8 +67,10 @@ def install_cmd(
 
       dumpledger schedule install --backend cron
     """
+    from usecases.schedule import service
+
     _check_backend(backend)
-    host = Host(crontab_user=crontab_user)
+    host = service.Host(crontab_user=crontab_user)
     chosen = service.choose_backend(backend, host)
     jobs = _jobs(settings())
     with open_app() as ctx:
@@ -112,8 +114,10 @@ def status_cmd(
 
     Example: dumpledger schedule status --json
     """
+    from usecases.schedule import service
+
     _check_backend(backend)
-    host = Host(crontab_user=crontab_user)
+    host = service.Host(crontab_user=crontab_user)
     jobs = _jobs(settings())
     with open_app() as ctx:
         if backend == "auto":
@@ -166,6 +170,8 @@ def test_cmd(json_out: JsonOpt = False) -> None:
 
     Example: dumpledger schedule test
     """
+    from usecases.schedule import service
+
     s = settings()
     program = program_command(sys.argv[0], sys.executable)
     with open_app() as ctx:
@@ -211,8 +217,10 @@ def uninstall_cmd(
 
     Example: dumpledger schedule uninstall
     """
+    from usecases.schedule import service
+
     _check_backend(backend)
-    host = Host(crontab_user=crontab_user)
+    host = service.Host(crontab_user=crontab_user)
     if backend == "auto":
         backends = service.installed_backends(host)
     else:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli import output
 from usecases.config import Settings, load_settings
-from usecases.context import App
+
+if TYPE_CHECKING:
+    from usecases.context import App
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
@@ -34,4 +36,9 @@ def settings(**overrides: Any) -> Settings:
 
 
 def open_app(**overrides: Any) -> App:
+    """Settings, catalog (created or migrated), store; abandoned backups recorded as failed.
+
+    Imported here, not at the top: `list` and `--help` must not pay for SQLAlchemy/psycopg."""
+    from usecases.context import App
+
     return App.open(settings(**overrides))

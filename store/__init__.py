@@ -1,13 +1,39 @@
 """Content-addressed blobs. Knows nothing of the catalog, PostgreSQL or the CLI:
-bytes in, digest out; digest in, bytes out."""
+bytes in, digest out; digest in, bytes out.
 
-from store.age import AgeKeys
-from store.codecs import SUFFIXES, Codec
-from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
-from store.local import LocalStore
-from store.memory import MemoryStore
-from store.ports import BlobStore
-from store.results import BlobInfo, VerifyResult
+The names below load on first use (PEP 562), so that ``store.errors`` alone stays cheap to
+import: the CLI needs the error classes on every run, the codecs only when it stores.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store.age import AgeKeys
+    from store.codecs import SUFFIXES, Codec
+    from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
+    from store.local import LocalStore
+    from store.memory import MemoryStore
+    from store.ports import BlobStore
+    from store.results import BlobInfo, VerifyResult
+
+_WHERE = {
+    "AgeKeys": "store.age",
+    "SUFFIXES": "store.codecs",
+    "Codec": "store.codecs",
+    "BlobCorrupted": "store.errors",
+    "BlobMissing": "store.errors",
+    "DecryptionKeyError": "store.errors",
+    "StoreError": "store.errors",
+    "StoreFull": "store.errors",
+    "LocalStore": "store.local",
+    "MemoryStore": "store.memory",
+    "BlobStore": "store.ports",
+    "BlobInfo": "store.results",
+    "VerifyResult": "store.results",
+}
 
 __all__ = [
     "SUFFIXES",
@@ -24,3 +50,9 @@ __all__ = [
     "StoreFull",
     "VerifyResult",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'store' has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from catalog.canonical import parse_utc
-from catalog.queries import BackupFilter, list_backups
+from catalog.queries import list_backups
+from catalog.read import BackupFilter
 from usecases import notify
 from usecases.context import App
 from usecases.errors import BadInput

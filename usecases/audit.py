@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.queries import ACTIONS, AuditFilter, audit_events
+from catalog.queries import audit_events
+from catalog.read import ACTIONS, AuditFilter
 from catalog.recorded import Recorded
 from usecases.context import App
 from usecases.errors import BadInput

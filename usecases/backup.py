@@ -17,7 +17,8 @@ from typing import Any
 
 from catalog.errors import UnknownBackup
 from catalog.events import BackupCompleted, BackupFailed, BackupStarted
-from catalog.queries import BackupFilter, blob_encryption, get_backup, list_backups
+from catalog.queries import blob_encryption, get_backup, list_backups
+from catalog.read import BackupFilter
 from pgtools.binaries import find_program
 from pgtools.dump import (
     DumpSpec,

@@ -16,6 +16,7 @@ from catalog.queries import running_backups
 from store import AgeKeys, BlobStore, LocalStore
 from usecases.config import Settings
 from usecases.files import private_dir
+from usecases.reading import pid_alive
 
 Clock = Callable[[], datetime]
 
@@ -68,7 +69,7 @@ class App:
         host = socket.gethostname()
         settled = []
         for b in running_backups(self.catalog.engine):
-            if b["hostname"] != host or _pid_alive(b["pid"]):
+            if b["hostname"] != host or pid_alive(b["pid"]):
                 continue
             reason = (
                 f"backup process {b['pid']} on {host} ended without finishing "
@@ -92,19 +93,7 @@ def remove_dead_decrypted(tmp_dir: Path) -> list[Path]:
     removed = []
     for path in sorted(tmp_dir.glob("decrypted-*-*.dump")) if tmp_dir.is_dir() else []:
         pid = path.name.split("-")[1]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

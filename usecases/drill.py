@@ -13,7 +13,8 @@ from typing import Any
 from psycopg import sql
 
 from catalog.events import RestoreTested
-from catalog.queries import BackupFilter, get_backup, list_backups
+from catalog.queries import get_backup, list_backups
+from catalog.read import BackupFilter
 from pgtools.errors import PgError
 from pgtools.restore import (
     create_database,

@@ -14,7 +14,8 @@ from typing import Any
 
 from catalog.canonical import parse_utc
 from catalog.errors import CatalogError
-from catalog.queries import BackupFilter, list_backups
+from catalog.queries import list_backups
+from catalog.read import BackupFilter
 from pgtools.binaries import find_program
 from pgtools.errors import PgError
 from pgtools.session import connect

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from catalog.canonical import parse_utc
-from catalog.queries import BackupFilter, blob_rows, list_backups
+from catalog.queries import blob_rows, list_backups
+from catalog.read import BackupFilter
 from usecases.context import App
 from usecases.errors import BadInput
 from usecases.files import atomic_write

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from catalog.canonical import GENESIS_HASH
 from catalog.events import OffsitePushed
 from catalog.export import ExportBroken, iter_export, read_export
-from catalog.queries import BackupFilter, blob_rows, list_backups
+from catalog.queries import blob_rows, list_backups
+from catalog.read import BackupFilter
 from catalog.schema import artifacts, events, offsite_copies
 from store import Codec
 from store.offsite import EXPORT_KEY, STORE_PREFIX, OffsiteTarget, open_target

@@ -15,7 +15,8 @@ from typing import Any
 
 from catalog.events import OffsitePushed
 from catalog.export import import_export, read_export
-from catalog.queries import BackupFilter, blob_rows, get_backup, list_backups
+from catalog.queries import blob_rows, get_backup, list_backups
+from catalog.read import BackupFilter
 from store import Codec
 from store.offsite import EXPORT_KEY
 from usecases.backup import refresh_latest

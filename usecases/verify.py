@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog.events import BackupVerified
-from catalog.queries import BackupFilter, get_backup, list_backups
+from catalog.queries import get_backup, list_backups
+from catalog.read import BackupFilter
 from pgtools.binaries import find_program
 from pgtools.dump import check_custom_dump
 from pgtools.errors import PgError

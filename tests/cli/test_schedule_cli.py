@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from catalog import Catalog
-from catalog.queries import BackupFilter, list_backups
+from catalog.queries import list_backups
+from catalog.read import BackupFilter
 from tests.schedule_support import crontab_of, set_crontab, throwaway_crontab_user
 from tests.support import cluster_env
 

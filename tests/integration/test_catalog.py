@@ -20,13 +20,8 @@ from catalog.events import (
     BackupVerified,
     BlobCollected,
 )
-from catalog.queries import (
-    BackupFilter,
-    blob_rows,
-    bytes_freed_without,
-    get_backup,
-    list_backups,
-)
+from catalog.queries import blob_rows, bytes_freed_without, get_backup, list_backups
+from catalog.read import BackupFilter
 from tests.catalog_urls import postgres_url, sqlite_url
 
 ACTOR = "tester@host via cli"

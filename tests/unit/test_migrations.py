@@ -9,7 +9,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from catalog import Catalog
-from catalog.db import HEAD_REVISION, alembic_config
+from catalog.db import alembic_config
+from catalog.read import HEAD_REVISION
 from catalog.schema import metadata
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from catalog.events import ScheduleInstalled, ScheduleRemoved
-from catalog.queries import BackupFilter, list_backups
+from catalog.queries import list_backups
+from catalog.read import BackupFilter
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.schedule.cron import CronBackend

@@ -1,0 +1,64 @@
+"""Reading the catalog for the listing commands, without paying for what they do not need.
+
+`list` only reads. When the catalog is an up-to-date SQLite file and no backup of this host was
+abandoned (its process died), the rows come straight from sqlite3: no SQLAlchemy, no Alembic,
+no store. Otherwise (PostgreSQL catalog, a catalog to create or migrate, an abandoned backup to
+record as failed) it goes the full way through App.open, exactly as the other commands do.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from catalog.read import Query, open_sqlite, sqlite_file, sqlite_query
+
+if TYPE_CHECKING:
+    from usecases.config import Settings
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[Query]:
+    """A query runner over the catalog that `settings` names."""
+    conn = direct_reader(settings)
+    if conn is not None:
+        try:
+            yield sqlite_query(conn)
+        finally:
+            conn.close()
+        return
+    from catalog.queries import engine_query
+    from usecases.context import App
+
+    with App.open(settings) as app:
+        yield engine_query(app.catalog.engine)
+
+
+def direct_reader(settings: Settings) -> sqlite3.Connection | None:
+    """A query-only sqlite3 connection when nothing has to be written before reading."""
+    path = sqlite_file(settings.effective_catalog_url())
+    conn = open_sqlite(path) if path is not None else None
+    if conn is None:
+        return None
+    host = socket.gethostname()
+    running = conn.execute("SELECT hostname, pid FROM backups WHERE status = 'running'")
+    if any(r["hostname"] == host and not pid_alive(r["pid"]) for r in running):
+        conn.close()  # App.open records it as failed first
+        return None
+    return conn
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
