@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
@@ -12,6 +11,8 @@ from cli import output
 from usecases.errors import BadInput
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from usecases.legacy import ImportReport
 
 MARKS = {
@@ -73,6 +74,8 @@ def import_legacy_cmd(
 def _zone(name: str | None) -> ZoneInfo | None:
     if name is None:
         return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

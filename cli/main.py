@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 
 from catalog.errors import CatalogError
@@ -151,7 +150,7 @@ def list_cmd(
             until=parse_moment(until, now) if until else None,
         )
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise typer.BadParameter(str(exc)) from None
     with reading(settings()) as query:
         where = offsite_targets(query, flt)
         rows = [{**r, "offsite": where.get(r["name"], [])} for r in list_backups(query, flt)]
@@ -561,7 +560,7 @@ def audit(
             limit=limit,
         )
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise typer.BadParameter(str(exc)) from None
     with open_app() as ctx:
         lines = run_audit(ctx, flt)
     if json_out:
@@ -912,21 +911,18 @@ catalog_app.command("import", context_settings=CONTEXT)(offsite.catalog_import)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit code. Typer reports usage errors itself (exit 2); dumpledger's
+    own errors become one line on stderr with their exit code. Only typer's public names are
+    used: typer >= 0.29 carries its own click, whose exceptions are not the click package's."""
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=argv, prog_name="dumpledger", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
-    except click.Abort:
-        output.error("aborted")
-        return 1
+        command.main(args=argv, prog_name="dumpledger", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KNOWN_ERRORS as exc:
         output.error(str(exc))
         return int(getattr(exc, "exit_code", 1))
-    return int(rv) if isinstance(rv, int) else 0
+    return 0
 
 
 def run() -> None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dotenv.parser import parse_stream
 from pydantic import ValidationError
 
 from catalog.retention import Policy, policy_from_config
@@ -306,6 +305,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
     """KEY=VALUE lines as python-dotenv reads them (comments, `export`, quotes)."""
     if not path.is_file():
         return {}
+    from dotenv.parser import parse_stream  # here: most runs have no .env to read
+
     values: dict[str, str] = {}
     with path.open(encoding="utf-8") as stream:
         for binding in parse_stream(stream):

@@ -46,6 +46,25 @@ def test_bad_input_exits_2_with_one_line(env: dict[str, str]) -> None:
     assert done.returncode == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("info",), "Missing argument"),
+        (("--bogus",), "No such option"),
+        (("list", "--type"), "requires an argument"),
+        (("no-such-command",), "No such command"),
+    ],
+)
+def test_usage_errors_exit_2_without_a_traceback(
+    tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
+    env = {**os.environ, "DUMPLEDGER_BACKUP_DIR": str(tmp_path / "backups")}
+    done = run(env, *args, check=False)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "backups").exists()  # nothing ran
+
+
 def test_server_down_exits_1_and_records_failure(env: dict[str, str]) -> None:
     env = {**env, "SUPABASE_DB_HOST": "127.0.0.1", "SUPABASE_DB_PORT": "1"}
     done = run(env, "backup", check=False)
