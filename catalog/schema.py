@@ -37,7 +37,7 @@ backups = Table(
     metadata,
     Column("name", String(255), primary_key=True),
     Column("backup_type", String(32), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
     Column("started_seq", BigInteger, nullable=False),
     Column("started_at", String(32), nullable=False, index=True),
     Column("finished_at", String(32)),
