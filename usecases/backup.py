@@ -139,7 +139,12 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
 
 def refresh_views(app: App, name: str) -> None:
     """Rewrite the backup's files under backups/database/ and the latest_* links."""
-    write_backup_views(app.settings.database_dir, app.store, get_backup(app.catalog.engine, name))
+    write_backup_views(
+        app.settings.database_dir,
+        app.store,
+        get_backup(app.catalog.engine, name),
+        app.settings.retention,
+    )
     refresh_latest(app)
 
 

@@ -152,7 +152,12 @@ def _import_group(app: App, g: LegacyGroup, req: ImportRequest, directory: Path)
     except BadInput as exc:  # an unsafe name: the others go on
         return outcome("failed", str(exc))
     # data first, then the event, then the files users see (as a backup does)
-    write_backup_views(app.settings.database_dir, app.store, get_backup(app.catalog.engine, g.name))
+    write_backup_views(
+        app.settings.database_dir,
+        app.store,
+        get_backup(app.catalog.engine, g.name),
+        app.settings.retention,
+    )
     return outcome("imported", f"time from the {source}", event.started_at)
 
 

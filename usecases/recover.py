@@ -149,7 +149,7 @@ def _write_views(app: App, report: RecoverReport, missing: set[tuple[str, str]])
         if any((a["digest"], a["codec"]) in missing for a in backup["artifacts"]):
             report.incomplete.append(row["name"])
             continue
-        write_backup_views(app.settings.database_dir, app.store, backup)
+        write_backup_views(app.settings.database_dir, app.store, backup, app.settings.retention)
         report.backups.append(row["name"])
         if report.newest_verified is None and row["verified"] and row["last_verify_ok"]:
             report.newest_verified = row["name"]

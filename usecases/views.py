@@ -10,12 +10,11 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
+from catalog.retention import Policy
 from store import Codec
 from store.codecs import SUFFIXES
 from usecases.files import atomic_symlink, atomic_write, private_dir
 from usecases.names import classify
-
-AUTO_RETENTION_DAYS = 60
 
 
 class BlobPaths(Protocol):
@@ -26,12 +25,18 @@ def artifact_filename(name: str, kind: str, codec: str) -> str:
     return f"{name}_{kind}{SUFFIXES[Codec(codec)]}"
 
 
-def metadata_document(backup: dict[str, Any]) -> dict[str, Any]:
+def retention_days(policy: Policy, name: str) -> float | None:
+    """What the old scripts wrote as retention_days: the age limit of the backup's class
+    (60 for automatic backups by default), None for a class kept until a person deletes it."""
+    rules = policy.for_class(classify(name))
+    return None if rules.forever else rules.keep_within_days
+
+
+def metadata_document(backup: dict[str, Any], policy: Policy) -> dict[str, Any]:
     """The old `<name>_metadata.json` fields, plus digests, versions and row counts."""
     meta = backup.get("metadata") or {}
     git = meta.get("git") or {}
     arts = backup.get("artifacts", [])
-    klass = classify(backup["name"])
     return {
         "backup_name": backup["name"],
         "backup_type": backup["backup_type"],
@@ -45,7 +50,7 @@ def metadata_document(backup: dict[str, Any]) -> dict[str, Any]:
         "digests": {a["kind"]: f"sha256:{a['digest']}" for a in arts},
         "compression": sorted({a["codec"] for a in arts}),
         "encryption": meta.get("encryption"),
-        "retention_days": AUTO_RETENTION_DAYS if klass == "auto" else None,
+        "retention_days": retention_days(policy, backup["name"]),
         "created_by": backup["actor"],
         "git_commit": git.get("commit"),
         "git_branch": git.get("branch"),
@@ -59,12 +64,16 @@ def metadata_document(backup: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_backup_views(database_dir: Path, store: BlobPaths, backup: dict[str, Any]) -> None:
+def write_backup_views(
+    database_dir: Path, store: BlobPaths, backup: dict[str, Any], policy: Policy
+) -> None:
     private_dir(database_dir)
     for art in backup.get("artifacts", []):
         link = database_dir / artifact_filename(backup["name"], art["kind"], art["codec"])
         atomic_symlink(link, store.path_for(art["digest"], Codec(art["codec"])))
-    doc = json.dumps(metadata_document(backup), indent=2, sort_keys=True, ensure_ascii=False)
+    doc = json.dumps(
+        metadata_document(backup, policy), indent=2, sort_keys=True, ensure_ascii=False
+    )
     atomic_write(database_dir / f"{backup['name']}_metadata.json", (doc + "\n").encode())
 
 
