@@ -103,7 +103,11 @@ def backup(
             progress.finish()
         if classify(result.name) == "auto":  # as the old scripts did: retention after each run
             auto_report = _retention_after_backup(ctx)
-        alerts.completed(result)
+        _report_backup(result, auto_report, json_out)  # before notifying: a slow endpoint
+        alerts.completed(result)  # must not hold back the result
+
+
+def _report_backup(result: BackupResult, auto_report: CleanupReport | None, json_out: bool) -> None:
     if json_out:
         output.emit_json(
             {
@@ -116,10 +120,11 @@ def backup(
                 "retention": auto_report.to_json() if auto_report else None,
             }
         )
-        return
-    _print_backup(result)
-    if auto_report is not None:
-        _print_cleanup_summary(auto_report)
+    else:
+        _print_backup(result)
+        if auto_report is not None:
+            _print_cleanup_summary(auto_report)
+    sys.stdout.flush()
 
 
 @app.command("list", context_settings=CONTEXT)

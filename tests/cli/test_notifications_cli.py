@@ -4,6 +4,7 @@ automatic backups, a failed one, and `check`; a failing endpoint never fails the
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ from catalog import Catalog
 from catalog.queries import get_backup
 from pgtools.cluster import free_port
 from store import Codec
-from tests.support import cluster_env, fabricate_backup, settings_for
+from tests.support import DUMPLEDGER, cluster_env, fabricate_backup, settings_for
 from tests.support import run_cli as run
 from usecases.context import App
 
@@ -27,12 +28,18 @@ class Endpoint:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.status = 200
+        # When set: each POST first waits (up to 3 s, under Apprise's 4 s read timeout) for
+        # this event, and records in `waited_for` whether it came.
+        self.before_answering: threading.Event | None = None
+        self.waited_for: list[bool] = []
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 endpoint.bodies.append(json.loads(self.rfile.read(length)))
+                if endpoint.before_answering is not None:
+                    endpoint.waited_for.append(endpoint.before_answering.wait(3))
                 self.send_response(endpoint.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -100,6 +107,30 @@ def test_automatic_backup_notifies_through_apprise(
 
     run(env, "backup", "by-hand")  # manual backups do not notify
     assert len(endpoint.bodies) == 1
+
+
+def test_the_result_is_printed_before_notifying(
+    tmp_path: Path, supabase_db: Any, endpoint: Endpoint
+) -> None:
+    """A slow endpoint must not hold back `backup --json`'s result from a script reading it."""
+    backup_dir = tmp_path / "backups"
+    configure(backup_dir, [endpoint.url])
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    printed = endpoint.before_answering = threading.Event()
+    with subprocess.Popen(
+        [*DUMPLEDGER, "backup", "--type", "nightly", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        printed.set()  # the endpoint answers once the result is out
+        assert proc.wait(timeout=120) == 0
+    assert json.loads(line)["name"].startswith("auto_nightly_")
+    assert len(endpoint.bodies) == 1
+    assert endpoint.waited_for == [True]  # the result was out while the endpoint was waiting
 
 
 def test_failing_endpoint_never_fails_the_backup(
