@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,15 +103,21 @@ def audit_events(engine: Engine, flt: AuditFilter) -> list[Recorded]:
         return [Recorded.from_row(r) for r in conn.execute(q)]
 
 
-def retention_rows(engine: Engine) -> list[dict[str, Any]]:
-    """The columns retention needs, of every backup that still holds (or will hold) data."""
-    cols = [
-        backups.c[c]
-        for c in ("name", "status", "started_at", "verified", "last_verify_ok", "pinned")
-    ] + [backups.c.pin_reason]
-    q = select(*cols).where(backups.c.status.in_(("running", "completed")))
+def retention_rows(engine: Engine) -> Sequence[Sequence[Any]]:
+    """Every backup that still holds (or will hold) data, as rows of the columns retention needs,
+    to unpack in this order: name, status, started_at, verified, last_verify_ok, pinned,
+    pin_reason. (100,000 rows turned into dicts cost a second.)"""
+    q = select(
+        backups.c.name,
+        backups.c.status,
+        backups.c.started_at,
+        backups.c.verified,
+        backups.c.last_verify_ok,
+        backups.c.pinned,
+        backups.c.pin_reason,
+    ).where(backups.c.status.in_(("running", "completed")))
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return conn.execute(q).all()
 
 
 def bytes_freed_without(engine: Engine, names: Collection[str]) -> int:
