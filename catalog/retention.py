@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 CLASSES = ("auto", "manual", "emergency", "pre")
 PERIODS: dict[str, Callable[[datetime], tuple[int, ...]]] = {
@@ -24,6 +25,7 @@ PERIODS: dict[str, Callable[[datetime], tuple[int, ...]]] = {
     "monthly": lambda t: (t.year, t.month),
     "yearly": lambda t: (t.year,),
 }
+_NEWEST_KEY = attrgetter("started_at", "name")  # sorted(reverse=True): newest first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,30 +113,46 @@ class Decision:
 
 
 def evaluate(policy: Policy, backups: Iterable[BackupView], now: datetime) -> list[Decision]:
-    """One decision per backup, newest first; independent of the input's order."""
+    """One decision per backup, newest first; independent of the input's order.
+
+    Linear after the sort: one pass groups the backups by class, a Decision is made only for a
+    backup not yet decided, and each class's policy is described once.
+    """
     views = sorted(
-        (b for b in backups if b.status in ("running", "completed")),
-        key=lambda b: (b.started_at, b.name),
-        reverse=True,
+        (b for b in backups if b.status in ("running", "completed")), key=_NEWEST_KEY, reverse=True
     )
     decided: dict[str, Decision] = {}
 
     def keep(b: BackupView, rule: str, detail: str) -> None:
-        decided.setdefault(b.name, Decision(name=b.name, keep=True, rule=rule, detail=detail))
+        if b.name not in decided:
+            decided[b.name] = Decision(name=b.name, keep=True, rule=rule, detail=detail)
 
-    usable = [b for b in views if b.status == "completed"]
-    verified = [b for b in usable if b.verified]
+    by_class: dict[str, list[BackupView]] = {}
+    verified: list[BackupView] = []
     for b in views:
         if b.status == "running":
             keep(b, "in-flight", "the backup is still being written")
-        elif b.pinned:
+            continue
+        if b.pinned:
             keep(b, "pinned", f"pinned: {b.pin_reason or 'no reason given'}")
+        by_class.setdefault(b.backup_class, []).append(b)
+        if b.verified:
+            verified.append(b)
     if verified:
         keep(verified[0], "newest-verified", "the newest verified backup is always kept")
-    for cls in sorted({b.backup_class for b in usable}):
-        members = [b for b in usable if b.backup_class == cls]
-        _apply_class(policy.for_class(cls), cls, members, now, keep)
-    floor = max(1, policy.min_verified)
+    for cls in sorted(by_class):
+        _apply_class(policy.for_class(cls), cls, by_class[cls], now, keep)
+    _keep_min_verified(max(1, policy.min_verified), verified, decided, keep)
+    return _decisions(policy, views, decided)
+
+
+def _keep_min_verified(
+    floor: int,
+    verified: list[BackupView],
+    decided: Mapping[str, Decision],
+    keep: Callable[[BackupView, str, str], None],
+) -> None:
+    """`verified` are newest first; the newest undecided ones are kept up to the floor."""
     have = sum(1 for b in verified if b.name in decided)
     for b in verified:
         if have >= floor:
@@ -142,20 +160,24 @@ def evaluate(policy: Policy, backups: Iterable[BackupView], now: datetime) -> li
         if b.name not in decided:
             keep(b, "min_verified", f"keeps at least {floor} verified backup(s)")
             have += 1
+
+
+def _decisions(
+    policy: Policy, views: list[BackupView], decided: Mapping[str, Decision]
+) -> list[Decision]:
+    """The kept ones as decided; every other one expired, with its class's policy described."""
+    expired: dict[str, str] = {}
     out = []
     for b in views:
-        if b.name in decided:
-            out.append(decided[b.name])
-        else:
-            pol = policy.for_class(b.backup_class)
-            out.append(
-                Decision(
-                    name=b.name,
-                    keep=False,
-                    rule="expired",
-                    detail=f"no rule keeps it ({b.backup_class} backups: {pol.describe()})",
-                )
-            )
+        d = decided.get(b.name)
+        if d is None:
+            cls = b.backup_class
+            detail = expired.get(cls)
+            if detail is None:
+                detail = f"no rule keeps it ({cls} backups: {policy.for_class(cls).describe()})"
+                expired[cls] = detail
+            d = Decision(name=b.name, keep=False, rule="expired", detail=detail)
+        out.append(d)
     return out
 
 
@@ -168,28 +190,44 @@ def _apply_class(
 ) -> None:
     """`members` are newest first."""
     if pol.forever:
+        detail = f"{cls} backups are kept until a person deletes them"
         for b in members:
-            keep(b, "forever", f"{cls} backups are kept until a person deletes them")
+            keep(b, "forever", detail)
         return
     if pol.keep_within_days is not None:
         limit = timedelta(days=pol.keep_within_days)
+        detail = f"younger than {pol.keep_within_days:g} days"
         for b in members:
-            if now - b.started_at <= limit:
-                keep(b, "keep_within", f"younger than {pol.keep_within_days:g} days")
+            if now - b.started_at > limit:
+                break  # newest first: every later one is older still
+            keep(b, "keep_within", detail)
+    detail = f"one of the last {pol.keep_last} {cls} backups"
     for b in members[: pol.keep_last]:
-        keep(b, "keep_last", f"one of the last {pol.keep_last} {cls} backups")
+        keep(b, "keep_last", detail)
     for period, count in pol.period_counts().items():
-        if count <= 0:
+        if count > 0:
+            _keep_periods(period, count, cls, members, keep)
+
+
+def _keep_periods(
+    period: str,
+    count: int,
+    cls: str,
+    members: list[BackupView],
+    keep: Callable[[BackupView, str, str], None],
+) -> None:
+    """The newest member of each of the `count` most recent periods that have one."""
+    key_of = PERIODS[period]
+    detail = f"newest {cls} backup of its {_unit(period)}"
+    seen: set[tuple[int, ...]] = set()
+    for b in members:
+        key = key_of(b.started_at)
+        if key in seen:
             continue
-        seen: list[tuple[int, ...]] = []
-        for b in members:
-            key = PERIODS[period](b.started_at)
-            if key in seen:
-                continue
-            seen.append(key)
-            if len(seen) > count:
-                break
-            keep(b, f"keep_{period}", f"newest {cls} backup of its {_unit(period)}")
+        if len(seen) == count:
+            break
+        seen.add(key)
+        keep(b, f"keep_{period}", detail)
 
 
 def _unit(period: str) -> str:

@@ -81,15 +81,17 @@ class CleanupReport:
 def backup_views(app: App) -> list[BackupView]:
     return [
         BackupView(
-            name=r["name"],
-            backup_class=classify(r["name"]),
-            status=r["status"],
-            started_at=datetime.fromisoformat(r["started_at"]),
-            verified=bool(r["verified"]) and r["last_verify_ok"] is not False,
-            pinned=bool(r["pinned"]),
-            pin_reason=r["pin_reason"],
+            name=name,
+            backup_class=classify(name),
+            status=status,
+            started_at=datetime.fromisoformat(started_at),
+            verified=bool(verified) and last_verify_ok is not False,
+            pinned=bool(pinned),
+            pin_reason=pin_reason,
         )
-        for r in retention_rows(app.catalog.engine)
+        for name, status, started_at, verified, last_verify_ok, pinned, pin_reason in (
+            retention_rows(app.catalog.engine)
+        )
     ]
 
 

@@ -114,7 +114,11 @@ def test_bytes_freed_counts_only_blobs_nobody_else_references(cat: Catalog) -> N
     assert bytes_freed_without(cat.engine, ["a"]) == 0  # b still needs the shared blob
     assert bytes_freed_without(cat.engine, ["a", "b"]) == 40
     assert bytes_freed_without(cat.engine, ["a", "b", "e", "no-such"]) == 80
-    assert bytes_freed_without(cat.engine, ["e"]) == 40  # and again: the temp table is gone
+    assert bytes_freed_without(cat.engine, ["e"]) == 40  # and again: nothing left behind
+    assert bytes_freed_without(cat.engine, ["a", "a"]) == 0  # a name twice is still one backup
+    assert bytes_freed_without(cat.engine, ["b", "a", "b"]) == 40
+    many = [f"gone_{i:05d}" for i in range(20_000)]  # names bound as one parameter, not one each
+    assert bytes_freed_without(cat.engine, [*many, "e", "a"]) == 40
 
 
 def test_rebuild_gives_identical_projections(cat: Catalog) -> None:

@@ -155,6 +155,90 @@ def test_keep_daily_keeps_the_newest_of_each_recent_day_as_restic_does() -> None
     assert kept == {"auto_0_1", "auto_1_1", "auto_2_1"}
 
 
+def golden_history() -> list[BackupView]:
+    m, h, d = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+
+    def b(
+        name: str,
+        cls: str,
+        age: timedelta,
+        *,
+        status: str = "completed",
+        verified: bool = False,
+        pinned: bool = False,
+        pin_reason: str | None = None,
+    ) -> BackupView:
+        return BackupView(
+            name=name,
+            backup_class=cls,
+            status=status,
+            started_at=NOW - age,
+            verified=verified,
+            pinned=pinned,
+            pin_reason=pin_reason,
+        )
+
+    return [
+        b("auto_0", "auto", 5 * m, verified=True),
+        b("auto_a", "auto", 1 * h),
+        b("auto_b", "auto", 2 * h, status="running"),
+        b("auto_c", "auto", 30 * h),
+        b("auto_d", "auto", 3 * d),
+        b("auto_e", "auto", 3 * d + 2 * h),
+        b("auto_f", "auto", 4 * d, pinned=True),
+        b("auto_g", "auto", 10 * d, verified=True),
+        b("auto_i", "auto", 45 * d),
+        b("auto_j", "auto", 50 * d, verified=True),
+        b("auto_k", "auto", 400 * d, pinned=True, pin_reason="audit 2025"),
+        b("auto_l", "auto", 800 * d),
+        b("manual_a", "manual", 500 * d),
+        b("emergency-a", "emergency", 5 * d),
+        b("emergency-b", "emergency", 6 * d, verified=True),
+        b("pre-a", "pre", 1 * d),
+        b("pre-b", "pre", 7 * d),
+        b("failed_a", "auto", 2 * h, status="failed"),
+    ]
+
+
+def test_every_rule_in_order_with_its_detail_golden() -> None:
+    """The whole plan, word for word: what `cleanup --json` prints must not drift when the
+    evaluator is rewritten for speed (each rule appears at least once)."""
+    policy = Policy(
+        classes={
+            "auto": ClassPolicy(keep_within_days=0.001, keep_last=2, keep_daily=2, keep_weekly=2,
+                                keep_monthly=2, keep_yearly=3),
+            "manual": ClassPolicy(forever=True),
+            "emergency": ClassPolicy(keep_last=1),
+            "pre": ClassPolicy(keep_within_days=2),
+        },
+        min_verified=3,
+    )  # fmt: skip
+    auto_expired = (
+        "no rule keeps it (auto backups: keep within 0.001 days, last 2, 2 daily, 2 weekly, "
+        "2 monthly, 3 yearly)"
+    )
+    got = [(x.name, x.action, x.rule, x.detail) for x in evaluate(policy, golden_history(), NOW)]
+    assert got == [
+        ("auto_0", "keep", "newest-verified", "the newest verified backup is always kept"),
+        ("auto_a", "keep", "keep_last", "one of the last 2 auto backups"),
+        ("auto_b", "keep", "in-flight", "the backup is still being written"),
+        ("pre-a", "keep", "keep_within", "younger than 2 days"),
+        ("auto_c", "keep", "keep_daily", "newest auto backup of its day"),
+        ("auto_d", "keep", "keep_weekly", "newest auto backup of its week"),
+        ("auto_e", "remove", "expired", auto_expired),
+        ("auto_f", "keep", "pinned", "pinned: no reason given"),
+        ("emergency-a", "keep", "keep_last", "one of the last 1 emergency backups"),
+        ("emergency-b", "keep", "min_verified", "keeps at least 3 verified backup(s)"),
+        ("pre-b", "remove", "expired", "no rule keeps it (pre backups: keep within 2 days)"),
+        ("auto_g", "keep", "min_verified", "keeps at least 3 verified backup(s)"),
+        ("auto_i", "keep", "keep_monthly", "newest auto backup of its month"),
+        ("auto_j", "remove", "expired", auto_expired),
+        ("auto_k", "keep", "pinned", "pinned: audit 2025"),
+        ("manual_a", "keep", "forever", "manual backups are kept until a person deletes them"),
+        ("auto_l", "keep", "keep_yearly", "newest auto backup of its year"),
+    ]
+
+
 def old_system_history() -> list[BackupView]:
     """Four automatic backups a day for 60 days, plus manual and emergency ones."""
     out = []
