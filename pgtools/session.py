@@ -89,6 +89,8 @@ class SnapshotSession:
             self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             # Refuse (rather than silently filter) rows hidden by row-level security.
             self.conn.execute("SET LOCAL row_security = off")
+            # The counts run beside pg_dump: no parallel workers competing for its cores.
+            self.conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             row = self.conn.execute(
                 "SELECT pg_export_snapshot(), current_setting('server_version')"
             )
