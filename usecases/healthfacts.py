@@ -15,19 +15,25 @@ from typing import Any
 from catalog.canonical import parse_utc
 from catalog.errors import CatalogError
 from catalog.queries import list_backups
-from catalog.read import BackupFilter
+from catalog.read import BackupFilter, sqlite_file
 from pgtools.binaries import find_program
 from pgtools.errors import PgError
 from pgtools.session import connect
 from usecases.config import Settings
 from usecases.context import App
-from usecases.files import private_dir
 from usecases.health import TRAILING, BackupFact, Facts
 from usecases.names import classify
 
 
 def open_for_check(settings: Settings) -> tuple[App | None, str | None]:
-    """The App, or None and why the catalog cannot be opened."""
+    """The App, or None and why the catalog cannot be opened. A monitoring probe creates
+    nothing: a SQLite catalog that is not there is reported, not made."""
+    path = sqlite_file(settings.effective_catalog_url())
+    if path is not None and not path.is_file():
+        return None, (
+            f"no catalog at {path}: no backup was ever taken here, or --backup-dir / "
+            "DUMPLEDGER_BACKUP_DIR points elsewhere"
+        )
     try:
         return App.open(settings), None
     except (CatalogError, OSError) as exc:
@@ -78,8 +84,9 @@ def _database(settings: Settings) -> dict[str, Any]:
 
 def _store(settings: Settings) -> dict[str, Any]:
     root = settings.store_dir
+    if not root.exists():  # not made here: a probe changes nothing
+        return {"store_error": f"store {root} does not exist; take a backup (dumpledger backup)"}
     try:
-        private_dir(root)
         fd, probe = tempfile.mkstemp(dir=root, prefix=".tmp-check-")
         try:
             os.write(fd, b"dumpledger check\n")

@@ -200,3 +200,16 @@ def test_broken_config_or_catalog_still_gives_a_nagios_line(tmp_path: Path) -> N
     assert code == 2
     assert statuses(doc)["catalog"] == "CRITICAL"
     assert "last backup" not in statuses(doc)  # nothing to read it from
+
+
+def test_check_of_a_directory_without_backups_creates_nothing(tmp_path: Path) -> None:
+    backup_dir = tmp_path / "typo" / "backups"
+    env = {**os.environ, "DUMPLEDGER_BACKUP_DIR": str(backup_dir)}
+    env.update(SUPABASE_DB_HOST="127.0.0.1", SUPABASE_DB_PORT=str(free_port()))
+    code, doc = check(env, "--no-notify")
+    assert code == 2
+    found = statuses(doc)
+    assert (found["catalog"], found["store"]) == ("CRITICAL", "CRITICAL")
+    message = {c["name"]: c["message"] for c in doc["checks"]}["catalog"]
+    assert message.startswith(f"no catalog at {backup_dir / 'catalog.db'}")
+    assert not (tmp_path / "typo").exists()  # a monitoring probe made no directory
