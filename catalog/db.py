@@ -7,6 +7,8 @@ opening a fresh catalog at once migrate it exactly once.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from catalog.schema import metadata
 if TYPE_CHECKING:
     from alembic.config import Config
 
+WRITE_OPTION = "dumpledger_write"  # execution option of the connections `writing` opens
 # Any constant: the advisory lock that serialises writers of a PostgreSQL catalog.
 PG_WRITER_LOCK = 0x64756D70
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -80,7 +83,10 @@ def _sqlite_engine(database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the write lock up front, so it waits its turn (busy timeout) instead
+        # of failing when it upgrades; a reader takes none and never blocks a writer (WAL).
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     if database and database != ":memory:":
         _restrict(Path(database))
@@ -94,8 +100,19 @@ def _restrict(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """One write transaction, serialised with every other writer of the catalog: SQLite's
+    BEGIN IMMEDIATE, PostgreSQL's advisory lock. Committed when the block ends normally."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            lock_writers(conn)
+            yield conn
+
+
 def lock_writers(conn: Connection) -> None:
-    """Serialise writers. SQLite already holds its RESERVED lock (BEGIN IMMEDIATE)."""
+    """Serialise writers. SQLite already holds its write lock (BEGIN IMMEDIATE)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITER_LOCK})
 
@@ -133,8 +150,7 @@ def migrate(engine: Engine) -> None:
     test keeps them producing exactly catalog.schema's tables), and importing Alembic is a
     third of a new catalog's first command."""
     try:
-        with engine.begin() as conn:
-            lock_writers(conn)
+        with writing(engine) as conn:
             revision = current_revision(conn)
             if revision == HEAD_REVISION:
                 return

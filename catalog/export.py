@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 
 from catalog import projections
 from catalog.canonical import GENESIS_HASH, canonical_json
-from catalog.db import lock_writers
+from catalog.db import writing
 from catalog.errors import CatalogError
 from catalog.log import Catalog
 from catalog.recorded import Recorded
@@ -103,8 +103,7 @@ def import_export(catalog: Catalog, lines: Iterable[str], *, source: str = "expo
 
     One transaction: a broken chain anywhere leaves the catalog empty. Returns the count.
     """
-    with catalog.engine.begin() as conn:
-        lock_writers(conn)
+    with writing(catalog.engine) as conn:
         present = int(conn.execute(select(func.count()).select_from(events)).scalar_one())
         if present:
             raise CatalogNotEmpty(

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from catalog import projections
 from catalog.canonical import GENESIS_HASH, canonical_json, chain_hash, utc_iso
-from catalog.db import create_catalog_engine, lock_writers, migrate
+from catalog.db import create_catalog_engine, migrate, writing
 from catalog.events import BackupDeleted, BlobCollected, Event
 from catalog.recorded import Recorded
 from catalog.schema import backups, blobs, checkpoints, events
@@ -67,8 +67,7 @@ class Catalog:
         precondition: Callable[[Connection], bool] | None = None,
     ) -> list[Recorded]:
         """Append in one transaction; with `precondition`, only if it holds under the lock."""
-        with self.engine.begin() as conn:
-            lock_writers(conn)
+        with writing(self.engine) as conn:
             if precondition is not None and not precondition(conn):
                 return []
             last = conn.execute(
@@ -140,8 +139,7 @@ class Catalog:
 
     def rebuild(self) -> None:
         """Drop the projections and replay them from the log alone."""
-        with self.engine.begin() as conn:
-            lock_writers(conn)
+        with writing(self.engine) as conn:
             projections.rebuild(conn, list(self._iter_events(conn)))  # not lazily: same conn
 
     # -- reading ---------------------------------------------------------------------------

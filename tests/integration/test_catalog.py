@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,3 +219,28 @@ def test_timestamps_are_utc(cat: Catalog, frozen_now: datetime) -> None:
     assert datetime.fromisoformat(rec.occurred_at.replace("Z", "+00:00")) > frozen_now.astimezone(
         UTC
     )
+
+
+def test_an_open_read_never_blocks_a_writer(catalog_url: str, frozen_now: datetime) -> None:
+    """Reads take no write lock: a long `catalog verify` or export while a scheduled backup
+    appends must not make the backup wait (or fail after the busy timeout)."""
+    reader = Catalog.open(catalog_url, clock=TickingClock(frozen_now))
+    writer = Catalog.open(catalog_url, clock=TickingClock(frozen_now))
+    try:
+        with reader.engine.connect() as conn:
+            conn.execute(text("SELECT count(*) FROM events")).scalar()  # the read is open
+            done = threading.Event()
+
+            def write() -> None:
+                writer.append(started("w"), actor=ACTOR)
+                done.set()
+
+            worker = threading.Thread(target=write)
+            worker.start()
+            worker.join(timeout=20)
+            assert done.is_set(), "the writer waited for a reader"
+            conn.rollback()
+        assert [b["name"] for b in list_backups(reader.engine)] == ["w"]
+    finally:
+        reader.close()
+        writer.close()
