@@ -149,15 +149,29 @@ def refresh_views(app: App, name: str) -> None:
 
 
 def refresh_latest(app: App) -> None:
-    """Point latest_full/latest_auto at the newest remaining backups (or remove them)."""
-    completed = list_backups(app.catalog.engine, BackupFilter(status="completed"))
-    newest_auto = next((b for b in completed if classify(b["name"]) == "auto"), None)
-    chosen = completed[:1] + ([newest_auto] if newest_auto else [])
-    update_latest_links(
-        app.settings.database_dir,
-        app.store,
-        [get_backup(app.catalog.engine, b["name"]) for b in chosen],
-    )
+    """Point latest_full/latest_auto at the newest remaining backups whose full dump is in the
+    store (after a recover from a target that lacked some blobs it may not be), or remove
+    them: a latest_* link never points at a missing file."""
+    newest: dict[str, Any] | None = None
+    newest_auto: dict[str, Any] | None = None
+    for row in list_backups(app.catalog.engine, BackupFilter(status="completed")):
+        auto = classify(row["name"]) == "auto"
+        if newest is not None and not auto:
+            continue
+        backup = get_backup(app.catalog.engine, row["name"])
+        if not _full_dump_stored(app, backup):
+            continue
+        newest = newest or backup
+        if auto:
+            newest_auto = backup
+            break
+    chosen = [b for b in (newest, newest_auto) if b is not None]
+    update_latest_links(app.settings.database_dir, app.store, chosen)
+
+
+def _full_dump_stored(app: App, backup: dict[str, Any]) -> bool:
+    full = [a for a in backup["artifacts"] if a["kind"] == "full"]
+    return bool(full) and all(app.store.exists(a["digest"], Codec(a["codec"])) for a in full)
 
 
 def restrict_key(backup_dir: Path) -> str:

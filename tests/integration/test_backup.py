@@ -195,3 +195,25 @@ def killing_bindir(tmp_path: Path, supabase_db: Any) -> Path:
     )
     script.chmod(0o755)
     return bindir
+
+
+def test_latest_links_never_point_at_a_missing_dump(app: App) -> None:
+    """After a recover from a target that lacked the newest backup's blob, say."""
+    from store import Codec
+    from tests.support import fabricate_backup
+    from usecases.backup import refresh_latest
+
+    for name, sql in (
+        ("auto_nightly_20261124_010000", b"-- old\n"),
+        ("new_20261124_020000", b"-- new\n"),
+    ):
+        fabricate_backup(app, name, sql, row_counts={}, backup_type="nightly")
+    old, new = (
+        get_backup(app.catalog.engine, n)["artifacts"][0]
+        for n in ("auto_nightly_20261124_010000", "new_20261124_020000")
+    )
+    app.store.path_for(new["digest"], Codec.GZIP).unlink()
+    refresh_latest(app)
+    db = app.settings.database_dir
+    for link in ("latest_full.sql.gz", "latest_auto.sql.gz"):
+        assert (db / link).resolve() == app.store.path_for(old["digest"], Codec.GZIP)
