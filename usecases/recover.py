@@ -10,7 +10,11 @@ Restoring a backup afterwards is the restore use case's job.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from catalog.events import OffsitePushed
@@ -82,7 +86,7 @@ def recover(
     source = f"{resolved.target.location}/{EXPORT_KEY}"
     for _ in read_export(lines, source=source):  # a broken export leaves backups/ untouched
         pass
-    with App.open(settings) as app:
+    with _undone_on_failure(settings.backup_dir), App.open(settings) as app:
         report.events = import_export(app.catalog, lines, source=source)
         chain = app.catalog.verify_chain()
         if not chain.ok:
@@ -103,6 +107,28 @@ def recover(
             actor=app.actor,
         )
     return report
+
+
+@contextmanager
+def _undone_on_failure(root: Path) -> Iterator[None]:
+    """A recover that fails (a blob that does not verify, a target gone, Ctrl-C) leaves
+    backups/ as it found it, so it can be run again at once; only a killed one leaves files."""
+    existed = root.exists()
+    before = {p.name for p in root.iterdir()} if existed else set()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            for path in root.iterdir():
+                if path.name in before:
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
 
 
 def _fetch_blobs(

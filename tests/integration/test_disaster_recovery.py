@@ -59,6 +59,17 @@ def test_complete_database_loss(tmp_path: Path, supabase_cluster: Cluster) -> No
     assert done.returncode == 2 and "is not empty" in done.stderr
     shutil.rmtree(backups)
 
+    # A blob damaged on the drive: recover fails, names it, and leaves nothing behind.
+    blob = max(
+        (p for p in (drive / "store").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
+    good = blob.read_bytes()
+    blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    done = run(env, "recover", "--from", str(drive), check=False)
+    assert done.returncode == 1 and blob.name.split(".")[0] in done.stderr
+    assert not backups.exists()  # as it was: run it again once the drive is fixed
+    blob.write_bytes(good)
+
     done = run(env, "recover", "--from", str(drive))
     assert "hash chain intact" in done.stdout
     assert f"next: dumpledger restore {name}" in done.stdout
