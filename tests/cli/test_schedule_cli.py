@@ -17,6 +17,7 @@ from catalog.queries import list_backups
 from catalog.read import BackupFilter
 from tests.schedule_support import crontab_of, set_crontab, throwaway_crontab_user
 from tests.support import cluster_env
+from usecases.schedule.jobs import project_id
 
 DUMPLEDGER = str(Path(sys.executable).parent / "dumpledger")
 SECRET = "pw-never-written-7f3a"
@@ -103,14 +104,17 @@ def test_systemd_without_a_user_manager_writes_units_and_exits_1(
     assert done.stderr.count("\n") == 1
     assert "not enabled" in done.stderr and "systemctl --user enable --now" in done.stderr
     units = tmp_path / "config" / "systemd" / "user"
-    assert len(list(units.glob("dumpledger-*.timer"))) == 4
-    service = (units / "dumpledger-noon.service").read_text()
+    ident = project_id(tmp_path / "backups")
+    assert len(list(units.glob(f"dumpledger-{ident}-*.timer"))) == 4
+    service = (units / f"dumpledger-{ident}-noon.service").read_text()
     assert f'"{DUMPLEDGER}" "--backup-dir" "{tmp_path / "backups"}"' in service
     assert f"WorkingDirectory={tmp_path}\n" in service
     assert not [u for u in units.iterdir() if SECRET in u.read_text()]
     assert [t for t, _ in schedule_events(tmp_path)] == ["ScheduleInstalled"]
     status = json.loads(run(env, tmp_path, "schedule", "status", "--json").stdout)
     assert status["backend"] == "systemd" and status["active"] is False
+    assert status["project"] == {"id": ident, "backup_dir": str(tmp_path / "backups")}
+    assert len(status["installed"]) == 8
     run(env, tmp_path, "schedule", "uninstall", "--backend", "systemd")
     assert list(units.iterdir()) == []
     assert [t for t, _ in schedule_events(tmp_path)] == ["ScheduleInstalled", "ScheduleRemoved"]
