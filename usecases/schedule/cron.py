@@ -1,11 +1,12 @@
 """cron: one crontab line per slot, each ending with its marker `# dumpledger:<id>:<type>`
 (<id>: the project's, see `jobs.project_id`).
 
-Only this project's marked lines are added or removed; every other line of the user's crontab,
-another project's included, is kept byte for byte (a missing final newline is added, as
-`crontab` refuses a file without one). A line of the previous version, marked
-`# dumpledger:<type>` without an id, is this project's when its `--backup-dir` is this
-project's directory: install and uninstall take it over, other projects leave it alone.
+Only this project's marked lines are added, replaced (in place) or removed; every other line
+of the user's crontab, another project's included, is kept byte for byte and in its place (a
+missing final newline is added, as `crontab` refuses a file without one). A line of the
+previous version, marked `# dumpledger:<type>` without an id, is this project's when its
+`--backup-dir` is this project's directory: install and uninstall take it over, other projects
+leave it alone.
 """
 
 from __future__ import annotations
@@ -78,11 +79,19 @@ def without_project(text: str, project: Project) -> str:
 
 
 def merged(text: str, project: Project, lines: Sequence[str]) -> str:
-    """Every other line unchanged, then the project's lines at the end."""
-    kept = without_project(text, project)
-    if kept and not kept.endswith("\n"):
-        kept += "\n"
-    return kept + "".join(lines)
+    """Every other line unchanged; the project's new lines where its first old one was (at
+    the end if it had none), so installing again moves no line, another project's included."""
+    kept: list[str] = []
+    at = None
+    for line in text.splitlines(keepends=True):
+        if project_mark(line, project) is None:
+            kept.append(line)
+        elif at is None:
+            at = len(kept)
+    if kept and not kept[-1].endswith("\n"):
+        kept[-1] += "\n"
+    at = len(kept) if at is None else at
+    return "".join([*kept[:at], *lines, *kept[at:]])
 
 
 def project_marks(text: str, project: Project) -> list[str]:
