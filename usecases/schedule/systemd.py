@@ -53,7 +53,7 @@ def _quote(arg: str) -> str:
 
 def exec_words(service: str) -> list[str]:
     """The words of a service's ExecStart= as `_quote` wrote them (none when there is none)."""
-    line = next((ln for ln in service.splitlines() if ln.startswith("ExecStart=")), "")
+    line = next((ln for ln in service.split("\n") if ln.startswith("ExecStart=")), "")
     words = (w.replace("%%", "%").replace("$$", "$") for w in EXEC_WORD.findall(line))
     return [re.sub(r"\\(.)", r"\1", w) for w in words]
 
