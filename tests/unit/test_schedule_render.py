@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.schedule_support import FakeUserManager
 from usecases.errors import BadInput
 from usecases.schedule.cron import merged, project_marks, render_line, without_project
 from usecases.schedule.jobs import (
@@ -188,21 +189,6 @@ def test_launchd_plists_parse_and_carry_the_slot_times(tmp_path: Path) -> None:
     assert [p.name for p in agents.iterdir()] == [f"com.dumpledger.{mine.id}.nightly.plist"]
     assert backend.uninstall() == [str(agents / f"com.dumpledger.{mine.id}.nightly.plist")]
     assert list(agents.iterdir()) == []
-
-
-class FakeUserManager:
-    """The one fake: `systemctl --user` of a running user manager, which this container (and
-    CI) has none of. It records the commands and answers like systemctl does."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def __call__(self, argv: Sequence[str], stdin: str | None) -> CompletedProcess[str]:
-        self.calls.append(list(argv))
-        out = "running\n" if argv[2:] == ["is-system-running"] else ""
-        if argv[2:3] == ["is-active"]:
-            out = "active\n" * (len(argv) - 3)
-        return CompletedProcess(list(argv), 0, out, "")
 
 
 def test_systemd_with_a_user_manager_reloads_enables_and_disables(tmp_path: Path) -> None:
