@@ -14,7 +14,7 @@ from cli import output
 from cli.state import CONTEXT, JsonOpt, open_app, settings
 from usecases.config import Settings
 from usecases.errors import BadInput, UseCaseError
-from usecases.schedule.jobs import Job, jobs_for, program_command, project_dir
+from usecases.schedule.jobs import Job, Project, jobs_for, program_command, project_dir
 
 schedule_app = typer.Typer(
     help="Run backups at the times of backup-config.json's schedule (systemd, cron, launchd).",
@@ -43,6 +43,10 @@ def _check_backend(name: str) -> None:
         raise BadInput(f"--backend {name!r}: choose one of {', '.join(BACKENDS)}")
 
 
+def _project_doc(project: Project) -> dict[str, str]:
+    return {"id": project.id, "backup_dir": str(project.backup_dir)}
+
+
 def _jobs(s: Settings) -> list[Job]:
     program = program_command(sys.argv[0], sys.executable)
     workdir = project_dir(Path.cwd(), s.backup_dir)
@@ -59,7 +63,8 @@ def install_cmd(
 
     Each slot runs `dumpledger --backup-dir <dir> backup --type <slot>` in the directory that
     holds .env, with DUMPLEDGER_VIA=scheduler; its output goes to backups/logs/. No password is
-    written into a unit, plist or crontab.
+    written into a unit, plist or crontab. Units are per project: their names carry an id of
+    the backup directory, and another project's schedule is left as it is.
 
     Examples:
 
@@ -71,16 +76,19 @@ def install_cmd(
 
     _check_backend(backend)
     host = service.Host(crontab_user=crontab_user)
-    chosen = service.choose_backend(backend, host)
-    jobs = _jobs(settings())
+    s = settings()
+    project = Project.of(s.backup_dir)
+    chosen = service.choose_backend(backend, host, project)
+    jobs = _jobs(s)
     with open_app() as ctx:
         report = service.install(ctx, chosen, jobs)
-    others = [b.name for b in service.installed_backends(host) if b.name != chosen.name]
+    others = [b.name for b in service.installed_backends(host, project) if b.name != chosen.name]
     res = report.result
     if json_out:
         output.emit_json(
             {
                 "backend": report.backend,
+                "project": _project_doc(project),
                 "units": res.units,
                 "changed": res.changed,
                 "problem": res.problem,
@@ -90,12 +98,12 @@ def install_cmd(
         )
     else:
         verb = "installed" if res.changed else "already installed, unchanged"
-        print(f"{report.backend}: {verb}")
+        print(f"{report.backend}: {verb} (project {project.id}, {project.backup_dir})")
         for unit in res.units:
             print(f"  {unit}")
         for name in others:
             output.info(
-                f"note: {name} also holds dumpledger schedules; remove them with "
+                f"note: {name} also holds this project's schedules; remove them with "
                 f"`dumpledger schedule uninstall --backend {name}`"
             )
         if res.warning:
@@ -110,7 +118,8 @@ def status_cmd(
     crontab_user: CrontabUserOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """The backend, whether it is active, each slot's next run, recent backups, last failure.
+    """This project's backend, whether it is active, each slot's next run, recent backups,
+    last failure.
 
     Example: dumpledger schedule status --json
     """
@@ -118,11 +127,12 @@ def status_cmd(
 
     _check_backend(backend)
     host = service.Host(crontab_user=crontab_user)
-    jobs = _jobs(settings())
+    s = settings()
+    jobs = _jobs(s)
     with open_app() as ctx:
         if backend == "auto":
             backend = service.last_installed_backend(ctx) or "auto"
-        chosen = service.choose_backend(backend, host)
+        chosen = service.choose_backend(backend, host, Project.of(s.backup_dir))
         doc = service.status(ctx, chosen, jobs, datetime.now().astimezone())
     if json_out:
         output.emit_json(doc)
@@ -132,6 +142,8 @@ def status_cmd(
 
 def _print_status(doc: dict[str, Any]) -> None:
     state = "active" if doc["active"] else "NOT active"
+    project = doc["project"]
+    print(f"project:  {project['id']} ({project['backup_dir']})")
     print(f"backend:  {doc['backend']}, {state} ({doc['detail']})")
     for unit in doc["installed"]:
         print(f"  {unit}")
@@ -211,9 +223,10 @@ def uninstall_cmd(
     crontab_user: CrontabUserOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Remove dumpledger's schedules; auto removes them from every backend that has some.
+    """Remove this project's schedules; auto removes them from every backend that has some.
 
-    Only dumpledger's own units and crontab lines go; everything else stays as it was.
+    Only this backup directory's units and crontab lines go (those an older dumpledger wrote
+    for it, without an id, too); other projects' and everything else stay as they were.
 
     Example: dumpledger schedule uninstall
     """
@@ -221,17 +234,21 @@ def uninstall_cmd(
 
     _check_backend(backend)
     host = service.Host(crontab_user=crontab_user)
+    project = Project.of(settings().backup_dir)
     if backend == "auto":
-        backends = service.installed_backends(host)
+        backends = service.installed_backends(host, project)
     else:
-        backends = [service.make_backend(backend, host)]
+        backends = [service.make_backend(backend, host, project)]
     with open_app() as ctx:
         removed = service.uninstall(ctx, backends)
     if json_out:
         output.emit_json(removed)
         return
     if not removed:
-        output.info("no dumpledger schedule was installed; nothing removed")
+        output.info(
+            f"no dumpledger schedule of project {project.id} ({project.backup_dir}) was "
+            "installed; nothing removed"
+        )
         return
     for name, units in removed.items():
         print(f"{name}: removed")

@@ -17,6 +17,7 @@ from catalog.queries import list_backups
 from catalog.read import BackupFilter
 from tests.schedule_support import crontab_of, set_crontab, throwaway_crontab_user
 from tests.support import cluster_env
+from usecases.schedule.jobs import project_id
 
 DUMPLEDGER = str(Path(sys.executable).parent / "dumpledger")
 SECRET = "pw-never-written-7f3a"
@@ -96,6 +97,37 @@ def test_cron_install_twice_status_uninstall(
     assert "nothing removed" in again.stderr and len(schedule_events(tmp_path)) == 2
 
 
+def test_two_projects_install_side_by_side_and_uninstall_only_their_own(
+    tmp_path: Path, env: dict[str, str], cron_user: str
+) -> None:
+    mine = "15 1 * * *  /usr/bin/true   # keep\n"
+    set_crontab(cron_user, mine)
+    cron = ("--backend", "cron", "--crontab-user", cron_user)
+    other = tmp_path / "other" / "backups"
+    env_b = {**env, "DUMPLEDGER_BACKUP_DIR": str(other)}
+    a = json.loads(run(env, tmp_path, "schedule", "install", *cron, "--json").stdout)
+    b = json.loads(run(env_b, tmp_path, "schedule", "install", *cron, "--json").stdout)
+    assert b["changed"] and b["project"] == {"id": project_id(other), "backup_dir": str(other)}
+    assert a["project"]["id"] == project_id(tmp_path / "backups") != b["project"]["id"]
+    both = crontab_of(cron_user)
+    assert both.startswith(mine) and both.count("# dumpledger:") == 8
+
+    status = run(env, tmp_path, "schedule", "status", "--crontab-user", cron_user, "--json")
+    assert json.loads(status.stdout)["installed"] == a["units"]
+    text = run(env, tmp_path, "schedule", "status", "--crontab-user", cron_user).stdout
+    assert f"project:  {a['project']['id']} ({tmp_path / 'backups'})\n" in text
+
+    uninstall = ("schedule", "uninstall", "--crontab-user", cron_user)
+    removed = json.loads(run(env_b, tmp_path, *uninstall, "--json").stdout)
+    assert removed == {"cron": b["units"]}
+    kept = [ln for ln in both.splitlines(keepends=True) if b["project"]["id"] not in ln]
+    assert crontab_of(cron_user) == "".join(kept)
+    assert "nothing removed" in run(env_b, tmp_path, *uninstall).stderr
+    assert [t for t, _ in schedule_events(tmp_path)] == ["ScheduleInstalled"]
+    run(env, tmp_path, *uninstall)
+    assert crontab_of(cron_user) == mine
+
+
 def test_systemd_without_a_user_manager_writes_units_and_exits_1(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -103,14 +135,17 @@ def test_systemd_without_a_user_manager_writes_units_and_exits_1(
     assert done.stderr.count("\n") == 1
     assert "not enabled" in done.stderr and "systemctl --user enable --now" in done.stderr
     units = tmp_path / "config" / "systemd" / "user"
-    assert len(list(units.glob("dumpledger-*.timer"))) == 4
-    service = (units / "dumpledger-noon.service").read_text()
+    ident = project_id(tmp_path / "backups")
+    assert len(list(units.glob(f"dumpledger-{ident}-*.timer"))) == 4
+    service = (units / f"dumpledger-{ident}-noon.service").read_text()
     assert f'"{DUMPLEDGER}" "--backup-dir" "{tmp_path / "backups"}"' in service
     assert f"WorkingDirectory={tmp_path}\n" in service
     assert not [u for u in units.iterdir() if SECRET in u.read_text()]
     assert [t for t, _ in schedule_events(tmp_path)] == ["ScheduleInstalled"]
     status = json.loads(run(env, tmp_path, "schedule", "status", "--json").stdout)
     assert status["backend"] == "systemd" and status["active"] is False
+    assert status["project"] == {"id": ident, "backup_dir": str(tmp_path / "backups")}
+    assert len(status["installed"]) == 8
     run(env, tmp_path, "schedule", "uninstall", "--backend", "systemd")
     assert list(units.iterdir()) == []
     assert [t for t, _ in schedule_events(tmp_path)] == ["ScheduleInstalled", "ScheduleRemoved"]

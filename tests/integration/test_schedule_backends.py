@@ -21,7 +21,7 @@ from tests.support import fabricate_backup
 from usecases.config import Settings
 from usecases.context import App
 from usecases.schedule.cron import CronBackend
-from usecases.schedule.jobs import Job, jobs_for
+from usecases.schedule.jobs import Job, Project, jobs_for
 from usecases.schedule.launchd import LaunchdBackend
 from usecases.schedule.service import status
 from usecases.schedule.systemd import SystemdBackend
@@ -38,6 +38,10 @@ def cron_user() -> Iterator[str]:
 
 def jobs(root: Path, slots: tuple[Slot, ...] = DEFAULT_SCHEDULE) -> list[Job]:
     return jobs_for(slots, program=(DUMPLEDGER,), backup_dir=root / "backups", workdir=root)
+
+
+def project(root: Path) -> Project:
+    return Project.of(root / "backups")
 
 
 def no_user_manager(tmp_path: Path) -> dict[str, str]:
@@ -58,12 +62,13 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, env=env)
 
     units = tmp_path / "config" / "systemd" / "user"
-    backend = SystemdBackend(units, run=run)
+    ident = project(tmp_path).id
+    backend = SystemdBackend(units, project(tmp_path), run=run)
     first = backend.install(jobs(tmp_path))
     assert first.changed and first.problem and "not enabled" in first.problem
     files = sorted(units.iterdir())
     assert [f.name for f in files] == [
-        f"dumpledger-{t}.{k}"
+        f"dumpledger-{ident}-{t}.{k}"
         for t in ("evening", "morning", "nightly", "noon")
         for k in ("service", "timer")
     ]
@@ -81,7 +86,7 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
     broken = tmp_path / "broken"  # the check can fail: a bad calendar in otherwise good units
     broken.mkdir()
-    for name in ("dumpledger-nightly.service", "dumpledger-nightly.timer"):
+    for name in (f"dumpledger-{ident}-nightly.service", f"dumpledger-{ident}-nightly.timer"):
         text = before[units / name].decode().replace("23:59:00", "24:61:00")
         (broken / name).write_text(text)
     done = verify(sorted(broken.iterdir()))
@@ -105,18 +110,19 @@ def test_cron_install_and_uninstall_keep_the_users_lines_exactly(
     tmp_path: Path, cron_user: str
 ) -> None:
     set_crontab(cron_user, USER_LINES)
-    backend = CronBackend(cron_user)
+    ident = project(tmp_path).id
+    backend = CronBackend(project(tmp_path), cron_user)
     first = backend.install(jobs(tmp_path))
     installed = crontab_of(cron_user)
     assert first.changed and installed.startswith(USER_LINES)
     ours = installed[len(USER_LINES) :].splitlines()
     assert [ln.split()[:2] for ln in ours] == [["0", "6"], ["0", "12"], ["0", "18"], ["59", "23"]]
     assert all(
-        ln.endswith(f"# dumpledger:{t}")
+        ln.endswith(f"# dumpledger:{ident}:{t}")
         for ln, t in zip(ours, ("morning", "noon", "evening", "nightly"), strict=True)
     )
     assert backend.units() == [
-        f"crontab -u {cron_user}: # dumpledger:{t}"
+        f"crontab -u {cron_user}: # dumpledger:{ident}:{t}"
         for t in ("morning", "noon", "evening", "nightly")
     ]
 
@@ -129,7 +135,7 @@ def test_cron_install_and_uninstall_keep_the_users_lines_exactly(
     assert changed[len(USER_LINES) :].startswith("30 2 * * * ")
     assert changed.count("# dumpledger:") == 1
 
-    assert backend.uninstall() == [f"crontab -u {cron_user}: # dumpledger:nightly"]
+    assert backend.uninstall() == [f"crontab -u {cron_user}: # dumpledger:{ident}:nightly"]
     assert crontab_of(cron_user) == USER_LINES
     assert backend.uninstall() == [] and crontab_of(cron_user) == USER_LINES
 
@@ -144,7 +150,8 @@ def test_a_crontab_line_run_as_cron_runs_it_backs_up_via_the_scheduler(
         f"SUPABASE_DB_HOST={cluster.socket_dir}\nSUPABASE_DB_PORT={cluster.port}\n"
         f"SUPABASE_DB_USER=postgres\nDUMPLEDGER_PG_BINDIR={cluster.bindir}\n"
     )
-    CronBackend(cron_user).install(jobs(project, (Slot(backup_type="morning", time="06:00"),)))
+    morning = jobs(project, (Slot(backup_type="morning", time="06:00"),))
+    CronBackend(morning[0].project, cron_user).install(morning)
     line = crontab_of(cron_user).splitlines()[-1]
     command = line.split(None, 5)[5].replace("\\%", "%")  # what cron hands to /bin/sh
     cron_env = {
@@ -185,9 +192,10 @@ def test_status_shows_next_runs_recent_backups_and_the_last_failure(tmp_path: Pa
             BackupFailed(backup="auto_nightly_20261124_235900", reason="server down", stage="dump"),
             actor="cron@host via scheduler",
         )
-        backend = LaunchdBackend(tmp_path / "agents")
+        backend = LaunchdBackend(tmp_path / "agents", project(tmp_path))
         doc = status(app, backend, jobs(tmp_path), datetime(2026, 11, 24, 23, 59, 30))
     assert doc["backend"] == "launchd" and doc["active"] is False and doc["installed"] == []
+    assert doc["project"] == {"id": project(tmp_path).id, "backup_dir": str(tmp_path / "backups")}
     assert [(s["backup_type"], s["next_run"]) for s in doc["slots"]] == [
         ("morning", "2026-11-25T06:00"),
         ("noon", "2026-11-25T12:00"),

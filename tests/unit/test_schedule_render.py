@@ -15,9 +15,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.schedule_support import FakeUserManager
 from usecases.errors import BadInput
-from usecases.schedule.cron import marked_types, merged, render_line, without_marked
-from usecases.schedule.jobs import Job, jobs_for, next_run, program_command, project_dir
+from usecases.schedule.cron import merged, project_marks, render_line, without_project
+from usecases.schedule.jobs import (
+    Job,
+    Project,
+    jobs_for,
+    next_run,
+    program_command,
+    project_dir,
+    project_id,
+)
 from usecases.schedule.launchd import Launchctl, LaunchdBackend
 from usecases.schedule.systemd import SystemdBackend, render_service, render_timer
 from usecases.sections import DEFAULT_SCHEDULE, Slot
@@ -30,6 +39,10 @@ def jobs(root: Path, slots: tuple[Slot, ...] = DEFAULT_SCHEDULE) -> list[Job]:
     return jobs_for(
         slots, program=("/opt/dl/bin/dumpledger",), backup_dir=root / "backups", workdir=root
     )
+
+
+def project(root: Path) -> Project:
+    return Project.of(root / "backups")
 
 
 @pytest.mark.parametrize(
@@ -102,21 +115,26 @@ USER_CRONTAB = (
 
 def test_cron_merge_keeps_the_users_lines_byte_for_byte(tmp_path: Path) -> None:
     lines = [render_line(j) for j in jobs(tmp_path)]
-    once = merged(USER_CRONTAB, lines)
+    mine = project(tmp_path)
+    once = merged(USER_CRONTAB, mine, lines)
     # the only change to the user's text: the final newline crontab insists on
     assert once.startswith(USER_CRONTAB + "\n")
-    assert marked_types(once) == ["morning", "noon", "evening", "nightly"]
-    assert merged(once, lines) == once  # install twice equals install once
-    assert without_marked(once) == USER_CRONTAB + "\n"
-    assert without_marked(USER_CRONTAB) == USER_CRONTAB
-    changed = merged(once, lines[:1])
-    assert marked_types(changed) == ["morning"] and changed.startswith(USER_CRONTAB + "\n")
+    assert project_marks(once, mine) == [
+        f"{mine.id}:{t}" for t in ("morning", "noon", "evening", "nightly")
+    ]
+    assert merged(once, mine, lines) == once  # install twice equals install once
+    assert without_project(once, mine) == USER_CRONTAB + "\n"
+    assert without_project(USER_CRONTAB, mine) == USER_CRONTAB
+    changed = merged(once, mine, lines[:1])
+    assert project_marks(changed, mine) == [f"{mine.id}:morning"]
+    assert changed.startswith(USER_CRONTAB + "\n")
 
 
 def test_cron_line_quotes_paths_and_escapes_percent(tmp_path: Path) -> None:
     root = tmp_path / "my project 100%"
     line = render_line(jobs(root, (NIGHTLY,))[0])
-    assert line.startswith("59 23 * * * ") and line.endswith(" # dumpledger:nightly\n")
+    assert line.startswith("59 23 * * * ")
+    assert line.endswith(f" # dumpledger:{project_id(root / 'backups')}:nightly\n")
     assert "100\\%" in line and "100%" not in line.replace("100\\%", "")
     command = line.split(" ", 5)[5].replace("\\%", "%")
     words = shlex.split(command, comments=True)
@@ -129,8 +147,11 @@ def test_systemd_units_from_the_schedule(tmp_path: Path) -> None:
     job = jobs(tmp_path / "a b%c", (NIGHTLY,))[0]
     timer = render_timer(job)
     assert "OnCalendar=*-*-* 23:59:00\n" in timer and "Persistent=true\n" in timer
-    assert "Unit=dumpledger-nightly.service\n" in timer
+    ident = project_id(tmp_path / "a b%c" / "backups")
+    assert f"Unit=dumpledger-{ident}-nightly.service\n" in timer
+    assert f"Description=dumpledger nightly backup of {tmp_path}/a b%%c/backups at 23:59\n" in timer
     service = render_service(job)
+    assert f"Description=dumpledger nightly backup of {tmp_path}/a b%%c/backups\n" in service
     assert "Environment=DUMPLEDGER_VIA=scheduler\n" in service
     assert '"backup" "--type" "nightly"' in service
     assert f'"{tmp_path}/a b%%c/backups"' in service  # % is a systemd specifier: escaped
@@ -139,13 +160,14 @@ def test_systemd_units_from_the_schedule(tmp_path: Path) -> None:
 
 def test_launchd_plists_parse_and_carry_the_slot_times(tmp_path: Path) -> None:
     agents = tmp_path / "home" / "Library" / "LaunchAgents"
-    backend = LaunchdBackend(agents, launchctl=None)  # Linux: nothing to load them into
+    mine = project(tmp_path)
+    backend = LaunchdBackend(agents, mine, launchctl=None)  # Linux: nothing to load them into
     first = backend.install(jobs(tmp_path))
     assert first.changed and first.problem and "macOS only" in first.problem
     by_type = {}
     for path in sorted(agents.glob("*.plist")):
         with path.open("rb") as fh:
-            by_type[path.stem.removeprefix("com.dumpledger.")] = plistlib.load(fh)
+            by_type[path.stem.removeprefix(f"com.dumpledger.{mine.id}.")] = plistlib.load(fh)
     assert {t: (p["StartCalendarInterval"]) for t, p in by_type.items()} == {
         "morning": {"Hour": 6, "Minute": 0},
         "noon": {"Hour": 12, "Minute": 0},
@@ -154,7 +176,7 @@ def test_launchd_plists_parse_and_carry_the_slot_times(tmp_path: Path) -> None:
     }
     nightly = by_type["nightly"]
     logs = tmp_path / "backups" / "logs"
-    assert nightly["Label"] == "com.dumpledger.nightly"
+    assert nightly["Label"] == f"com.dumpledger.{mine.id}.nightly"
     assert nightly["ProgramArguments"][-3:] == ["backup", "--type", "nightly"]
     assert nightly["StandardOutPath"] == str(logs / "launchd_nightly.log")
     assert nightly["StandardErrorPath"] == str(logs / "launchd_nightly_error.log")
@@ -164,32 +186,18 @@ def test_launchd_plists_parse_and_carry_the_slot_times(tmp_path: Path) -> None:
     assert not backend.install(jobs(tmp_path)).changed  # install twice equals install once
     assert {p: p.read_bytes() for p in agents.iterdir()} == before
     backend.install(jobs(tmp_path, (NIGHTLY,)))  # a slot dropped from the config goes
-    assert [p.name for p in agents.iterdir()] == ["com.dumpledger.nightly.plist"]
-    assert backend.uninstall() == [str(agents / "com.dumpledger.nightly.plist")]
+    assert [p.name for p in agents.iterdir()] == [f"com.dumpledger.{mine.id}.nightly.plist"]
+    assert backend.uninstall() == [str(agents / f"com.dumpledger.{mine.id}.nightly.plist")]
     assert list(agents.iterdir()) == []
-
-
-class FakeUserManager:
-    """The one fake: `systemctl --user` of a running user manager, which this container (and
-    CI) has none of. It records the commands and answers like systemctl does."""
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def __call__(self, argv: Sequence[str], stdin: str | None) -> CompletedProcess[str]:
-        self.calls.append(list(argv))
-        out = "running\n" if argv[2:] == ["is-system-running"] else ""
-        if argv[2:3] == ["is-active"]:
-            out = "active\n" * (len(argv) - 3)
-        return CompletedProcess(list(argv), 0, out, "")
 
 
 def test_systemd_with_a_user_manager_reloads_enables_and_disables(tmp_path: Path) -> None:
     manager = FakeUserManager()
-    backend = SystemdBackend(tmp_path / "units", run=manager)
+    ident = project(tmp_path).id
+    backend = SystemdBackend(tmp_path / "units", project(tmp_path), run=manager)
     result = backend.install(jobs(tmp_path))
     assert result.problem is None and result.changed
-    timers = [f"dumpledger-{t}.timer" for t in ("evening", "morning", "nightly", "noon")]
+    timers = [f"dumpledger-{ident}-{t}.timer" for t in ("evening", "morning", "nightly", "noon")]
     assert ["systemctl", "--user", "daemon-reload"] in manager.calls
     assert manager.calls[-1] == ["systemctl", "--user", "enable", "--now", *timers]
     assert backend.is_active() == (True, "4 timer(s) active")
@@ -197,8 +205,8 @@ def test_systemd_with_a_user_manager_reloads_enables_and_disables(tmp_path: Path
     backend.install(jobs(tmp_path, (NIGHTLY,)))
     assert ["systemctl", "--user", "disable", "--now", *timers[:2], timers[3]] in manager.calls
     assert sorted(p.name for p in (tmp_path / "units").iterdir()) == [
-        "dumpledger-nightly.service",
-        "dumpledger-nightly.timer",
+        f"dumpledger-{ident}-nightly.service",
+        f"dumpledger-{ident}-nightly.timer",
     ]
     manager.calls.clear()
     assert len(backend.uninstall()) == 2
@@ -215,9 +223,9 @@ def test_launchd_on_macos_bootstraps_each_written_plist(tmp_path: Path) -> None:
         return CompletedProcess(list(argv), 0, "", "")
 
     agents = tmp_path / "LaunchAgents"
-    backend = LaunchdBackend(agents, Launchctl(run=launchctl))
+    backend = LaunchdBackend(agents, project(tmp_path), Launchctl(run=launchctl))
     assert backend.install(jobs(tmp_path, (NIGHTLY,))).problem is None
-    plist = str(agents / "com.dumpledger.nightly.plist")
+    plist = str(agents / f"com.dumpledger.{project(tmp_path).id}.nightly.plist")
     domain = f"gui/{os.getuid()}"
     assert calls == [
         ["launchctl", "bootout", domain, plist],

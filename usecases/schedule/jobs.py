@@ -6,6 +6,7 @@ Nothing here starts a process: the backends (systemd, cron, launchd) turn
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from collections.abc import Callable, Sequence
@@ -24,11 +25,41 @@ from usecases.sections import Slot
 SCHEDULER_ENV = {"DUMPLEDGER_VIA": "scheduler"}
 
 
+def project_id(backup_dir: Path) -> str:
+    """A short stable id of the project a backup directory is: the first 8 hex digits of the
+    SHA-256 of the resolved directory. Every unit name and crontab marker carries it, so two
+    projects of one user each have their own schedule."""
+    return hashlib.sha256(str(backup_dir.resolve()).encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Project:
+    """Whose schedule a backend installs, lists and removes: one backup directory."""
+
+    backup_dir: Path
+    id: str
+
+    @classmethod
+    def of(cls, backup_dir: Path) -> Project:
+        return cls(backup_dir=backup_dir, id=project_id(backup_dir))
+
+    def owns_legacy(self, argv: Sequence[str]) -> bool:
+        """Whether a unit written before units carried an id (its command `argv`) is this
+        project's: the absolute directory after its `--backup-dir` is this backup directory."""
+        words = list(argv)
+        at = [i for i, w in enumerate(words[:-1]) if w == "--backup-dir"]
+        if not at or not Path(words[at[0] + 1]).is_absolute():
+            return False
+        return project_id(Path(words[at[0] + 1])) == self.id
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
-    """One slot as a scheduler sees it: argv, working directory, environment, log file."""
+    """One slot as a scheduler sees it: argv, working directory, environment, log file, and
+    the project it belongs to."""
 
     slot: Slot
+    project: Project
     argv: tuple[str, ...]
     workdir: Path
     logs_dir: Path
@@ -71,9 +102,11 @@ def jobs_for(
                 f"schedule slot {slot.backup_type!r} is not a backup type; name the slots in "
                 f"backup-config.json one of {', '.join(SCHEDULED_TYPES)}"
             )
+    project = Project.of(backup_dir)
     return [
         Job(
             slot=slot,
+            project=project,
             argv=slot_argv(program, backup_dir, slot.backup_type),
             workdir=workdir,
             logs_dir=backup_dir / "logs",
@@ -114,9 +147,11 @@ class Installed:
 
 
 class Backend(Protocol):
-    """A scheduler: renders jobs to its own text, installs and removes them idempotently."""
+    """A scheduler holding one project's units: renders that project's jobs to its own text,
+    installs and removes them idempotently, and never touches another project's units."""
 
     name: str
+    project: Project
 
     def render(self, jobs: Sequence[Job]) -> dict[str, str]:
         """Unit name (file path or crontab marker) -> the text the scheduler reads."""
@@ -125,16 +160,25 @@ class Backend(Protocol):
     def install(self, jobs: Sequence[Job]) -> Installed: ...
 
     def uninstall(self) -> list[str]:
-        """Remove every dumpledger unit; return what was removed."""
+        """Remove this project's units (those of the previous version, without an id, too);
+        return what was removed."""
         ...
 
     def units(self) -> list[str]:
-        """The dumpledger units currently installed."""
+        """This project's units currently installed (an id-less one of the previous version
+        counts when its command names this backup directory)."""
         ...
 
     def is_active(self) -> tuple[bool, str]:
         """Whether the scheduler will run the installed units, and a one-line explanation."""
         ...
+
+
+def check_project(project: Project, jobs: Sequence[Job]) -> None:
+    """A backend installs its own project's jobs only (else stale units would be misjudged)."""
+    strays = {j.project.id for j in jobs if j.project.id != project.id}
+    if strays:
+        raise ValueError(f"jobs of project(s) {sorted(strays)} given to project {project.id}")
 
 
 def touch_private(path: Path) -> None:

@@ -19,7 +19,15 @@ from catalog.read import BackupFilter
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.schedule.cron import CronBackend
-from usecases.schedule.jobs import SCHEDULER_ENV, Backend, Installed, Job, next_run, slot_argv
+from usecases.schedule.jobs import (
+    SCHEDULER_ENV,
+    Backend,
+    Installed,
+    Job,
+    Project,
+    next_run,
+    slot_argv,
+)
 from usecases.schedule.launchd import LaunchdBackend
 from usecases.schedule.systemd import SystemdBackend, unit_dir
 
@@ -40,30 +48,31 @@ class Host:
         return Path(self.environ.get("HOME") or Path.home())
 
 
-def make_backend(name: str, host: Host) -> Backend:
+def make_backend(name: str, host: Host, project: Project) -> Backend:
+    """The backend `name` holding `project`'s units (and only those)."""
     if name == "systemd":
-        return SystemdBackend(unit_dir(host.environ))
+        return SystemdBackend(unit_dir(host.environ), project)
     if name == "cron":
-        return CronBackend(host.crontab_user)
+        return CronBackend(project, host.crontab_user)
     if name == "launchd":
-        return LaunchdBackend.for_platform(host.home)
+        return LaunchdBackend.for_platform(host.home, project)
     raise BadInput(f"unknown scheduler backend {name!r}: choose one of {', '.join(BACKENDS)}")
 
 
-def choose_backend(name: str, host: Host) -> Backend:
+def choose_backend(name: str, host: Host, project: Project) -> Backend:
     """auto: launchd on macOS; systemd when a user manager is reachable; else cron."""
     if name != "auto":
         if name == "launchd" and host.platform != "darwin":
             raise BadInput("launchd runs on macOS only; use --backend systemd or cron here")
-        return make_backend(name, host)
+        return make_backend(name, host, project)
     if host.platform == "darwin":
-        return make_backend("launchd", host)
+        return make_backend("launchd", host, project)
     if shutil.which("systemctl"):
-        systemd = SystemdBackend(unit_dir(host.environ))
+        systemd = SystemdBackend(unit_dir(host.environ), project)
         if systemd.manager_reachable():
             return systemd
     if shutil.which("crontab"):
-        return make_backend("cron", host)
+        return make_backend("cron", host, project)
     raise UseCaseError(
         "no scheduler found: no systemd user manager is reachable and there is no crontab; "
         "install cron (Debian: apt-get install cron) or log in to a systemd session"
@@ -93,16 +102,20 @@ def install(app: App, backend: Backend, jobs: Sequence[Job]) -> InstallReport:
     return InstallReport(backend=backend.name, result=result, event_appended=result.changed)
 
 
-def installed_backends(host: Host) -> list[Backend]:
-    """Every backend that holds dumpledger units here (a crontab only when `crontab` exists)."""
-    candidates = [make_backend("systemd", host), LaunchdBackend.for_platform(host.home)]
+def installed_backends(host: Host, project: Project) -> list[Backend]:
+    """Every backend that holds units of this project here (a crontab only when `crontab`
+    exists)."""
+    candidates = [
+        make_backend("systemd", host, project),
+        LaunchdBackend.for_platform(host.home, project),
+    ]
     if shutil.which("crontab"):
-        candidates.append(make_backend("cron", host))
+        candidates.append(make_backend("cron", host, project))
     return [b for b in candidates if b.units()]
 
 
 def uninstall(app: App, backends: Sequence[Backend]) -> dict[str, list[str]]:
-    """Remove dumpledger's units from each backend; ScheduleRemoved for each that had some."""
+    """Remove the project's units from each backend; ScheduleRemoved for each that had some."""
     removed: dict[str, list[str]] = {}
     for backend in backends:
         units = backend.uninstall()
@@ -135,6 +148,7 @@ def status(app: App, backend: Backend, jobs: Sequence[Job], now_local: datetime)
         last_failure = {k: f[k] for k in ("name", "started_at", "failure_reason", "actor")}
     return {
         "backend": backend.name,
+        "project": {"id": backend.project.id, "backup_dir": str(backend.project.backup_dir)},
         "installed": backend.units(),
         "active": active,
         "detail": detail,
