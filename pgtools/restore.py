@@ -56,6 +56,21 @@ class ServerFacts:
     target_exists: bool
     other_sessions: int = 0
     tables_by_schema: dict[str, int] = field(default_factory=dict)
+    leftovers: tuple[str, ...] = ()  # scratch databases of interrupted restores and drills
+
+
+# Scratch databases a restore or drill makes, that nobody is connected to: what a killed one
+# left behind (each a full copy of a database). Only reported; dropping is the user's call.
+LEFTOVERS_SQL = r"""
+SELECT d.datname FROM pg_database d
+WHERE (d.datname LIKE '%\_dlrestore\_%' OR d.datname LIKE 'dumpledger\_drill\_%')
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)
+ORDER BY 1
+"""
+
+
+def leftover_scratch_databases(conn: psycopg.Connection[Any]) -> tuple[str, ...]:
+    return tuple(str(r[0]) for r in conn.execute(LEFTOVERS_SQL).fetchall())
 
 
 def server_facts(target: DbTarget) -> ServerFacts:
@@ -73,6 +88,7 @@ def server_facts(target: DbTarget) -> ServerFacts:
             (target.dbname,),
         ).fetchone()
         major = conn.info.server_version // 10000
+        leftovers = leftover_scratch_databases(conn)
     tables: dict[str, int] = {}
     if exists:
         with connect(target, autocommit=True) as conn:
@@ -93,6 +109,7 @@ def server_facts(target: DbTarget) -> ServerFacts:
         target_exists=exists is not None,
         other_sessions=int(sessions[0]) if sessions else 0,
         tables_by_schema=tables,
+        leftovers=leftovers,
     )
 
 

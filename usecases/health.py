@@ -60,6 +60,7 @@ class Facts:
     """What `check` found; None means "could not be found out" (the matching error says why)."""
 
     db_error: str | None = None
+    scratch_leftovers: tuple[str, ...] = ()  # of interrupted restores and drills
     server_version: str | None = None
     server_major: int | None = None
     pg_dump_version: str | None = None
@@ -127,9 +128,26 @@ def _result(name: str, status: Status, message: str, **details: Any) -> CheckRes
     return CheckResult(name=name, status=status, message=message, details=details)
 
 
+def leftovers_note(names: Sequence[str]) -> str:
+    """What to say of scratch databases an interrupted restore or drill left (each a copy of a
+    database): which, and how to drop them."""
+    drops = " ".join(f'DROP DATABASE "{n}";' for n in names)
+    return (
+        f"{len(names)} scratch database(s) left by an interrupted restore or drill: "
+        f"{', '.join(names)}; when no restore or drill is running: {drops}"
+    )
+
+
 def _database(f: Facts) -> CheckResult:
     if f.db_error is not None:
         return _result("database", Status.CRITICAL, f.db_error)
+    if f.scratch_leftovers:
+        return _result(
+            "database",
+            Status.WARNING,
+            f"reachable, PostgreSQL {f.server_version}; {leftovers_note(f.scratch_leftovers)}",
+            version=f.server_version,
+        )
     return _result(
         "database", Status.OK, f"reachable, PostgreSQL {f.server_version}", version=f.server_version
     )

@@ -18,6 +18,7 @@ from catalog.queries import list_backups
 from catalog.read import BackupFilter, sqlite_file
 from pgtools.binaries import find_program
 from pgtools.errors import PgError
+from pgtools.restore import leftover_scratch_databases
 from pgtools.session import connect
 from usecases.config import Settings
 from usecases.context import App
@@ -70,6 +71,7 @@ def _database(settings: Settings) -> dict[str, Any]:
             out["server_version"] = str(row[0]) if row else "?"
             major = conn.info.server_version // 10000
             out["server_major"] = major
+            out["scratch_leftovers"] = leftover_scratch_databases(conn)
     except PgError as exc:
         out["db_error"] = str(exc)
     except Exception as exc:  # psycopg errors after connecting, and the unexpected

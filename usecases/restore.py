@@ -56,6 +56,7 @@ from usecases.backup import BackupRequest, run_backup, unused_name
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.files import private_dir
+from usecases.health import leftovers_note
 from usecases.verify import naming_recipients
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -360,6 +361,8 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
             )
     if source.file is not None:
         warnings.append("a file from outside the catalog carries no roles: they must already exist")
+    if facts.leftovers:
+        warnings.append(leftovers_note(facts.leftovers))
     backup = source.backup
     last_drill = None
     if backup and backup.get("last_drill_at"):

@@ -213,3 +213,29 @@ def test_check_of_a_directory_without_backups_creates_nothing(tmp_path: Path) ->
     message = {c["name"]: c["message"] for c in doc["checks"]}["catalog"]
     assert message.startswith(f"no catalog at {backup_dir / 'catalog.db'}")
     assert not (tmp_path / "typo").exists()  # a monitoring probe made no directory
+
+
+def test_scratch_databases_of_interrupted_restores_are_reported(
+    tmp_path: Path, supabase_db: Any
+) -> None:
+    """A killed restore or drill leaves a full copy of a database behind: check warns, and
+    the next restore's plan says how to drop it; nothing is dropped for the user."""
+    cluster = supabase_db.cluster
+    backup_dir = scripted(tmp_path, cluster, timedelta(minutes=5))
+    env = cluster_env(cluster, backup_dir)
+    env["SUPABASE_DB_USER"] = cluster.superuser
+    leftover = "postgres_dlrestore_0badc0"
+    cluster.psql(f'CREATE DATABASE "{leftover}"')
+    try:
+        code, doc = check(env, "--no-notify")
+        assert (code, statuses(doc)["database"]) == (1, "WARNING")
+        message = next(c for c in doc["checks"] if c["name"] == "database")["message"]
+        assert f'DROP DATABASE "{leftover}";' in message
+        name = json.loads(run(env, "list", "--json").stdout)[0]["name"]
+        plan = json.loads(run(env, "restore", name, "--plan", "--json").stdout)
+        assert any(leftover in w for w in plan["warnings"])
+        assert leftover in cluster.psql("SELECT datname FROM pg_database")  # still there
+    finally:
+        cluster.psql(f'DROP DATABASE IF EXISTS "{leftover}"')
+    code, doc = check(env, "--no-notify")
+    assert statuses(doc)["database"] == "OK"
