@@ -135,3 +135,19 @@ def run_cli(
 def catalog_of(env: dict[str, str]) -> Catalog:
     """The SQLite catalog of the backup directory a CLI environment points at."""
     return Catalog.open(f"sqlite:///{env['DUMPLEDGER_BACKUP_DIR']}/catalog.db")
+
+
+def wrapped_pg_dump(real_bindir: Path, bindir: Path, *, then: str) -> Path:
+    """`bindir` with the real client programs, except that pg_dump's output goes through the
+    shell pipeline `then` (`--version`/`--help` still answer as the real one)."""
+    bindir.mkdir()
+    for prog in ("pg_dumpall", "pg_restore", "psql"):
+        (bindir / prog).symlink_to(real_bindir / prog)
+    script = bindir / "pg_dump"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in --version|--help) exec "{real_bindir}/pg_dump" "$1";; esac\n'
+        f'"{real_bindir}/pg_dump" "$@" | {then}\n'
+    )
+    script.chmod(0o755)
+    return bindir

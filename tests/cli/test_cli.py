@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import DUMPLEDGER, catalog_of, cluster_env
+from tests.support import DUMPLEDGER, catalog_of, cluster_env, wrapped_pg_dump
 from tests.support import run_cli as run
 
 
@@ -134,16 +134,8 @@ def test_sigkill_mid_dump_leaves_no_blob_and_is_settled_later(
 @pytest.fixture
 def slow_bindir(tmp_path: Path, supabase_db: Any) -> Path:
     """Real client programs; pg_dump's output stalls for a minute after its first 64 kB."""
-    real = Path(supabase_db.cluster.bindir)
-    bindir = tmp_path / "slowbin"
-    bindir.mkdir()
-    for prog in ("pg_dumpall", "pg_restore", "psql"):
-        (bindir / prog).symlink_to(real / prog)
-    script = bindir / "pg_dump"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'case "$1" in --version|--help) exec "{real}/pg_dump" "$1";; esac\n'
-        f'"{real}/pg_dump" "$@" | {{ head -c 65536; sleep 60; cat; }}\n'
+    return wrapped_pg_dump(
+        Path(supabase_db.cluster.bindir),
+        tmp_path / "slowbin",
+        then="{ head -c 65536; sleep 60; cat; }",
     )
-    script.chmod(0o755)
-    return bindir

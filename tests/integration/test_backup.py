@@ -16,7 +16,7 @@ import pytest
 from catalog.queries import blob_rows, get_backup
 from pgtools.binaries import find_program
 from pgtools.errors import PgClientMissing
-from tests.support import app_for, settings_for, store_files
+from tests.support import app_for, settings_for, store_files, wrapped_pg_dump
 from usecases.backup import BackupRequest, run_backup
 from usecases.config import Settings
 from usecases.context import App
@@ -181,20 +181,9 @@ def test_settings_are_never_the_password(tmp_path: Path, supabase_db: Any) -> No
 @pytest.fixture
 def killing_bindir(tmp_path: Path, supabase_db: Any) -> Path:
     """Real client programs, except that pg_dump's process is SIGKILLed after 2 kB of output."""
-    real = Path(supabase_db.cluster.bindir)
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    for prog in ("pg_dumpall", "pg_restore", "psql"):
-        (bindir / prog).symlink_to(real / prog)
-    script = bindir / "pg_dump"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'case "$1" in --version|--help) exec "{real}/pg_dump" "$1";; esac\n'
-        f'"{real}/pg_dump" "$@" | head -c 2000\n'
-        "kill -9 $$\n"
+    return wrapped_pg_dump(
+        Path(supabase_db.cluster.bindir), tmp_path / "bin", then="head -c 2000\nkill -9 $$"
     )
-    script.chmod(0o755)
-    return bindir
 
 
 def test_latest_links_never_point_at_a_missing_dump(app: App) -> None:
