@@ -50,18 +50,8 @@ class VerifyResult:
                 f"blob {digest} failed verification ({where}): its content hashes to "
                 f"{actual}; run `dumpledger verify --all`"
             )
-        elif expected_stored and stored_sha != expected_stored:
-            error = (
-                f"blob {digest} failed verification ({where}): stored bytes hash to "
-                f"{stored_sha}, expected {expected_stored}"
-            )
-        return cls(
-            ok=error is None,
-            digest=digest,
-            raw_size=raw_size,
-            stored_size=stored_size,
-            stored_sha256=stored_sha,
-            error=error,
+        return cls._stored(
+            digest, stored_sha, stored_size, expected_stored, where, error, raw_size=raw_size
         )
 
     @classmethod
@@ -74,8 +64,24 @@ class VerifyResult:
         where: Path | str,
     ) -> VerifyResult:
         """An encrypted blob checked without its key: only the stored bytes' digest."""
-        error = None
-        if expected_stored and stored_sha != expected_stored:
+        note = "encrypted; stored digest checked only (no identity_file to decrypt with)"
+        return cls._stored(digest, stored_sha, stored_size, expected_stored, where, None, note=note)
+
+    @classmethod
+    def _stored(
+        cls,
+        digest: str,
+        stored_sha: str,
+        stored_size: int,
+        expected_stored: str | None,
+        where: Path | str,
+        error: str | None,
+        *,
+        raw_size: int = 0,
+        note: str | None = None,
+    ) -> VerifyResult:
+        """The result, once the stored bytes' digest is checked too (after any content error)."""
+        if error is None and expected_stored and stored_sha != expected_stored:
             error = (
                 f"blob {digest} failed verification ({where}): stored bytes hash to "
                 f"{stored_sha}, expected {expected_stored}"
@@ -83,8 +89,9 @@ class VerifyResult:
         return cls(
             ok=error is None,
             digest=digest,
+            raw_size=raw_size,
             stored_size=stored_size,
             stored_sha256=stored_sha,
             error=error,
-            note="encrypted; stored digest checked only (no identity_file to decrypt with)",
+            note=note,
         )
