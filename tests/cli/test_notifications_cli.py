@@ -74,6 +74,13 @@ def configure(backup_dir: Path, urls: list[str], **notes: bool) -> None:
     (backup_dir / "backup-config.json").write_text(json.dumps(doc))
 
 
+def project(tmp_path: Path, supabase_db: Any, urls: list[str]) -> tuple[Path, dict[str, str]]:
+    """A backup directory notifying `urls`, and the environment of a CLI run against it."""
+    backup_dir = tmp_path / "backups"
+    configure(backup_dir, urls)
+    return backup_dir, cluster_env(supabase_db.cluster, backup_dir)
+
+
 def notifications(backup_dir: Path) -> list[dict[str, Any]]:
     with Catalog.open(f"sqlite:///{backup_dir / 'catalog.db'}") as cat:
         return [{**r.payload, "subject": r.subject} for r in cat.events(types=["NotificationSent"])]
@@ -82,9 +89,7 @@ def notifications(backup_dir: Path) -> list[dict[str, Any]]:
 def test_automatic_backup_notifies_through_apprise(
     tmp_path: Path, supabase_db: Any, endpoint: Endpoint
 ) -> None:
-    backup_dir = tmp_path / "backups"
-    configure(backup_dir, [endpoint.url])
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    backup_dir, env = project(tmp_path, supabase_db, [endpoint.url])
 
     result = json.loads(run(env, "backup", "--type", "nightly", "--json").stdout)
     name = result["name"]
@@ -113,9 +118,7 @@ def test_the_result_is_printed_before_notifying(
     tmp_path: Path, supabase_db: Any, endpoint: Endpoint
 ) -> None:
     """A slow endpoint must not hold back `backup --json`'s result from a script reading it."""
-    backup_dir = tmp_path / "backups"
-    configure(backup_dir, [endpoint.url])
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    _, env = project(tmp_path, supabase_db, [endpoint.url])
     printed = endpoint.before_answering = threading.Event()
     with subprocess.Popen(
         [*DUMPLEDGER, "backup", "--type", "nightly", "--json"],
@@ -163,9 +166,7 @@ def test_failing_endpoint_never_fails_the_backup(
 def test_failed_backup_and_check_notify(
     tmp_path: Path, supabase_db: Any, endpoint: Endpoint
 ) -> None:
-    backup_dir = tmp_path / "backups"
-    configure(backup_dir, [endpoint.url])
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    backup_dir, env = project(tmp_path, supabase_db, [endpoint.url])
     env["SUPABASE_DB_HOST"] = "127.0.0.1"
     env["SUPABASE_DB_PORT"] = str(free_port())  # the database is down
 
@@ -202,9 +203,7 @@ def test_failed_backup_and_check_notify(
 def test_failed_verification_and_failed_drill_notify(
     tmp_path: Path, supabase_db: Any, endpoint: Endpoint
 ) -> None:
-    backup_dir = tmp_path / "backups"
-    configure(backup_dir, [endpoint.url])
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    backup_dir, env = project(tmp_path, supabase_db, [endpoint.url])
     env["SUPABASE_DB_USER"] = "supabase_admin"
     with App.open(settings_for(tmp_path, supabase_db.cluster, user="supabase_admin")) as app:
         sql = b"CREATE TABLE public.drifted (id int);\n"
