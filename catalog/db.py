@@ -12,23 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Column,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    create_engine,
-    event,
-    inspect,
-    text,
-)
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.errors import CatalogUnavailable
 from catalog.read import BUSY_TIMEOUT_MS, HEAD_REVISION
-from catalog.schema import metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -133,35 +122,14 @@ def current_revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-# Alembic's version table, as `alembic stamp` creates it.
-_VERSION_TABLE = Table(
-    "alembic_version",
-    MetaData(),
-    Column("version_num", String(32), primary_key=True),
-    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
-)
-
-
 def migrate(engine: Engine) -> None:
-    """Upgrade to head unless already there; one writer migrates, the others wait and see.
-
-    An empty database gets the head schema straight from catalog.schema plus the version
-    row, as `alembic stamp head` would write it: the migrations only change the schema (a
-    test keeps them producing exactly catalog.schema's tables), and importing Alembic is a
-    third of a new catalog's first command."""
+    """Upgrade to head unless already there; one writer migrates, the others wait and see."""
     try:
         with writing(engine) as conn:
-            revision = current_revision(conn)
-            if revision == HEAD_REVISION:
-                return
-            if revision is None and not inspect(conn).get_table_names():
-                metadata.create_all(conn)
-                _VERSION_TABLE.create(conn)
-                conn.execute(_VERSION_TABLE.insert().values(version_num=HEAD_REVISION))
-                return
-            from alembic import command
+            if current_revision(conn) != HEAD_REVISION:
+                from alembic import command
 
-            command.upgrade(alembic_config(conn), "head")
+                command.upgrade(alembic_config(conn), "head")
     except SQLAlchemyError as exc:
         raise CatalogUnavailable(
             f"cannot open the catalog at {engine.url.render_as_string(hide_password=True)}: "
