@@ -4,6 +4,7 @@ Run by hand (never in the tests), on a throwaway cluster it starts itself:
 
     .venv/bin/python bench/bench_backup.py                      # everything
     .venv/bin/python bench/bench_backup.py --datasets realistic --realistic-rows 200000
+    .venv/bin/python bench/bench_backup.py --datasets pgbench50 --rounds 5   # median ratios
 
 Each dataset is measured in one run, so the ratio compares like with like on a noisy machine:
 - baseline: sh -c 'pg_dump | gzip -9 > f.sql.gz && gzip -t f.sql.gz'
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,7 +108,7 @@ def load(cluster: Cluster, dataset: str, rows: int) -> None:
     cluster.psql("VACUUM ANALYZE", dbname=dataset)
 
 
-def bench_dataset(cluster: Cluster, dataset: str, work: Path) -> dict[str, object]:
+def bench_dataset(cluster: Cluster, dataset: str, work: Path, rounds: int) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "SUPABASE_"))}
     env.update(cluster.env(dbname=dataset))
     pg_dump = cluster.bindir / "pg_dump"
@@ -148,8 +150,29 @@ def bench_dataset(cluster: Cluster, dataset: str, work: Path) -> dict[str, objec
     results["bare_pg_dump"] = asdict(bare)
     gz, zs = results["gzip"], results["zstd"]
     assert isinstance(gz, dict) and isinstance(zs, dict)
-    results["ratio_gzip_vs_baseline"] = round(gz["first"]["seconds"] / baseline.seconds, 2)
-    results["ratio_zstd_vs_bare_dump"] = round(zs["first"]["seconds"] / bare.seconds, 2)
+    gzip_ratios = [round(gz["first"]["seconds"] / baseline.seconds, 2)]
+    zstd_ratios = [round(zs["first"]["seconds"] / bare.seconds, 2)]
+    for n in range(2, rounds + 1):  # the same four commands again, alternating, in new dirs
+        base = measure(["sh", "-c", f'"{pg_dump}" | gzip -9 > "{out}" && gzip -t "{out}"'], env)
+        gzip_first = measure(
+            [*cli, "backup", "--type", "nightly"],
+            {**dl_env, "DUMPLEDGER_BACKUP_DIR": str(work / f"r{n}-{dataset}-gzip")},
+        )
+        dump_only = measure(["sh", "-c", f'"{pg_dump}" > /dev/null'], env)
+        zstd_first = measure(
+            [*cli, "backup", "--type", "nightly"],
+            {
+                **dl_env,
+                "DUMPLEDGER_BACKUP_DIR": str(work / f"r{n}-{dataset}-zstd"),
+                "DUMPLEDGER_CODEC": "zstd",
+            },
+        )
+        gzip_ratios.append(round(gzip_first.seconds / base.seconds, 2))
+        zstd_ratios.append(round(zstd_first.seconds / dump_only.seconds, 2))
+    results["ratios_gzip_vs_baseline"] = gzip_ratios
+    results["ratios_zstd_vs_bare_dump"] = zstd_ratios
+    results["ratio_gzip_vs_baseline"] = statistics.median(gzip_ratios)
+    results["ratio_zstd_vs_bare_dump"] = statistics.median(zstd_ratios)
     return results
 
 
@@ -161,6 +184,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="pgbench10,pgbench50,realistic")
     parser.add_argument("--realistic-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat the first backups; ratios are medians"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dumpledger-bench-"))
@@ -169,7 +195,7 @@ def main() -> None:
     try:
         for dataset in args.datasets.split(","):
             load(cluster, dataset, args.realistic_rows)
-            res = bench_dataset(cluster, dataset, work)
+            res = bench_dataset(cluster, dataset, work, args.rounds)
             print(json.dumps(res), flush=True)
             all_results.append(res)
     finally:
