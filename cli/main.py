@@ -684,8 +684,11 @@ def _retention_after_backup(ctx: App) -> CleanupReport | None:
 
     try:
         return run_cleanup(ctx)
-    except KNOWN_ERRORS as exc:  # the backup itself is done and verified: say so, go on
-        output.error(f"the backup completed, but retention did not run: {exc}")
+    except (*KNOWN_ERRORS, OSError) as exc:  # the backup itself is done and verified: say so
+        output.error(
+            f"the backup completed, but retention did not finish: {exc}; "
+            "run `dumpledger cleanup` once the cause is fixed"
+        )
         return None
 
 

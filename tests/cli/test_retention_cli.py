@@ -69,3 +69,30 @@ def test_a_broken_retention_policy_is_one_clear_line(tmp_path: Path, supabase_db
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert "retention: auto: unknown key(s) keep_within" in done.stderr
+
+
+def test_retention_that_fails_after_an_automatic_backup_does_not_undo_it(
+    tmp_path: Path, supabase_db: Any
+) -> None:
+    """The backup is done and verified; a retention step that fails (here: an old backup's
+    metadata file is a directory, so it cannot be removed) is one line, not a traceback."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support import fabricate_backup, settings_for
+    from usecases.context import App
+
+    old = datetime.now(UTC) - timedelta(days=90)
+    name = f"auto_nightly_{old:%Y%m%d_%H%M%S}"
+    with App.open(settings_for(tmp_path, supabase_db.cluster), clock=lambda: old) as app:
+        fabricate_backup(app, name, b"-- old\n", row_counts={}, backup_type="nightly")
+        meta = app.settings.database_dir / f"{name}_metadata.json"
+    meta.unlink(missing_ok=True)
+    meta.mkdir(parents=True)  # unlink() of a directory fails, even as root
+    env = cluster_env(supabase_db.cluster, tmp_path / "backups")
+    done = run(env, "backup", "--type", "nightly", "--json", check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "the backup completed, but retention did not finish" in done.stderr
+    new = json.loads(done.stdout)["name"]
+    listed = {b["name"]: b["status"] for b in json.loads(run(env, "list", "--json").stdout)}
+    assert listed[new] == "completed"
