@@ -198,7 +198,9 @@ class ScheduleRemoved(Event):
 class NotificationSent(Event):
     """A notification attempt; ``ok`` false records a failure (which never fails the backup)."""
 
-    kind: str  # backup_completed, backup_failed, verify_failed, drill_failed, check
+    kind: (
+        str  # backup_completed, backup_failed, retention_failed, verify_failed, drill_failed, check
+    )
     channel: str  # desktop, apprise (never the URL: it may hold a token)
     ok: bool
     about: str = ""  # the backup name, or "check"

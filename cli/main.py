@@ -90,7 +90,7 @@ def backup(
     from usecases.backup import BackupRequest, run_backup
 
     overrides = {"codec": codec} if codec else {}
-    auto_report = None
+    auto_report = retention_error = None
     with open_app(**overrides) as ctx, backup_alerts(ctx, backup_type) as alerts:
         progress = output.Progress("dumping")
         try:
@@ -102,9 +102,11 @@ def backup(
         finally:
             progress.finish()
         if classify(result.name) == "auto":  # as the old scripts did: retention after each run
-            auto_report = _retention_after_backup(ctx)
+            auto_report, retention_error = _retention_after_backup(ctx)
         _report_backup(result, auto_report, json_out)  # before notifying: a slow endpoint
         alerts.completed(result)  # must not hold back the result
+        if retention_error is not None:
+            alerts.retention_failed(result.name, retention_error)
 
 
 def _report_backup(result: BackupResult, auto_report: CleanupReport | None, json_out: bool) -> None:
@@ -679,17 +681,18 @@ retention_app = typer.Typer(
 app.add_typer(retention_app, name="retention")
 
 
-def _retention_after_backup(ctx: App) -> CleanupReport | None:
+def _retention_after_backup(ctx: App) -> tuple[CleanupReport | None, str | None]:
+    """The cleanup report, or why retention did not finish (said on stderr)."""
     from usecases.retention import cleanup as run_cleanup
 
     try:
-        return run_cleanup(ctx)
+        return run_cleanup(ctx), None
     except (*KNOWN_ERRORS, OSError) as exc:  # the backup itself is done and verified: say so
         output.error(
             f"the backup completed, but retention did not finish: {exc}; "
             "run `dumpledger cleanup` once the cause is fixed"
         )
-        return None
+        return None, str(exc)
 
 
 def _print_cleanup_summary(report: CleanupReport) -> None:

@@ -44,6 +44,10 @@ class BackupAlerts:
         msg = notify.backup_completed(result.name, stored, result.duration_seconds)
         notify.notify(self.app, msg, log_path=result.log_path)
 
+    def retention_failed(self, name: str, reason: str) -> None:
+        if self.automatic:
+            notify.notify(self.app, notify.retention_failed(name, reason))
+
     def failed(self, exc: Exception, since: datetime) -> None:
         if not self.automatic or isinstance(exc, BadInput):
             return

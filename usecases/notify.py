@@ -23,7 +23,14 @@ from usecases.context import App
 from usecases.health import size_text
 from usecases.sections import Notifications
 
-KINDS = ("backup_completed", "backup_failed", "verify_failed", "drill_failed", "check")
+KINDS = (
+    "backup_completed",
+    "backup_failed",
+    "retention_failed",
+    "verify_failed",
+    "drill_failed",
+    "check",
+)
 URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 SOUNDS = {True: "Glass", False: "Basso"}  # as the old scripts' dialogs
 
@@ -60,6 +67,7 @@ def wanted(prefs: Notifications, kind: str) -> bool:
     return {
         "backup_completed": prefs.on_success,
         "backup_failed": prefs.on_failure,
+        "retention_failed": prefs.on_failure,
         "verify_failed": prefs.on_verify_failure,
         "drill_failed": prefs.on_drill_failure,
         "check": prefs.on_check,
@@ -279,6 +287,20 @@ def backup_failed(name: str, reason: str) -> Message:
         ok=False,
         title=f"dumpledger: backup {name} FAILED",
         body=f"Backup: {name}\nStatus: FAILED\nReason: {scrub(reason)}",
+    )
+
+
+def retention_failed(name: str, reason: str) -> Message:
+    """The backup is fine; what should have made room after it did not run to the end."""
+    return Message(
+        kind="retention_failed",
+        about=name,
+        ok=False,
+        title=f"dumpledger: retention after backup {name} FAILED",
+        body=(
+            f"Backup: {name}\nStatus: completed and verified; retention FAILED\n"
+            f"Reason: {scrub(reason)}\nOld backups stay until `dumpledger cleanup` succeeds."
+        ),
     )
 
 

@@ -230,3 +230,26 @@ def test_failed_verification_and_failed_drill_notify(
         ("drill_failed", "drifted_20261124_120000", True),
         ("verify_failed", "damaged_20261124_120000", True),
     ]
+
+
+def test_retention_failing_after_an_automatic_backup_is_notified(
+    tmp_path: Path, supabase_db: Any, endpoint: Endpoint
+) -> None:
+    """Old backups that do not go fill the disk: say so, after the backup's own message."""
+    from datetime import UTC, datetime, timedelta
+
+    old = datetime.now(UTC) - timedelta(days=90)
+    name = f"auto_nightly_{old:%Y%m%d_%H%M%S}"
+    with App.open(settings_for(tmp_path, supabase_db.cluster), clock=lambda: old) as app:
+        fabricate_backup(app, name, b"-- old\n", row_counts={}, backup_type="nightly")
+        meta = app.settings.database_dir / f"{name}_metadata.json"
+    meta.mkdir(parents=True)  # unlink() of a directory fails, even as root: retention stops there
+    backup_dir, env = project(tmp_path, supabase_db, [endpoint.url])
+    done = run(env, "backup", "--type", "nightly", "--json")
+    new = json.loads(done.stdout)["name"]
+    assert [b["type"] for b in endpoint.bodies] == ["success", "failure"]
+    failure = endpoint.bodies[-1]
+    assert f"retention after backup {new} FAILED" in failure["title"]
+    assert "completed and verified; retention FAILED" in failure["message"]
+    sent = [(n["kind"], n["about"], n["ok"]) for n in notifications(backup_dir)]
+    assert sent == [("backup_completed", new, True), ("retention_failed", new, True)]
