@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ from catalog import Catalog, UnknownBackup
 from catalog.queries import blob_rows, get_backup, list_backups
 from tests.compare import checksums
 from tests.conftest import SupabaseDb
-from tests.support import app_for, cluster_env, settings_for
+from tests.support import app_for, cluster_env, run_cli, settings_for
 from usecases.retention import backup_views
 
-DUMPLEDGER = [sys.executable, "-m", "cli"]
 AUTO = "auto_morning_20251115_060000"
 MANUAL = "backup_20251116_101500"
 EMERGENCY = "emergency-fix_20251117_030000"
@@ -31,15 +29,7 @@ TARGET_DB = "legacy_restored"
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*DUMPLEDGER, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli(env, *args, check=False)  # the tests look at the exit code themselves
 
 
 def pg_dump(db: SupabaseDb, *args: str) -> bytes:
