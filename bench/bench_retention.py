@@ -15,7 +15,9 @@ BackupCompleted (a full artifact of its own, a globals artifact shared by all) +
 Then it times, on that catalog:
 - evaluate(policy, backups, now) alone, and loading the backups from the projection;
 - `dumpledger cleanup --dry-run` end to end (a new process);
-- `dumpledger list --since 1d` end to end, and the query behind it.
+- `dumpledger list --since 1d` end to end (median of --rounds runs, with the settings cache
+  warm as after any earlier command, and with it emptied before each run), and the query
+  behind it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,6 +121,7 @@ def main() -> None:
     parser.add_argument("--backups", type=int, default=100_000)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--catalog-dir", type=Path, help="build here once; reuse it later")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each `list` (median)")
     args = parser.parse_args()
     global NOW
     keep = args.catalog_dir is not None
@@ -154,11 +158,22 @@ def main() -> None:
                 BackupFilter(since=(NOW - timedelta(days=1)).isoformat().replace("+00:00", "Z")),
             )
             query_s = time.perf_counter() - t0
-        env = {**os.environ, "DUMPLEDGER_BACKUP_DIR": str(backup_dir)}
+        cache = Path(tempfile.mkdtemp(prefix="dumpledger-bench-cache-"))
+        env = {
+            **os.environ,
+            "DUMPLEDGER_BACKUP_DIR": str(backup_dir),
+            "DUMPLEDGER_CACHE_DIR": str(cache),
+        }
         cli = [sys.executable, "-m", "cli"]
-        cleanup_s = timed([*cli, "cleanup", "--dry-run", "--json"], env)
+        cleanup_s = timed([*cli, "cleanup", "--dry-run", "--json"], env)  # fills the cache
         day_ago = (NOW - timedelta(days=1)).isoformat()  # absolute: the catalog may be kept
-        list_s = timed([*cli, "list", "--since", day_ago, "--json"], env)
+        list_cmd = [*cli, "list", "--since", day_ago, "--json"]
+        warm = [timed(list_cmd, env) for _ in range(args.rounds)]
+        cold = []
+        for _ in range(args.rounds):
+            shutil.rmtree(cache, ignore_errors=True)
+            cold.append(timed(list_cmd, env))
+        shutil.rmtree(cache, ignore_errors=True)
         version_s = timed([*cli, "--help"], env)
         res = {
             "backups": args.backups,
@@ -170,7 +185,10 @@ def main() -> None:
             "cleanup_dry_run_cli_seconds": cleanup_s,
             "list_since_query_seconds": round(query_s, 3),
             "list_since_rows": len(recent),
-            "list_since_cli_seconds": list_s,
+            "list_since_cli_seconds": statistics.median(warm),
+            "list_since_cli_runs": warm,
+            "list_since_cli_cold_cache_seconds": statistics.median(cold),
+            "list_since_cli_cold_cache_runs": cold,
             "cli_startup_help_seconds": version_s,
         }
     finally:

@@ -6,12 +6,10 @@ import json
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from cli import output
 from cli.state import CONTEXT, STATE, JsonOpt
-from usecases.config import explain, read_sources, settings_from, validation_errors
-from usecases.configfile import ConfigFile, commented_default
+from usecases.config import document, explain, read_sources, settings_from, validate
 from usecases.errors import BadInput
 from usecases.files import atomic_write
 
@@ -32,6 +30,8 @@ def config_init(
     path = sources.backup_dir / "backup-config.json"
     if path.exists() and not force:
         raise BadInput(f"{path} exists; edit it, or use --force to replace it with the defaults")
+    from usecases.configfile import commented_default
+
     text = json.dumps(commented_default(), indent=2) + "\n"
     atomic_write(path, text.encode())
     output.info(f"wrote {path}; check it with `dumpledger config validate`")
@@ -44,8 +44,7 @@ def config_show(json_out: JsonOpt = False) -> None:
     Example: dumpledger config show --json | jq '.[] | select(.source != "default")'
     """
     sources = read_sources(backup_dir=STATE.backup_dir, environ=None, cwd=None)
-    doc = _checked(sources)
-    rows = explain(sources, doc)
+    rows = explain(sources, document(validate(sources)))
     if json_out:
         output.emit_json(rows)
         return
@@ -62,9 +61,14 @@ def config_validate(json_out: JsonOpt = False) -> None:
     Example: dumpledger config validate
     """
     sources = read_sources(backup_dir=STATE.backup_dir, environ=None, cwd=None)
+    from pydantic import ValidationError
+
+    from usecases.config import validation_errors
+    from usecases.configfile import ConfigFile
+
     problems: list[str] = []
     try:
-        settings_from(sources, ConfigFile.model_validate(sources.merged()))
+        settings_from(sources, document(ConfigFile.model_validate(sources.merged())))
     except ValidationError as exc:
         problems = validation_errors(sources, exc)
     except BadInput as exc:
@@ -80,13 +84,6 @@ def config_validate(json_out: JsonOpt = False) -> None:
         print(f"ok: {where} and the environment are valid")
     if problems:
         raise typer.Exit(2)
-
-
-def _checked(sources: object) -> ConfigFile:
-    from usecases.config import Sources, validate
-
-    assert isinstance(sources, Sources)
-    return validate(sources)
 
 
 def _shown(value: object) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -21,6 +22,15 @@ class SupabaseDb:
     cluster: Cluster
     dbname: str = "postgres"
     user: str = "postgres"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def settings_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The suite's own settings cache (usecases.configcache), not the user's ~/.cache."""
+    path = tmp_path_factory.mktemp("settings-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DUMPLEDGER_CACHE_DIR", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,11 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from catalog.retention import Policy, policy_from_config
 from pgtools.target import DbTarget
-from usecases.configfile import ConfigFile, errors_of
+from usecases import configcache
 from usecases.errors import BadInput
 from usecases.sections import (
     DEFAULT_SCHEDULE,
@@ -31,6 +29,11 @@ from usecases.sections import (
     OffsiteTarget,
     Slot,
 )
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from usecases.configfile import ConfigFile
 
 CODECS = ("gzip", "zstd")
 DEFAULT_PASSWORD = "postgres"  # Supabase local's; a real project sets SUPABASE_DB_PASSWORD
@@ -51,7 +54,7 @@ NAMED_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 NESTED_PREFIX = "DUMPLEDGER_"
 # DUMPLEDGER_* variables that are not settings of the file.
-NOT_SETTINGS = {"DUMPLEDGER_BACKUP_DIR", "DUMPLEDGER_VIA"}
+NOT_SETTINGS = {"DUMPLEDGER_BACKUP_DIR", "DUMPLEDGER_VIA", "DUMPLEDGER_CACHE_DIR"}
 SECRET_PATHS = {("database", "password")}
 
 
@@ -181,12 +184,35 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
     sources = read_sources(backup_dir=backup_dir, environ=environ, cwd=cwd)
-    settings = settings_from(sources, validate(sources))
+    env = os.environ if environ is None else environ
+    settings = settings_from(sources, checked_document(sources, configcache.cache_dir(env)))
     return replace(settings, **dict(overrides or {}))
+
+
+def checked_document(sources: Sources, cache: Path | None) -> dict[str, Any]:
+    """The merged layers as pydantic validated them (JSON types, defaults filled in).
+
+    A document pydantic accepted before, with the same schema, comes from the cache in
+    ``cache`` (see usecases.configcache) without importing pydantic; None: always validate."""
+    merged = sources.merged()
+    key = configcache.key_of(merged)
+    doc = configcache.lookup(cache, key, merged)
+    if doc is None:
+        doc = document(validate(sources))
+        configcache.remember(cache, key, doc, merged)
+    return doc
+
+
+def document(checked: ConfigFile) -> dict[str, Any]:
+    return checked.model_dump(mode="json")
 
 
 def validate(sources: Sources) -> ConfigFile:
     """The merged layers, checked; BadInput with one clause per wrong field (and its layer)."""
+    from pydantic import ValidationError  # here: a cached document needs no pydantic
+
+    from usecases.configfile import ConfigFile
+
     try:
         return ConfigFile.model_validate(sources.merged())
     except ValidationError as exc:
@@ -195,6 +221,8 @@ def validate(sources: Sources) -> ConfigFile:
 
 
 def validation_errors(sources: Sources, exc: ValidationError) -> list[str]:
+    from usecases.configfile import errors_of
+
     lines = []
     for line, err in zip(errors_of(exc, ""), exc.errors(), strict=True):
         path = tuple(str(p) for p in err["loc"])
@@ -202,18 +230,19 @@ def validation_errors(sources: Sources, exc: ValidationError) -> list[str]:
     return lines
 
 
-def settings_from(sources: Sources, doc: ConfigFile) -> Settings:
+def settings_from(sources: Sources, doc: Mapping[str, Any]) -> Settings:
+    """Settings from a validated document (``checked_document``, or ``document(validate(..))``)."""
     root = sources.backup_dir
-    db, comp, notes = doc.database, doc.compression, doc.notifications
+    db, comp, notes = doc["database"], doc["compression"], doc["notifications"]
     target = DbTarget(
-        host=db.host,
-        port=db.port,
-        user=db.user,
-        dbname=db.name,
-        password=DEFAULT_PASSWORD if db.password is None else db.password,
+        host=db["host"],
+        port=db["port"],
+        user=db["user"],
+        dbname=db["name"],
+        password=DEFAULT_PASSWORD if db["password"] is None else db["password"],
     )
     try:
-        retention = policy_from_config(doc.retention)
+        retention = policy_from_config(doc["retention"])
     except ValueError as exc:
         raise BadInput(
             f"{sources.origin_of(('retention',))}: retention: {exc}; "
@@ -222,32 +251,33 @@ def settings_from(sources: Sources, doc: ConfigFile) -> Settings:
     return Settings(
         backup_dir=root,
         database=target,
-        codec=comp.codec,
-        level=comp.level,
-        threads=comp.threads,
-        catalog_url=doc.catalog_url or "",
-        role_passwords=db.include_role_passwords,
-        pg_bindir=doc.pg_bindir,
+        codec=comp["codec"],
+        level=comp["level"],
+        threads=comp["threads"],
+        catalog_url=doc["catalog_url"] or "",
+        role_passwords=db["include_role_passwords"],
+        pg_bindir=doc["pg_bindir"],
         retention=retention,
-        store_path=_under(root, doc.store.path),
-        schedule=tuple(Slot(backup_type=k, time=v) for k, v in doc.schedule.items()),
+        store_path=_under(root, doc["store"]["path"]),
+        schedule=tuple(Slot(backup_type=k, time=v) for k, v in doc["schedule"].items()),
         notifications=Notifications(
-            **notes.model_dump(exclude={"apprise_urls"}), apprise_urls=tuple(notes.apprise_urls)
+            **{k: v for k, v in notes.items() if k != "apprise_urls"},
+            apprise_urls=tuple(notes["apprise_urls"]),
         ),
-        health=Health(**doc.health.model_dump()),
+        health=Health(**doc["health"]),
         offsite=tuple(
-            OffsiteTarget(name=n, url=t.url, endpoint_url=t.endpoint_url, region=t.region)
-            for n, t in doc.offsite.items()
+            OffsiteTarget(name=n, url=t["url"], endpoint_url=t["endpoint_url"], region=t["region"])
+            for n, t in doc["offsite"].items()
         ),
         encryption=Encryption(
-            recipients=tuple(doc.encryption.recipients),
-            identity_file=_under(root, doc.encryption.identity_file),
+            recipients=tuple(doc["encryption"]["recipients"]),
+            identity_file=_under(root, doc["encryption"]["identity_file"]),
         ),
         warnings=_warnings(sources),
     )
 
 
-def explain(sources: Sources, doc: ConfigFile) -> list[dict[str, Any]]:
+def explain(sources: Sources, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every effective setting: path, value (secrets masked) and where it came from."""
     rows = [
         {
@@ -256,7 +286,7 @@ def explain(sources: Sources, doc: ConfigFile) -> list[dict[str, Any]]:
             "source": sources.backup_dir_origin,
         }
     ]
-    for path, value in _leaves(doc.model_dump(mode="json")):
+    for path, value in _leaves(doc):
         if path in SECRET_PATHS or (path[:2] == ("notifications", "apprise_urls") and value):
             value = MASK if value is not None else None
         if path == ("database", "password") and value is None:
@@ -377,9 +407,9 @@ def _leaves(
             yield (*prefix, key), value
 
 
-def _under(root: Path, path: Path | None) -> Path | None:
+def _under(root: Path, value: str | None) -> Path | None:
     """Relative paths in the config are relative to the backup directory; ~ expands."""
-    if path is None:
+    if value is None:
         return None
-    path = path.expanduser()
+    path = Path(value).expanduser()
     return path if path.is_absolute() else root / path

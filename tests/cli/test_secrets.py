@@ -66,6 +66,7 @@ def test_password_in_no_argv_log_metadata_or_event(
 ) -> None:
     backup_dir = tmp_path / "backups"
     env = tcp_env(password_cluster, backup_dir, PASSWORD)
+    env["DUMPLEDGER_CACHE_DIR"] = str(tmp_path / "cache")
     cmdlines: list[bytes] = []
     proc = subprocess.Popen(
         [*DUMPLEDGER, "backup", "manual-check"],
@@ -79,7 +80,8 @@ def test_password_in_no_argv_log_metadata_or_event(
     assert any(b"pg_dump" in c and b"--snapshot" in c for c in cmdlines), "never saw pg_dump"
     assert not [c for c in cmdlines if PASSWORD.encode() in c]
     assert PASSWORD.encode() not in out + err
-    for path in backup_dir.rglob("*"):
+    assert (tmp_path / "cache" / "settings.json").is_file()  # the settings cache is scanned too
+    for path in tmp_path.rglob("*"):
         if path.is_file() and not path.is_symlink() and "store" not in path.parts:
             assert PASSWORD.encode() not in path.read_bytes(), path
     with Catalog.open(f"sqlite:///{backup_dir}/catalog.db") as cat:
