@@ -86,6 +86,21 @@ def test_unknown_slot_types_are_refused_before_anything_is_installed(tmp_path: P
         jobs(tmp_path, (Slot(backup_type="hourly", time="01:00"),))
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("two\nlines", r"control character \('\\n'\)"),
+        ("tab\there", "control character"),
+        ("bytes-\udce9", "not valid UTF-8"),  # a path whose bytes are not UTF-8 (b"\xe9")
+    ],
+)
+def test_paths_a_unit_cannot_hold_are_refused_before_anything_is_installed(
+    tmp_path: Path, name: str, problem: str
+) -> None:
+    with pytest.raises(BadInput, match=f"the backup directory .*{problem}"):
+        jobs(tmp_path / name)
+
+
 def test_program_command_prefers_the_dumpledger_script(tmp_path: Path) -> None:
     script = tmp_path / "bin" / "dumpledger"
     script.parent.mkdir()

@@ -102,6 +102,11 @@ def jobs_for(
                 f"schedule slot {slot.backup_type!r} is not a backup type; name the slots in "
                 f"backup-config.json one of {', '.join(SCHEDULED_TYPES)}"
             )
+    _check_writable_paths(
+        ("the backup directory", str(backup_dir)),
+        ("the working directory", str(workdir)),
+        ("the dumpledger program", " ".join(program)),
+    )
     project = Project.of(backup_dir)
     return [
         Job(
@@ -113,6 +118,26 @@ def jobs_for(
         )
         for slot in slots
     ]
+
+
+def _check_writable_paths(*named: tuple[str, str]) -> None:
+    """Unit files, crontab lines and plists are UTF-8 lines: a path with a line break or
+    another control character, or with bytes that are not UTF-8, cannot be written into one
+    (it would break the unit, or run another command). Refuse before anything is installed."""
+    for what, text in named:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInput(
+                f"{what} {text!r} is not valid UTF-8, which a scheduler's unit cannot hold; "
+                "rename it (or use --backup-dir with a UTF-8 path) and install again"
+            ) from None
+        bad = sorted({c for c in text if ord(c) < 0x20 or ord(c) == 0x7F})
+        if bad:
+            raise BadInput(
+                f"{what} {text!r} contains a control character ({', '.join(map(repr, bad))}), "
+                "which a scheduler's unit cannot hold; rename it and install again"
+            )
 
 
 def next_run(slot: Slot, now: datetime) -> datetime:
