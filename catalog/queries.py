@@ -121,6 +121,18 @@ def _json_rows(dialect: str, values: list[str]) -> TableValuedAlias:
     return unnest(array).table_valued("value")
 
 
+def deleted_among(engine: Engine, names: Collection[str]) -> set[str]:
+    """Those of `names` that the catalog records as deleted (unknown names are not)."""
+    wanted, found = sorted(names), set[str]()
+    with engine.connect() as conn:
+        for i in range(0, len(wanted), 500):
+            q = select(backups.c.name).where(
+                backups.c.name.in_(wanted[i : i + 500]), backups.c.status == "deleted"
+            )
+            found.update(conn.execute(q).scalars())
+    return found
+
+
 def running_backups(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(backups).where(backups.c.status == "running"))

@@ -686,13 +686,27 @@ def _retention_after_backup(ctx: App) -> tuple[CleanupReport | None, str | None]
     from usecases.retention import cleanup as run_cleanup
 
     try:
-        return run_cleanup(ctx), None
+        report = run_cleanup(ctx)
     except (*KNOWN_ERRORS, OSError) as exc:  # the backup itself is done and verified: say so
         output.error(
             f"the backup completed, but retention did not finish: {exc}; "
             "run `dumpledger cleanup` once the cause is fixed"
         )
         return None, str(exc)
+    if report.files_not_removed:
+        problem = _files_not_removed(report.files_not_removed)
+        output.error(f"the backup completed, but retention did not finish: {problem}")
+        return report, problem
+    return report, None
+
+
+def _files_not_removed(problems: list[str]) -> str:
+    """One line for the files of deleted backups that could not be removed."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return (
+        f"cannot remove {problems[0]}{more}; the backups are deleted in the catalog, and the "
+        "next `dumpledger cleanup` removes their files once the cause is fixed"
+    )
 
 
 def _print_cleanup_summary(report: CleanupReport) -> None:
@@ -733,8 +747,12 @@ def cleanup(
 
     with open_app() as ctx:
         report = run_cleanup(ctx, days=days, dry_run=dry_run)
+    if report.files_not_removed:
+        output.error(_files_not_removed(report.files_not_removed))
     if json_out:
         output.emit_json(report.to_json())
+        if report.files_not_removed:
+            raise typer.Exit(1)
         return
     if not report.decisions:
         output.info("no backups to consider")
@@ -756,6 +774,8 @@ def cleanup(
     _print_cleanup_summary(report)
     if report.logs_removed:
         print(f"{report.logs_removed} old run log(s) removed")
+    if report.files_not_removed:
+        raise typer.Exit(1)
 
 
 @app.command(context_settings=CONTEXT)
@@ -781,6 +801,8 @@ def delete(
             if not typer.confirm(f"Delete backup {name} ({backup['backup_type']}, {size})?"):
                 raise BadInput(f"not confirmed: {name} was kept")
         report = delete_backup(ctx, name, force=force)
+    if report.files_not_removed:
+        output.error(_files_not_removed(report.files_not_removed))
     if json_out:
         output.emit_json(
             {
@@ -788,15 +810,18 @@ def delete(
                 "blobs_collected": [c.digest for c in report.collected],
                 "freed_bytes": report.freed_bytes,
                 "collection_postponed": report.postponed,
+                "files_not_removed": report.files_not_removed,
             }
         )
-        return
-    print(
-        f"deleted {name}; {len(report.collected)} blob(s) no longer used were removed "
-        f"({output.human_size(report.freed_bytes)} freed)"
-    )
-    if report.postponed:
-        print("blob collection postponed: a backup is writing; the next cleanup collects them")
+    else:
+        print(
+            f"deleted {name}; {len(report.collected)} blob(s) no longer used were removed "
+            f"({output.human_size(report.freed_bytes)} freed)"
+        )
+        if report.postponed:
+            print("blob collection postponed: a backup is writing; the next cleanup collects them")
+    if report.files_not_removed:
+        raise typer.Exit(1)
 
 
 @app.command(context_settings=CONTEXT)

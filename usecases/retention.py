@@ -14,14 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from catalog.events import BackupDeleted, BackupPinned, BackupUnpinned
-from catalog.queries import blob_rows, bytes_freed_without, get_backup, retention_rows
+from catalog.queries import (
+    blob_rows,
+    bytes_freed_without,
+    deleted_among,
+    get_backup,
+    retention_rows,
+)
 from catalog.retention import BackupView, Decision, Policy, evaluate
 from store.codecs import Codec
 from usecases.backup import refresh_latest
 from usecases.context import App
 from usecases.errors import BadInput
 from usecases.names import classify
-from usecases.views import artifact_filename
+from usecases.views import METADATA_SUFFIX, artifact_filename, view_owner
 
 CATALOG_ID_FILE = ".catalog-id"
 
@@ -39,6 +45,7 @@ class CollectReport:
     collected: list[Collected] = field(default_factory=list)
     postponed: bool = False  # a backup was writing: the next cleanup collects
     orphans_skipped: str | None = None
+    files_not_removed: list[str] = field(default_factory=list)  # "path: reason"
 
     @property
     def freed_bytes(self) -> int:
@@ -56,6 +63,9 @@ class CleanupReport:
     collect: CollectReport = field(default_factory=CollectReport)
     would_free_bytes: int = 0
     logs_removed: int = 0
+    # Files of deleted backups under backups/database/ that could not be removed ("path:
+    # reason"); the next cleanup tries again.
+    files_not_removed: list[str] = field(default_factory=list)
 
     @property
     def removals(self) -> list[Decision]:
@@ -75,6 +85,7 @@ class CleanupReport:
             "freed_bytes": self.collect.freed_bytes if not self.dry_run else self.would_free_bytes,
             "collection_postponed": self.collect.postponed,
             "logs_removed": self.logs_removed,
+            "files_not_removed": self.files_not_removed,
         }
 
 
@@ -113,8 +124,17 @@ def cleanup(app: App, *, days: float | None = None, dry_run: bool = False) -> Cl
     if dry_run:
         report.would_free_bytes = _would_free(app, [d.name for d in report.removals])
         return report
+    report.files_not_removed = sweep_deleted_views(app)  # left by an earlier failure
     for d in report.removals:
-        if _delete(app, d.name, rule=d.rule, reason=d.detail, force=False, quiet=True):
+        if _delete(
+            app,
+            d.name,
+            rule=d.rule,
+            reason=d.detail,
+            force=False,
+            quiet=True,
+            problems=report.files_not_removed,
+        ):
             report.deleted.append(d.name)
         else:
             report.skipped.append(d.name)
@@ -127,12 +147,34 @@ def cleanup(app: App, *, days: float | None = None, dry_run: bool = False) -> Cl
 
 def delete_backup(app: App, name: str, *, force: bool = False) -> CollectReport:
     """A person deletes one backup; its blobs go when nothing else references them."""
-    _delete(app, name, rule="person", reason=f"deleted by {app.actor}", force=force, quiet=False)
+    problems: list[str] = []
+    _delete(
+        app,
+        name,
+        rule="person",
+        reason=f"deleted by {app.actor}",
+        force=force,
+        quiet=False,
+        problems=problems,
+    )
     refresh_latest(app)
-    return collect_blobs(app)
+    report = collect_blobs(app)
+    report.files_not_removed = problems
+    return report
 
 
-def _delete(app: App, name: str, *, rule: str, reason: str, force: bool, quiet: bool) -> bool:
+def _delete(
+    app: App,
+    name: str,
+    *,
+    rule: str,
+    reason: str,
+    force: bool,
+    quiet: bool,
+    problems: list[str],
+) -> bool:
+    """BackupDeleted, then the backup's files under backups/database/ (a file that cannot be
+    removed is added to `problems`: the deletion stands, and the next cleanup retries)."""
     backup = get_backup(app.catalog.engine, name)
     problem = None
     if backup["status"] == "deleted":
@@ -155,15 +197,35 @@ def _delete(app: App, name: str, *, rule: str, reason: str, force: bool, quiet: 
         if quiet:
             return False
         raise BadInput(f"backup {name} changed while deleting it (pinned or deleted meanwhile)")
-    _remove_views(app.settings.database_dir, backup)
+    database_dir = app.settings.database_dir
+    files = [artifact_filename(name, a["kind"], a["codec"]) for a in backup["artifacts"]]
+    problems += _unlink_all([database_dir / f for f in (*files, f"{name}{METADATA_SUFFIX}")])
     return True
 
 
-def _remove_views(database_dir: Path, backup: dict[str, Any]) -> None:
-    names = [artifact_filename(backup["name"], a["kind"], a["codec"]) for a in backup["artifacts"]]
-    names.append(f"{backup['name']}_metadata.json")
-    for n in names:
-        (database_dir / n).unlink(missing_ok=True)
+def sweep_deleted_views(app: App) -> list[str]:
+    """Remove the files under backups/database/ of backups the catalog records as deleted
+    (a deletion whose file removal failed leaves them); what still cannot go, as problems."""
+    database_dir = app.settings.database_dir
+    if not database_dir.is_dir():
+        return []
+    owned: dict[str, list[Path]] = {}
+    for path in database_dir.iterdir():
+        owner = view_owner(path.name)
+        if owner is not None:
+            owned.setdefault(owner, []).append(path)
+    gone = deleted_among(app.catalog.engine, owned)
+    return _unlink_all([p for name in sorted(gone) for p in sorted(owned[name])])
+
+
+def _unlink_all(paths: list[Path]) -> list[str]:
+    problems = []
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror or exc}")
+    return problems
 
 
 def _would_free(app: App, removed: list[str]) -> int:

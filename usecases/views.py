@@ -21,8 +21,26 @@ class BlobPaths(Protocol):
     def path_for(self, digest: str, codec: Codec) -> Path: ...
 
 
+METADATA_SUFFIX = "_metadata.json"
+ARTIFACT_KINDS = ("full", "globals", "schema", "data", "custom")
+_ARTIFACT_SUFFIXES = sorted(set(SUFFIXES.values()), key=len, reverse=True)  # .sql.gz.age first
+
+
 def artifact_filename(name: str, kind: str, codec: str) -> str:
     return f"{name}_{kind}{SUFFIXES[Codec(codec)]}"
+
+
+def view_owner(filename: str) -> str | None:
+    """The backup a file of backups/database/ belongs to (the inverse of artifact_filename and
+    of the metadata file's name); None for anything else (latest_* links, a user's files)."""
+    if filename.endswith(METADATA_SUFFIX):
+        return filename.removesuffix(METADATA_SUFFIX) or None
+    for suffix in _ARTIFACT_SUFFIXES:
+        if filename.endswith(suffix):
+            name, _, kind = filename.removesuffix(suffix).rpartition("_")
+            known = name and name != "latest" and kind in ARTIFACT_KINDS  # latest_full.*: a link
+            return name if known else None
+    return None
 
 
 def retention_days(policy: Policy, name: str) -> float | None:
@@ -74,7 +92,7 @@ def write_backup_views(
     doc = json.dumps(
         metadata_document(backup, policy), indent=2, sort_keys=True, ensure_ascii=False
     )
-    atomic_write(database_dir / f"{backup['name']}_metadata.json", (doc + "\n").encode())
+    atomic_write(database_dir / f"{backup['name']}{METADATA_SUFFIX}", (doc + "\n").encode())
 
 
 def update_latest_links(

@@ -96,3 +96,54 @@ def test_retention_that_fails_after_an_automatic_backup_does_not_undo_it(
     new = json.loads(done.stdout)["name"]
     listed = {b["name"]: b["status"] for b in json.loads(run(env, "list", "--json").stdout)}
     assert listed[new] == "completed"
+
+
+def test_files_a_deletion_could_not_remove_go_with_the_next_cleanup(
+    tmp_path: Path, supabase_db: Any
+) -> None:
+    """BackupDeleted stands when a file of the backup cannot be removed; cleanup says which,
+    exits 1, and removes it on a later run once the cause is gone."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support import fabricate_backup, settings_for
+    from usecases.context import App
+
+    old = datetime.now(UTC) - timedelta(days=90)
+    names = [f"auto_nightly_{old + timedelta(hours=h):%Y%m%d_%H%M%S}" for h in (0, 1)]
+    from catalog.queries import get_backup
+    from usecases.views import write_backup_views
+
+    with App.open(settings_for(tmp_path, supabase_db.cluster), clock=lambda: old) as app:
+        database = app.settings.database_dir
+        for name in names:
+            fabricate_backup(app, name, name.encode(), row_counts={}, backup_type="nightly")
+            backup = get_backup(app.catalog.engine, name)
+            write_backup_views(database, app.store, backup, app.settings.retention)
+    assert len(list(database.glob(f"{names[1]}_*"))) == 2  # full link and metadata
+    stuck = database / f"{names[0]}_metadata.json"
+    stuck.unlink()
+    (stuck / "in-the-way").mkdir(parents=True)  # unlink() of a directory fails, even as root
+    (database / "notes_metadata.json").write_text("a user's file: no backup of that name")
+    env = cluster_env(supabase_db.cluster, tmp_path / "backups")
+    run(env, "backup", "keep-me")  # stays: the newest verified backup
+
+    done = run(env, "cleanup", "0", "--json", check=False)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and f"cannot remove {stuck}" in done.stderr
+    report = json.loads(done.stdout)
+    assert sorted(report["deleted"]) == names
+    assert report["files_not_removed"] == [f"{stuck}: Is a directory"]
+    assert not list(database.glob(f"{names[1]}_*"))  # the other backup's files went
+    assert {p.name for p in database.glob(f"{names[0]}_*")} == {stuck.name}
+
+    again = run(env, "cleanup", "0", "--json", check=False)  # still in the way: said again
+    assert again.returncode == 1 and json.loads(again.stdout)["deleted"] == []
+
+    (stuck / "in-the-way").rmdir()
+    stuck.rmdir()
+    stuck.write_text("{}")  # the cause is fixed; the stale file is still there
+    fixed = run(env, "cleanup", "0", "--json")
+    assert json.loads(fixed.stdout)["files_not_removed"] == []
+    assert not stuck.exists()
+    assert (database / "notes_metadata.json").exists()  # not a deleted backup's: kept
+    assert [p.name for p in database.glob("keep-me_*_full.sql.gz")]

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from catalog.retention import FOREVER, ClassPolicy, Policy
-from usecases.views import metadata_document
+from store.codecs import Codec
+from usecases.views import ARTIFACT_KINDS, artifact_filename, metadata_document, view_owner
 
 
 def backup(name: str) -> dict[str, Any]:
@@ -41,3 +42,19 @@ def test_retention_days_follow_the_policy(
     assert metadata_document(backup("backup_20261124_120000"), policy)["retention_days"] == (
         manual_days
     )
+
+
+@pytest.mark.parametrize("name", ["auto_nightly_20261124_120000", "pre-deploy_x_20261124_120000"])
+def test_view_owner_inverts_the_view_file_names(name: str) -> None:
+    for kind in ARTIFACT_KINDS:
+        for codec in Codec:
+            assert view_owner(artifact_filename(name, kind, codec.value)) == name
+    assert view_owner(f"{name}_metadata.json") == name
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["latest_full.sql.gz", "latest_auto.sql.zst", "notes.txt", "x_logs.sql.gz", "_full.sql.gz"],
+)
+def test_view_owner_claims_no_other_file(filename: str) -> None:
+    assert view_owner(filename) is None
