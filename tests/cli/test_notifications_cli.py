@@ -243,7 +243,7 @@ def test_retention_failing_after_an_automatic_backup_is_notified(
     with App.open(settings_for(tmp_path, supabase_db.cluster), clock=lambda: old) as app:
         fabricate_backup(app, name, b"-- old\n", row_counts={}, backup_type="nightly")
         meta = app.settings.database_dir / f"{name}_metadata.json"
-    meta.mkdir(parents=True)  # unlink() of a directory fails, even as root: retention stops there
+    meta.mkdir(parents=True)  # unlink() of a directory fails, even as root: retention cannot finish
     backup_dir, env = project(tmp_path, supabase_db, [endpoint.url])
     done = run(env, "backup", "--type", "nightly", "--json")
     new = json.loads(done.stdout)["name"]
