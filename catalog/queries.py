@@ -27,9 +27,11 @@ def engine_query(engine: Engine) -> Query:
     return run
 
 
-def list_backups(engine: Engine, flt: BackupFilter | None = None) -> list[dict[str, Any]]:
-    """Newest first."""
-    return read.list_backups(engine_query(engine), flt)
+def list_backups(
+    engine: Engine, flt: BackupFilter | None = None, *, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Newest first; `limit` rows from `offset` on when given."""
+    return read.list_backups(engine_query(engine), flt, limit=limit, offset=offset)
 
 
 def get_backup(engine: Engine, name: str) -> dict[str, Any]:

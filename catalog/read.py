@@ -85,10 +85,15 @@ def backups_where(flt: BackupFilter) -> tuple[str, dict[str, Any]]:
     return (" WHERE " + " AND ".join(terms) if terms else ""), params
 
 
-def list_backups(query: Query, flt: BackupFilter | None = None) -> list[dict[str, Any]]:
-    """Newest first."""
+def list_backups(
+    query: Query, flt: BackupFilter | None = None, *, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Newest first; `limit` rows from `offset` on when given (pages of a long history)."""
     where, params = backups_where(flt or BackupFilter())
     sql = f"SELECT b.* FROM backups b{where} ORDER BY b.started_at DESC, b.name DESC"
+    if limit is not None:
+        sql += " LIMIT :limit OFFSET :offset"
+        params.update(limit=limit, offset=offset)
     return [backup_dict(r) for r in query(sql, params)]
 
 

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +154,7 @@ def refresh_latest(app: App) -> None:
     them: a latest_* link never points at a missing file."""
     newest: dict[str, Any] | None = None
     newest_auto: dict[str, Any] | None = None
-    for row in list_backups(app.catalog.engine, BackupFilter(status="completed")):
+    for row in _completed_newest_first(app):
         auto = classify(row["name"]) == "auto"
         if newest is not None and not auto:
             continue
@@ -167,6 +167,17 @@ def refresh_latest(app: App) -> None:
             break
     chosen = [b for b in (newest, newest_auto) if b is not None]
     update_latest_links(app.settings.database_dir, app.store, chosen)
+
+
+def _completed_newest_first(app: App, page: int = 50) -> Iterator[dict[str, Any]]:
+    """Completed backups, newest first, read a page at a time: the newest automatic one is
+    usually among the first few, and a catalog may hold 100,000."""
+    offset = 0
+    while rows := list_backups(
+        app.catalog.engine, BackupFilter(status="completed"), limit=page, offset=offset
+    ):
+        yield from rows
+        offset += page
 
 
 def _full_dump_stored(app: App, backup: dict[str, Any]) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from catalog.queries import blob_rows, get_backup
+from catalog.queries import blob_rows, get_backup, list_backups
 from pgtools.binaries import find_program
 from pgtools.errors import PgClientMissing
 from tests.support import app_for, settings_for, store_files, wrapped_pg_dump
@@ -206,3 +206,23 @@ def test_latest_links_never_point_at_a_missing_dump(app: App) -> None:
     db = app.settings.database_dir
     for link in ("latest_full.sql.gz", "latest_auto.sql.gz"):
         assert (db / link).resolve() == app.store.path_for(old["digest"], Codec.GZIP)
+
+
+def test_completed_backups_are_read_a_page_at_a_time_in_list_order(app: App) -> None:
+    from catalog.read import BackupFilter
+    from store import Codec
+    from tests.support import fabricate_backup
+    from usecases.backup import _completed_newest_first, refresh_latest
+
+    names = ["auto_nightly_20261120_010000"] + [f"m{i}_20261124_0{i}0000" for i in range(5)]
+    for name in names:
+        fabricate_backup(app, name, name.encode(), row_counts={}, backup_type="nightly")
+    listed = list_backups(app.catalog.engine, BackupFilter(status="completed"))
+    for page in (1, 2, 4, 50):
+        assert [b["name"] for b in _completed_newest_first(app, page=page)] == [
+            b["name"] for b in listed
+        ]
+    refresh_latest(app)  # the one automatic backup is the oldest
+    auto = get_backup(app.catalog.engine, names[0])["artifacts"][0]
+    link = app.settings.database_dir / "latest_auto.sql.gz"
+    assert link.resolve() == app.store.path_for(auto["digest"], Codec(auto["codec"]))
