@@ -175,9 +175,14 @@ class BackupImported(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleInstalled(Event):
+    """`project`: the id of the backup directory the units run for (several projects may share
+    a PostgreSQL catalog); None in events written before schedules were per project (v1)."""
+
+    schema_version: ClassVar[int] = 2
     backend: str  # systemd, cron, launchd
     slots: list[JSON]  # backup_type, time
     units: list[str]  # files or crontab markers written
+    project: str | None = None
 
     @property
     def subject(self) -> str:
@@ -186,8 +191,10 @@ class ScheduleInstalled(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleRemoved(Event):
+    schema_version: ClassVar[int] = 2
     backend: str
     units: list[str]
+    project: str | None = None  # as in ScheduleInstalled
 
     @property
     def subject(self) -> str:
@@ -256,6 +263,9 @@ Upcaster = Callable[[JSON], JSON]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     # v1 deletions had no rule: only a person could delete then.
     ("BackupDeleted", 1): lambda p: {**p, "rule": "person"},
+    # v1 schedule events named no project: schedules were one per user then.
+    ("ScheduleInstalled", 1): lambda p: {**p, "project": None},
+    ("ScheduleRemoved", 1): lambda p: {**p, "project": None},
 }
 
 

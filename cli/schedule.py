@@ -131,7 +131,7 @@ def status_cmd(
     jobs = _jobs(s)
     with open_app() as ctx:
         if backend == "auto":
-            backend = service.last_installed_backend(ctx) or "auto"
+            backend = service.last_installed_backend(ctx, Project.of(s.backup_dir)) or "auto"
         chosen = service.choose_backend(backend, host, Project.of(s.backup_dir))
         doc = service.status(ctx, chosen, jobs, datetime.now().astimezone())
     if json_out:

@@ -24,6 +24,7 @@ from usecases.config import Settings
 from usecases.context import App
 from usecases.health import TRAILING, BackupFact, Facts
 from usecases.names import classify
+from usecases.schedule.jobs import project_id
 
 
 def open_for_check(settings: Settings) -> tuple[App | None, str | None]:
@@ -162,7 +163,14 @@ def _drills(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _schedule(app: App) -> str | None:
-    events = app.catalog.events(types=["ScheduleInstalled", "ScheduleRemoved"])
+    """This project's schedule as the catalog records it (not another backup directory's that
+    shares a PostgreSQL catalog; events from before projects count for every one)."""
+    project = project_id(app.settings.backup_dir)
+    events = [
+        e
+        for e in app.catalog.events(types=["ScheduleInstalled", "ScheduleRemoved"])
+        if e.payload.get("project") in (None, project)
+    ]
     if not events or events[-1].type != "ScheduleInstalled":
         return None
     payload = events[-1].payload

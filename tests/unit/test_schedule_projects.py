@@ -212,3 +212,43 @@ def test_cron_lines_of_other_projects_and_unknown_ones_stay_where_they_are(tmp_p
     assert merged(once, project(b), []) == f"# mine\n{lines_a[0]}{theirs}"
     last = "# last line, no newline"
     assert merged(f"{legacy_a}{last}", project(a), lines_a) == f"{lines_a[0]}{last}\n"
+
+
+def test_projects_sharing_one_catalog_see_only_their_own_schedule(tmp_path: Path) -> None:
+    """A catalog shared by two backup directories (as a team's PostgreSQL catalog is): the
+    schedule events name their project, and status and check read only their own."""
+    from catalog.events import ScheduleInstalled, decode
+    from usecases.config import Settings
+    from usecases.context import App
+    from usecases.healthfacts import _schedule
+    from usecases.schedule import service
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    a, b = tmp_path / "a", tmp_path / "b"
+    units = tmp_path / "units"
+    with (
+        App.open(Settings(backup_dir=a / "backups", catalog_url=url)) as app_a,
+        App.open(Settings(backup_dir=b / "backups", catalog_url=url)) as app_b,
+    ):
+        backend_a = SystemdBackend(units, project(a), run=FakeUserManager())
+        service.install(app_a, backend_a, jobs(a))
+        assert service.last_installed_backend(app_a, project(a)) == "systemd"
+        assert _schedule(app_a) == "installed (systemd, 4 slot(s))"
+        assert service.last_installed_backend(app_b, project(b)) is None
+        assert _schedule(app_b) is None  # B's check: not installed, though A's is
+
+        service.uninstall(app_b, [SystemdBackend(units, project(b), run=FakeUserManager())])
+        assert _schedule(app_a) == "installed (systemd, 4 slot(s))"  # B's uninstall: nothing
+        service.uninstall(app_a, [backend_a])
+        assert _schedule(app_a) is None
+        removed = app_a.catalog.events(types=["ScheduleRemoved"])
+        assert [e.payload["project"] for e in removed] == [project(a).id]
+
+        # An event from before projects (no project) counts for every project, as it did.
+        app_a.catalog.append(ScheduleInstalled(backend="cron", slots=[], units=[]), actor="x")
+        assert service.last_installed_backend(app_b, project(b)) == "cron"
+        assert _schedule(app_b) == "installed (cron, 0 slot(s))"
+    v1 = {"backend": "cron", "slots": [], "units": [], "schema_version": 1}
+    assert decode("ScheduleInstalled", v1) == ScheduleInstalled(
+        backend="cron", slots=[], units=[], project=None
+    )

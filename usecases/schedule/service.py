@@ -96,6 +96,7 @@ def install(app: App, backend: Backend, jobs: Sequence[Job]) -> InstallReport:
                 backend=backend.name,
                 slots=[{"backup_type": j.backup_type, "time": j.slot.time} for j in jobs],
                 units=result.units,
+                project=backend.project.id,
             ),
             actor=app.actor,
         )
@@ -120,16 +121,23 @@ def uninstall(app: App, backends: Sequence[Backend]) -> dict[str, list[str]]:
     for backend in backends:
         units = backend.uninstall()
         if units:
-            app.catalog.append(ScheduleRemoved(backend=backend.name, units=units), actor=app.actor)
+            app.catalog.append(
+                ScheduleRemoved(backend=backend.name, units=units, project=backend.project.id),
+                actor=app.actor,
+            )
             removed[backend.name] = units
     return removed
 
 
-def last_installed_backend(app: App) -> str | None:
-    """The backend of the newest ScheduleInstalled not followed by its ScheduleRemoved."""
-    recs = app.catalog.events(types=["ScheduleInstalled", "ScheduleRemoved"])
+def last_installed_backend(app: App, project: Project) -> str | None:
+    """The backend of `project`'s newest ScheduleInstalled not followed by its ScheduleRemoved.
+
+    Events of other projects (a PostgreSQL catalog shared by several backup directories) do
+    not count; events written before schedules had projects count for every project."""
     live: list[str] = []
-    for rec in recs:
+    for rec in app.catalog.events(types=["ScheduleInstalled", "ScheduleRemoved"]):
+        if rec.payload.get("project") not in (None, project.id):
+            continue
         name = str(rec.payload["backend"])
         if name in live:
             live.remove(name)
