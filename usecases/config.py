@@ -195,7 +195,10 @@ def checked_document(sources: Sources, cache: Path | None) -> dict[str, Any]:
     A document pydantic accepted before, with the same schema, comes from the cache in
     ``cache`` (see usecases.configcache) without importing pydantic; None: always validate."""
     merged = sources.merged()
-    key = configcache.key_of(merged)
+    try:
+        key = configcache.key_of(merged)
+    except OSError:  # the schema's source is not readable (a frozen install): no cache
+        return document(validate(sources))
     doc = configcache.lookup(cache, key, merged)
     if doc is None:
         doc = document(validate(sources))

@@ -153,3 +153,19 @@ def test_the_cache_keeps_a_few_configurations(tmp_path: Path) -> None:
     entries = json.loads((cache / "settings.json").read_text())["entries"]
     assert len(entries) == 8
     assert [e["database"]["port"] for e in entries.values()] == list(range(1004, 1012))
+
+
+def test_without_the_schema_source_there_is_no_cache_but_still_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install that ships no .py files (frozen): the key cannot be made, so no cache."""
+    from usecases import configcache
+
+    backup_dir, cache = tmp_path / "backups", tmp_path / "cache"
+    write_config(backup_dir)
+    monkeypatch.setattr(configcache, "SCHEMA_SOURCES", ("no-such-file.py",))
+    assert load(backup_dir, cache) == load(backup_dir, None)
+    assert not cache.exists()
+    write_config(backup_dir, database={"port": 0})
+    with pytest.raises(BadInput, match=r"database\.port"):
+        load(backup_dir, cache)
