@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from catalog import projections
 from catalog.canonical import GENESIS_HASH, canonical_json, chain_hash, utc_iso
 from catalog.db import create_catalog_engine, migrate, writing
-from catalog.events import BackupDeleted, BlobCollected, Event
+from catalog.events import BackupDeleted, BackupStarted, BlobCollected, Event
 from catalog.recorded import Recorded
 from catalog.schema import backups, blobs, checkpoints, events
 
@@ -118,6 +118,18 @@ class Catalog:
             return allow_pinned or not row.pinned
 
         done = self.append_all([event], actor=actor, precondition=deletable)
+        return done[0] if done else None
+
+    def start_backup(self, event: BackupStarted, *, actor: str) -> Recorded | None:
+        """Append BackupStarted if, under the writers' lock, no backup has that name yet; None
+        when another process took the name since the caller looked (a backup is never started
+        twice under one name: the second BackupStarted would reset the first's row)."""
+
+        def unused(conn: Connection) -> bool:
+            taken = select(backups.c.name).where(backups.c.name == event.backup)
+            return conn.execute(taken).first() is None
+
+        done = self.append_all([event], actor=actor, precondition=unused)
         return done[0] if done else None
 
     def identity(self) -> str | None:

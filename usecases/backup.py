@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,27 +70,37 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
     btype = infer_type(req.name, req.backup_type)
     started = app.clock()
     name = make_name(req.name, btype, started.astimezone())
-    if btype in (*SCHEDULED_TYPES, "test"):  # automatic names are never refused
+    automatic = btype in (*SCHEDULED_TYPES, "test")  # automatic names are never refused
+    if automatic:
         name = unused_name(app, name)
     _refuse_existing(app, name)
     kinds = plan_kinds(btype, req.all_formats)
     logger, log_path = open_run_log(app.settings.logs_dir, "backup", started.astimezone())
     target = app.settings.database
-    logger.info("backup %s (%s) of %s: artifacts %s", name, btype, target.label(), ", ".join(kinds))
     # Blob collection waits while a backup holds blobs the catalog does not reference yet
     # (and while it exists as running: under the collector's lock every temp file is stale).
     with app.store.protect():
-        app.catalog.append(
-            BackupStarted(
-                backup=name,
-                backup_type=btype,
-                hostname=socket.gethostname(),
-                pid=os.getpid(),
-                database=target.describe(),
-                artifacts=list(kinds),
-                codec=app.settings.codec,
-            ),
-            actor=app.actor,
+        try:
+            name = _record_start(
+                app,
+                name,
+                automatic=automatic,
+                started=BackupStarted(
+                    backup=name,
+                    backup_type=btype,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    database=target.describe(),
+                    artifacts=list(kinds),
+                    codec=app.settings.codec,
+                ),
+            )
+        except BaseException as exc:
+            logger.error("backup %s not started: %s", name, _one_line(exc))
+            close_run_log(logger)
+            raise
+        logger.info(
+            "backup %s (%s) of %s: artifacts %s", name, btype, target.label(), ", ".join(kinds)
         )
         t0 = time.monotonic()
         try:
@@ -196,6 +206,19 @@ def restrict_key(backup_dir: Path) -> str:
         key = secrets.token_hex(24)
         atomic_write(path, key.encode())
     return path.read_text().strip()
+
+
+def _record_start(app: App, name: str, *, automatic: bool, started: BackupStarted) -> str:
+    """Append BackupStarted under a name no backup has, checked under the writers' lock: two
+    processes that chose the same name in the same second (a timer and a person) must not
+    share one. An automatic backup takes the next free name; a named one is refused."""
+    for _ in range(100):
+        if app.catalog.start_backup(started, actor=app.actor) is not None:
+            return started.backup
+        if not automatic:
+            break
+        started = replace(started, backup=unused_name(app, name))
+    raise BadInput(f"a backup named {started.backup!r} already exists; choose another name")
 
 
 def unused_name(app: App, name: str) -> str:

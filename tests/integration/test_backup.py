@@ -226,3 +226,40 @@ def test_completed_backups_are_read_a_page_at_a_time_in_list_order(app: App) -> 
     auto = get_backup(app.catalog.engine, names[0])["artifacts"][0]
     link = app.settings.database_dir / "latest_auto.sql.gz"
     assert link.resolve() == app.store.path_for(auto["digest"], Codec(auto["codec"]))
+
+
+def test_a_name_taken_by_another_process_at_the_same_moment(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timer and a person start backups in the same second: the name is checked again under
+    the catalog's lock; an automatic backup takes the next name, a named one is refused."""
+    import usecases.backup as backup_mod
+    from catalog.events import BackupStarted
+
+    check = backup_mod._refuse_existing
+
+    def raced(app_: App, name: str) -> None:
+        check(app_, name)  # free when looked at; then another process starts it
+        app_.catalog.append(
+            BackupStarted(
+                backup=name,
+                backup_type="nightly",
+                hostname="another-host",
+                pid=1,
+                database={},
+                artifacts=["full", "globals"],
+                codec="gzip",
+            ),
+            actor="bob@another-host via scheduler",
+        )
+
+    monkeypatch.setattr(backup_mod, "_refuse_existing", raced)
+    done = run_backup(app, BackupRequest(backup_type="nightly"))
+    assert done.name.endswith("_2")
+    theirs = get_backup(app.catalog.engine, done.name.removesuffix("_2"))
+    assert (theirs["status"], theirs["hostname"]) == ("running", "another-host")
+    assert get_backup(app.catalog.engine, done.name)["status"] == "completed"
+
+    with pytest.raises(BadInput, match="'emergency-fix' already exists"):
+        run_backup(app, BackupRequest(name="emergency-fix"))
+    assert get_backup(app.catalog.engine, "emergency-fix")["hostname"] == "another-host"

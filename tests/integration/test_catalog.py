@@ -244,3 +244,15 @@ def test_an_open_read_never_blocks_a_writer(catalog_url: str, frozen_now: dateti
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_backup_name_is_started_once_even_by_two_writers(cat: Catalog) -> None:
+    """The second process to start the same name gets None: its BackupStarted would reset the
+    first backup's row (and orphan its artifacts' references)."""
+    first = cat.start_backup(started("race_20261124_120000"), actor="a@h via scheduler")
+    assert first is not None
+    cat.append(completed("race_20261124_120000", "d1"), actor="a@h via scheduler")
+    before = cat.snapshot()
+    assert cat.start_backup(started("race_20261124_120000"), actor="b@h via cli") is None
+    assert cat.snapshot() == before and cat.count() == 2
+    assert get_backup(cat.engine, "race_20261124_120000")["status"] == "completed"
