@@ -58,7 +58,8 @@ def make_name(name: str | None, backup_type: str, now_local: datetime) -> str:
         return f"auto_{backup_type}_{stamp}"
     if backup_type in ("emergency", "pre"):
         prefix = f"{backup_type}-"
-        if name and name.startswith(prefix):
+        if name and name.startswith(prefix) and name != prefix:
             return name
-        return f"{prefix}{name or 'backup'}_{stamp}"
+        # "pre-" alone names nothing: pre-backup_TS, as `--type pre` without a name gives
+        return f"{prefix}{(name or '').removeprefix(prefix) or 'backup'}_{stamp}"
     return validate_name(f"{name or 'backup'}_{stamp}")

@@ -83,6 +83,8 @@ def test_broken_dotenv_line_is_named(tmp_path: Path) -> None:
         ("emergency-db-fix", "emergency", "emergency-db-fix"),
         (None, "emergency", "emergency-backup_20261124_060005"),
         ("restore", "pre", "pre-restore_20261124_060005"),
+        ("pre-", "pre", "pre-backup_20261124_060005"),
+        ("emergency-", "emergency", "emergency-backup_20261124_060005"),
     ],
 )
 def test_names_as_the_old_scripts_made_them(name: str | None, btype: str, expected: str) -> None:
