@@ -44,6 +44,11 @@ def test_bad_input_exits_2_with_one_line(env: dict[str, str]) -> None:
     assert done.returncode == 2 and "no backup named" in done.stderr
     done = run(env, "list", "--since", "yesterday-ish", check=False)
     assert done.returncode == 2
+    done = run(env, "backup", "--codec", "lz4", check=False)  # a flag is checked like a setting
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--codec 'lz4': choose one of gzip, zstd" in done.stderr
+    with catalog_of(env) as cat:
+        assert [e.type for e in cat.events()] == []  # refused before anything started
 
 
 @pytest.mark.parametrize(
