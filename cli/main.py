@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -947,6 +948,30 @@ app.command(context_settings=CONTEXT)(offsite.push)
 app.command(context_settings=CONTEXT)(offsite.recover)
 catalog_app.command("export", context_settings=CONTEXT)(offsite.catalog_export)
 catalog_app.command("import", context_settings=CONTEXT)(offsite.catalog_import)
+
+
+def reflowed(doc: str) -> str:
+    """A docstring as --help should print it: Typer keeps every line break of the source, so
+    lines wrapped at 100 columns came out ragged on an 80-column terminal. Prose paragraphs
+    become one line each (Rich wraps them to the terminal); indented ones (examples) stay."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(
+        p if any(line.startswith(" ") for line in p.split("\n")) else " ".join(p.split())
+        for p in paragraphs
+    )
+
+
+def _reflow_help(group: typer.Typer) -> None:
+    for info in group.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if doc:
+            info.help = reflowed(doc)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _reflow_help(sub.typer_instance)
+
+
+_reflow_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:

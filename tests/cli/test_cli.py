@@ -144,3 +144,27 @@ def slow_bindir(tmp_path: Path, supabase_db: Any) -> Path:
         tmp_path / "slowbin",
         then="{ head -c 65536; sleep 60; cat; }",
     )
+
+
+def test_help_prose_is_rewrapped_to_the_terminal_examples_kept() -> None:
+    from cli.main import reflowed
+
+    doc = """Do one thing.
+
+    A paragraph wrapped at
+    some width in the source.
+
+    Examples:
+
+      dumpledger one --two   # as written
+      dumpledger three
+    """
+    assert reflowed(doc) == (
+        "Do one thing.\n\nA paragraph wrapped at some width in the source.\n\nExamples:\n\n"
+        "  dumpledger one --two   # as written\n  dumpledger three"
+    )
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run(
+        [*DUMPLEDGER, "cleanup", "--help"], env=env, capture_output=True, text=True, check=True
+    )
+    assert "changes it); manual, emergency-* and pre-* backups stay until" in done.stdout
