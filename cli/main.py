@@ -492,9 +492,11 @@ def drill(
     user: Annotated[str | None, typer.Option(help="Drill on another server: its user.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Prove a backup restores: restore it into a scratch database, compare tables and exact
-    row counts with what the backup recorded, read every row, time it, drop the scratch
-    database, and record RestoreTested. Exits 1 when the drill fails.
+    """Prove a backup restores, in a scratch database; record RestoreTested.
+
+    Restores the backup into a scratch database, compares tables and exact row counts with
+    what the backup recorded, reads every row, times it, and drops the scratch database.
+    Exits 1 when the drill fails.
 
     Examples: dumpledger drill --latest ; dumpledger drill auto_nightly_20261124_020000
     """
@@ -629,8 +631,10 @@ def demo(
         Path, typer.Option(help="Where the demo's backups go (kept afterwards).")
     ] = Path("demo-backups"),
 ) -> None:
-    """Run the main job end to end on a throwaway database: back up, back up again
-    (nothing new is stored), verify, list, check the catalog.
+    """Run the main job end to end on a throwaway database.
+
+    Starts a throwaway PostgreSQL with sample data, backs it up, backs it up again (nothing
+    new is stored), verifies, lists and checks the catalog, then stops the server.
 
     Example: dumpledger demo --backup-dir /tmp/demo
     """
