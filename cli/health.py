@@ -27,7 +27,8 @@ def check(
     Checks: the database answers; pg_dump is at least as new as the server; the catalog's hash
     chain verifies; the store is writable with room for what retention keeps; the newest
     automatic backup is younger than the RPO; the last verification and restore drill are
-    recent; a schedule is installed; the newest automatic backup is not far smaller or slower
+    recent; a schedule is installed and this host's scheduler runs it (units present, timers
+    active, a cron daemon); the newest automatic backup is not far smaller or slower
     than the usual. Limits: "health" in backups/backup-config.json. A result worse than OK is
     also notified (unless --no-notify or "notifications.on_check" is false).
 

@@ -59,6 +59,38 @@ class FakeUserManager:
         return CompletedProcess(list(argv), 0, out, "")
 
 
+# The same fake as a program, for tests that run the CLI in a process of its own: put first on
+# PATH, it answers `systemctl --user` as FakeUserManager does; FAKE_SYSTEMCTL_INACTIVE makes
+# the timers inactive (a user manager that stopped them).
+FAKE_SYSTEMCTL = """#!/bin/sh
+[ "$1" = "--user" ] || exit 1
+case "$2" in
+  is-system-running) echo running ;;
+  is-active)
+    shift 2
+    for _ in "$@"; do
+      if [ -n "$FAKE_SYSTEMCTL_INACTIVE" ]; then echo inactive; else echo active; fi
+    done
+    [ -z "$FAKE_SYSTEMCTL_INACTIVE" ] || exit 3 ;;
+esac
+exit 0
+"""
+
+
+def with_user_manager(env: dict[str, str], root: Path) -> dict[str, str]:
+    """`env` with the fake `systemctl` first on PATH and the user's units under `root`."""
+    bin_dir = root / "fake-bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    program = bin_dir / "systemctl"
+    program.write_text(FAKE_SYSTEMCTL)
+    program.chmod(0o755)
+    return {
+        **env,
+        "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        "XDG_CONFIG_HOME": str(root / "xdg-config"),
+    }
+
+
 # What the previous version wrote, before names carried a project id: its renderers, copied
 # as they were (quoting included), so taking over its units is tested against its real text.
 

@@ -77,6 +77,9 @@ class Facts:
     last_drill_at: datetime | None = None  # newest passed drill
     last_drill_failed: str | None = None  # the newest drill's backup, when that drill failed
     schedule: str | None = None  # "installed (systemd)", or None when none is installed
+    # Why the installed schedule will not run here (units gone, no cron daemon, timers not
+    # active), as the scheduler says; None when it will.
+    schedule_problem: str | None = None
 
 
 def evaluate(facts: Facts, limits: Health, now: datetime) -> list[CheckResult]:
@@ -283,7 +286,13 @@ def _schedule(f: Facts) -> CheckResult:
         return _result(
             "schedule", Status.WARNING, "not installed; run `dumpledger schedule install`"
         )
-    return _result("schedule", Status.OK, f.schedule)
+    if f.schedule_problem is not None:
+        return _result(
+            "schedule",
+            Status.WARNING,
+            f"{f.schedule}, but {f.schedule_problem}; `dumpledger schedule status` tells more",
+        )
+    return _result("schedule", Status.OK, f"{f.schedule}, active")
 
 
 def _anomalies(f: Facts, limits: Health) -> list[CheckResult]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
+import subprocess
 import tempfile
 from typing import Any
 
@@ -22,9 +23,10 @@ from pgtools.restore import leftover_scratch_databases
 from pgtools.session import connect
 from usecases.config import Settings
 from usecases.context import App
+from usecases.errors import UseCaseError
 from usecases.health import TRAILING, BackupFact, Facts
 from usecases.names import classify
-from usecases.schedule.jobs import project_id
+from usecases.schedule.jobs import Project
 
 
 def open_for_check(settings: Settings) -> tuple[App | None, str | None]:
@@ -51,6 +53,7 @@ def gather(settings: Settings, app: App | None, catalog_error: str | None) -> Fa
     report = app.catalog.verify_chain()
     rows = list_backups(app.catalog.engine, BackupFilter())
     autos = _autos(rows)
+    schedule, schedule_problem = _schedule(app)
     return Facts(
         **facts,
         chain_problems=tuple(report.problems),
@@ -59,7 +62,8 @@ def gather(settings: Settings, app: App | None, catalog_error: str | None) -> Fa
         autos=tuple(autos),
         **_verification(rows),
         **_drills(rows),
-        schedule=_schedule(app),
+        schedule=schedule,
+        schedule_problem=schedule_problem,
     )
 
 
@@ -162,16 +166,36 @@ def _drills(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _schedule(app: App) -> str | None:
+def _schedule(app: App) -> tuple[str | None, str | None]:
     """This project's schedule as the catalog records it (not another backup directory's that
-    shares a PostgreSQL catalog; events from before projects count for every one)."""
-    project = project_id(app.settings.backup_dir)
+    shares a PostgreSQL catalog; events from before projects count for every one), and
+    whether this host's scheduler will run it."""
+    project = Project.of(app.settings.backup_dir)
     events = [
         e
         for e in app.catalog.events(types=["ScheduleInstalled", "ScheduleRemoved"])
-        if e.payload.get("project") in (None, project)
+        if e.payload.get("project") in (None, project.id)
     ]
     if not events or events[-1].type != "ScheduleInstalled":
-        return None
+        return None, None
     payload = events[-1].payload
-    return f"installed ({payload.get('backend')}, {len(payload.get('slots') or [])} slot(s))"
+    backend = str(payload.get("backend"))
+    summary = f"installed ({backend}, {len(payload.get('slots') or [])} slot(s))"
+    return summary, scheduler_problem(backend, project)
+
+
+def scheduler_problem(backend_name: str, project: Project) -> str | None:
+    """Why `backend_name` will not run `project`'s backups on this host, or None."""
+    from usecases.schedule import service  # here: only `check` asks the schedulers
+
+    try:
+        backend = service.make_backend(backend_name, service.Host(), project)
+        if not backend.units():
+            return (
+                f"none of its {backend_name} units is on this host (removed by hand, or "
+                "installed elsewhere); run `dumpledger schedule install`"
+            )
+        active, detail = backend.is_active()
+    except (UseCaseError, OSError, subprocess.SubprocessError) as exc:
+        return f"{backend_name} cannot be asked: {exc}"
+    return None if active else detail

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from catalog import Catalog
-from catalog.events import RestoreTested, ScheduleInstalled
+from catalog.events import RestoreTested
 from pgtools.cluster import free_port
+from tests.schedule_support import with_user_manager
 from tests.support import cluster_env, fabricate_backup, settings_for
 from tests.support import run_cli as run
 from tests.unit.test_metrics import parse
@@ -32,14 +33,14 @@ def catalog_of(backup_dir: Path) -> Catalog:
     return Catalog.open(f"sqlite:///{backup_dir / 'catalog.db'}")
 
 
-def install_schedule(backup_dir: Path) -> None:
-    with catalog_of(backup_dir) as cat:
-        cat.append(
-            ScheduleInstalled(
-                backend="systemd", slots=[{"backup_type": "nightly", "time": "23:59"}], units=[]
-            ),
-            actor="test",
-        )
+def check_env(cluster: Any, backup_dir: Path) -> dict[str, str]:
+    """The CLI's environment, with a systemd user manager (the fake `systemctl`) that runs the
+    units `install_schedule` writes."""
+    return with_user_manager(cluster_env(cluster, backup_dir), backup_dir.parent)
+
+
+def install_schedule(env: dict[str, str]) -> None:
+    run(env, "schedule", "install", "--backend", "systemd")
 
 
 def scripted(tmp_path: Path, cluster: Any, finished_ago: timedelta) -> Path:
@@ -64,7 +65,7 @@ def scripted(tmp_path: Path, cluster: Any, finished_ago: timedelta) -> Path:
             ),
             actor="test",
         )
-    install_schedule(backup_dir)
+    install_schedule(check_env(cluster, backup_dir))
     return backup_dir
 
 
@@ -82,11 +83,11 @@ def test_fresh_verified_drilled_backup_is_ok_and_metrics_say_so(
 ) -> None:
     backup_dir = tmp_path / "backups"
     configure(backup_dir)
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    env = check_env(supabase_db.cluster, backup_dir)
     env["SUPABASE_DB_USER"] = "supabase_admin"  # a drill creates the backup's roles
     name = json.loads(run(env, "backup", "--type", "nightly", "--json").stdout)["name"]
     run(env, "drill", "--latest")
-    install_schedule(backup_dir)
+    install_schedule(env)
 
     code, doc = check(env)
     assert code == 0, doc
@@ -120,7 +121,7 @@ def test_fresh_verified_drilled_backup_is_ok_and_metrics_say_so(
 
 def test_backup_older_than_the_rpo_is_a_warning(tmp_path: Path, supabase_db: Any) -> None:
     backup_dir = scripted(tmp_path, supabase_db.cluster, timedelta(hours=7))
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    env = check_env(supabase_db.cluster, backup_dir)
     code, doc = check(env, "--no-notify")
     assert code == 1
     assert doc["status"] == "WARNING"
@@ -136,7 +137,7 @@ def test_backup_older_than_the_rpo_is_a_warning(tmp_path: Path, supabase_db: Any
 
 def test_database_down_is_critical(tmp_path: Path, supabase_db: Any) -> None:
     backup_dir = scripted(tmp_path, supabase_db.cluster, timedelta(minutes=5))
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    env = check_env(supabase_db.cluster, backup_dir)
     env["SUPABASE_DB_HOST"] = "127.0.0.1"
     env["SUPABASE_DB_PORT"] = str(free_port())  # nothing listens there
     code, doc = check(env, "--no-notify")
@@ -151,7 +152,7 @@ def test_database_down_is_critical(tmp_path: Path, supabase_db: Any) -> None:
 
 def test_broken_hash_chain_is_critical(tmp_path: Path, supabase_db: Any) -> None:
     backup_dir = scripted(tmp_path, supabase_db.cluster, timedelta(minutes=5))
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    env = check_env(supabase_db.cluster, backup_dir)
     assert check(env, "--no-notify")[0] == 0
     db = sqlite3.connect(backup_dir / "catalog.db")
     with db:
@@ -170,7 +171,7 @@ def test_unwritable_store_is_critical(tmp_path: Path, supabase_db: Any) -> None:
     store = tmp_path / "not-a-dir"
     store.write_text("a file where the store should be")
     configure(backup_dir, store={"path": str(store)})
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    env = check_env(supabase_db.cluster, backup_dir)
     code, doc = check(env, "--no-notify")
     assert code == 2
     assert statuses(doc)["store"] == "CRITICAL"
@@ -222,7 +223,7 @@ def test_scratch_databases_of_interrupted_restores_are_reported(
     the next restore's plan says how to drop it; nothing is dropped for the user."""
     cluster = supabase_db.cluster
     backup_dir = scripted(tmp_path, cluster, timedelta(minutes=5))
-    env = cluster_env(cluster, backup_dir)
+    env = check_env(cluster, backup_dir)
     env["SUPABASE_DB_USER"] = cluster.superuser
     leftover = "postgres_dlrestore_0badc0"
     cluster.psql(f'CREATE DATABASE "{leftover}"')
@@ -239,3 +240,26 @@ def test_scratch_databases_of_interrupted_restores_are_reported(
         cluster.psql(f'DROP DATABASE IF EXISTS "{leftover}"')
     code, doc = check(env, "--no-notify")
     assert statuses(doc)["database"] == "OK"
+
+
+def test_a_schedule_this_host_will_not_run_is_a_warning(tmp_path: Path, supabase_db: Any) -> None:
+    """The catalog says installed; the scheduler decides. Stopped timers, or units removed by
+    hand, are said by `check` (before the RPO is missed)."""
+    backup_dir = scripted(tmp_path, supabase_db.cluster, timedelta(minutes=5))
+    env = check_env(supabase_db.cluster, backup_dir)
+    code, doc = check(env, "--no-notify")
+    assert (code, statuses(doc)["schedule"]) == (0, "OK")
+    message = {c["name"]: c["message"] for c in doc["checks"]}
+    assert message["schedule"] == "installed (systemd, 4 slot(s)), active"
+
+    code, doc = check({**env, "FAKE_SYSTEMCTL_INACTIVE": "1"}, "--no-notify")
+    assert code == 1
+    assert {k: v for k, v in statuses(doc).items() if v != "OK"} == {"schedule": "WARNING"}
+    assert "installed (systemd, 4 slot(s)), but not active: dumpledger-" in doc["summary"]
+
+    for unit in (Path(env["XDG_CONFIG_HOME"]) / "systemd" / "user").glob("dumpledger-*"):
+        unit.unlink()
+    code, doc = check(env, "--no-notify")
+    assert code == 1
+    message = {c["name"]: c["message"] for c in doc["checks"]}
+    assert "none of its systemd units is on this host" in message["schedule"]

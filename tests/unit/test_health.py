@@ -205,3 +205,16 @@ def test_retention_horizon_estimate(frozen_now: datetime, tmp_path: Path) -> Non
     )
     assert horizon_bytes(forever, autos) == 0
     assert horizon_bytes(settings, autos[2:]) == 0
+
+
+def test_a_schedule_the_scheduler_will_not_run_warns(frozen_now: datetime) -> None:
+    facts = dataclasses.replace(
+        healthy(frozen_now), schedule_problem="the lines are in the crontab, but no cron daemon"
+    )
+    result = by_name(evaluate(facts, LIMITS, frozen_now))["schedule"]
+    assert result.status is Status.WARNING
+    assert result.message.startswith(
+        "installed (systemd, 4 slot(s)), but the lines are in the crontab, but no cron daemon"
+    )
+    ok = by_name(evaluate(healthy(frozen_now), LIMITS, frozen_now))["schedule"]
+    assert (ok.status, ok.message) == (Status.OK, "installed (systemd, 4 slot(s)), active")

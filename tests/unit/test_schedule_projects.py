@@ -233,21 +233,21 @@ def test_projects_sharing_one_catalog_see_only_their_own_schedule(tmp_path: Path
         backend_a = SystemdBackend(units, project(a), run=FakeUserManager())
         service.install(app_a, backend_a, jobs(a))
         assert service.last_installed_backend(app_a, project(a)) == "systemd"
-        assert _schedule(app_a) == "installed (systemd, 4 slot(s))"
+        assert _schedule(app_a)[0] == "installed (systemd, 4 slot(s))"
         assert service.last_installed_backend(app_b, project(b)) is None
-        assert _schedule(app_b) is None  # B's check: not installed, though A's is
+        assert _schedule(app_b) == (None, None)  # B's check: not installed, though A's is
 
         service.uninstall(app_b, [SystemdBackend(units, project(b), run=FakeUserManager())])
-        assert _schedule(app_a) == "installed (systemd, 4 slot(s))"  # B's uninstall: nothing
+        assert _schedule(app_a)[0] == "installed (systemd, 4 slot(s))"  # B's uninstall: nothing
         service.uninstall(app_a, [backend_a])
-        assert _schedule(app_a) is None
+        assert _schedule(app_a) == (None, None)
         removed = app_a.catalog.events(types=["ScheduleRemoved"])
         assert [e.payload["project"] for e in removed] == [project(a).id]
 
         # An event from before projects (no project) counts for every project, as it did.
         app_a.catalog.append(ScheduleInstalled(backend="cron", slots=[], units=[]), actor="x")
         assert service.last_installed_backend(app_b, project(b)) == "cron"
-        assert _schedule(app_b) == "installed (cron, 0 slot(s))"
+        assert _schedule(app_b)[0] == "installed (cron, 0 slot(s))"
     v1 = {"backend": "cron", "slots": [], "units": [], "schema_version": 1}
     assert decode("ScheduleInstalled", v1) == ScheduleInstalled(
         backend="cron", slots=[], units=[], project=None
