@@ -183,6 +183,7 @@ class ScheduleInstalled(Event):
     slots: list[JSON]  # backup_type, time
     units: list[str]  # files or crontab markers written
     project: str | None = None
+    crontab_user: str | None = None  # cron installed by root into this user's crontab
 
     @property
     def subject(self) -> str:
@@ -264,7 +265,7 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     # v1 deletions had no rule: only a person could delete then.
     ("BackupDeleted", 1): lambda p: {**p, "rule": "person"},
     # v1 schedule events named no project: schedules were one per user then.
-    ("ScheduleInstalled", 1): lambda p: {**p, "project": None},
+    ("ScheduleInstalled", 1): lambda p: {**p, "project": None, "crontab_user": None},
     ("ScheduleRemoved", 1): lambda p: {**p, "project": None},
 }
 

@@ -181,15 +181,18 @@ def _schedule(app: App) -> tuple[str | None, str | None]:
     payload = events[-1].payload
     backend = str(payload.get("backend"))
     summary = f"installed ({backend}, {len(payload.get('slots') or [])} slot(s))"
-    return summary, scheduler_problem(backend, project)
+    return summary, scheduler_problem(backend, project, payload.get("crontab_user"))
 
 
-def scheduler_problem(backend_name: str, project: Project) -> str | None:
+def scheduler_problem(
+    backend_name: str, project: Project, crontab_user: str | None = None
+) -> str | None:
     """Why `backend_name` will not run `project`'s backups on this host, or None."""
     from usecases.schedule import service  # here: only `check` asks the schedulers
 
     try:
-        backend = service.make_backend(backend_name, service.Host(), project)
+        host = service.Host(crontab_user=crontab_user)
+        backend = service.make_backend(backend_name, host, project)
         if not backend.units():
             return (
                 f"none of its {backend_name} units is on this host (removed by hand, or "

@@ -100,3 +100,25 @@ def test_a_line_of_the_previous_version_is_taken_over_by_its_project_only(
     removed = a.uninstall()
     assert removed[-1] == f"crontab -u {cron_user}: # dumpledger:nightly" and len(removed) == 5
     assert crontab_of(cron_user) == USER_LINES + legacy_c
+
+
+def test_check_looks_in_the_crontab_the_schedule_was_installed_into(
+    tmp_path: Path, cron_user: str
+) -> None:
+    """Root installed the lines into another user's crontab: check reads that crontab."""
+    from usecases.config import Settings
+    from usecases.context import App
+    from usecases.healthfacts import _schedule, scheduler_problem
+    from usecases.schedule import service
+
+    with App.open(Settings(backup_dir=tmp_path / "backups")) as app:
+        cron = backend(tmp_path, cron_user)
+        service.install(app, cron, jobs(tmp_path))
+        (recorded,) = app.catalog.events(types=["ScheduleInstalled"])
+        assert recorded.payload["crontab_user"] == cron_user
+        summary, problem = _schedule(app)
+    assert summary == "installed (cron, 4 slot(s))"
+    daemon = "the lines are in the crontab, but no cron daemon is running"
+    assert problem in (None, daemon)  # None where a cron daemon runs
+    elsewhere = scheduler_problem("cron", cron.project, None)  # root's own crontab
+    assert elsewhere is not None and "none of its cron units is on this host" in elsewhere

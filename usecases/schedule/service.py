@@ -97,6 +97,7 @@ def install(app: App, backend: Backend, jobs: Sequence[Job]) -> InstallReport:
                 slots=[{"backup_type": j.backup_type, "time": j.slot.time} for j in jobs],
                 units=result.units,
                 project=backend.project.id,
+                crontab_user=backend.user if isinstance(backend, CronBackend) else None,
             ),
             actor=app.actor,
         )
