@@ -48,6 +48,18 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            mine = version("dumpledger")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            mine = "unknown (not installed)"
+        print(f"dumpledger {mine} (Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     backup_dir: Annotated[
@@ -58,6 +70,15 @@ def _root(
             help="Where backups/ lives (default: ./backups).",
         ),
     ] = None,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print dumpledger's version and exit.",
+        ),
+    ] = False,
 ) -> None:
     STATE.backup_dir = backup_dir
 

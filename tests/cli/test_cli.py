@@ -168,3 +168,12 @@ def test_help_prose_is_rewrapped_to_the_terminal_examples_kept() -> None:
         [*DUMPLEDGER, "cleanup", "--help"], env=env, capture_output=True, text=True, check=True
     )
     assert "changes it); manual, emergency-* and pre-* backups stay until" in done.stdout
+
+
+def test_version_is_printed_without_touching_anything(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    env = {**os.environ, "DUMPLEDGER_BACKUP_DIR": str(tmp_path / "backups")}
+    done = run(env, "--version")
+    assert done.stdout.startswith(f"dumpledger {version('dumpledger')} (Python 3.")
+    assert not (tmp_path / "backups").exists()
