@@ -32,7 +32,7 @@ KEEP = 8  # entries: a few backup directories or environments per user
 CACHE_FILE = "settings.json"
 SCHEMA_SOURCES = ("configfile.py", "sections.py")
 # Paths whose value may be a secret: kept out of the file, even hashed.
-SECRET_PATHS: tuple[tuple[str, ...], ...] = (
+NOT_CACHED: tuple[tuple[str, ...], ...] = (
     ("database", "password"),
     ("catalog_url",),
     ("notifications", "apprise_urls"),
@@ -52,7 +52,7 @@ def cache_dir(environ: Mapping[str, str]) -> Path | None:
 def key_of(merged: Mapping[str, Any]) -> str:
     """What pydantic's verdict on ``merged`` depends on, hashed; secrets only by shape."""
     shaped = copy.deepcopy(dict(merged))
-    for path in SECRET_PATHS:
+    for path in NOT_CACHED:
         found, value = _get(shaped, path)
         if found:
             _put(shaped, path, _shape(value))
@@ -73,7 +73,7 @@ def lookup(directory: Path | None, key: str, merged: Mapping[str, Any]) -> dict[
         return None
     if not isinstance(doc, dict):
         return None
-    for path in SECRET_PATHS:
+    for path in NOT_CACHED:
         found, value = _get(merged, path)
         if found:
             _put(doc, path, copy.deepcopy(value))
@@ -87,7 +87,7 @@ def remember(
     if directory is None:
         return
     kept = copy.deepcopy(dict(doc))
-    for secret in SECRET_PATHS:
+    for secret in NOT_CACHED:
         if _get(merged, secret)[0]:
             _put(kept, secret, None)
     path = directory / CACHE_FILE
