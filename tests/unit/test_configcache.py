@@ -169,3 +169,38 @@ def test_without_the_schema_source_there_is_no_cache_but_still_validation(
     write_config(backup_dir, database={"port": 0})
     with pytest.raises(BadInput, match=r"database\.port"):
         load(backup_dir, cache)
+
+
+def test_processes_filling_the_cache_at_once_all_run_and_leave_it_whole(tmp_path: Path) -> None:
+    """Eight real processes with eight configurations write the cache at the same moment: each
+    writes its own temp file and renames it, so the file is always one of them, whole."""
+    import os
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    probe = "from usecases.config import load_settings\nprint(load_settings().health.rpo_hours)\n"
+    procs = []
+    for i in range(8):
+        env = {
+            **os.environ,
+            "DUMPLEDGER_BACKUP_DIR": str(tmp_path / "backups"),
+            "DUMPLEDGER_CACHE_DIR": str(cache),
+            "DUMPLEDGER_HEALTH__RPO_HOURS": str(i + 1),
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", probe],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8
+    assert outs == [f"{float(i + 1)}" for i in range(8)]
+    entries = json.loads((cache / "settings.json").read_text())["entries"]
+    assert 1 <= len(entries) <= 8
+    assert {e["health"]["rpo_hours"] for e in entries.values()} <= {float(i + 1) for i in range(8)}
+    assert not [p for p in cache.iterdir() if p.name != "settings.json"]  # no temp file left
