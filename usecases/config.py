@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from usecases.configfile import ConfigFile
 
 CODECS = ("gzip", "zstd")
+FLAG_CHOICES: dict[str, tuple[str, ...]] = {"codec": CODECS}  # flags that override a setting
 DEFAULT_PASSWORD = "postgres"  # Supabase local's; a real project sets SUPABASE_DB_PASSWORD
 MASK = "********"
 
@@ -186,6 +187,10 @@ def load_settings(
     sources = read_sources(backup_dir=backup_dir, environ=environ, cwd=cwd)
     env = os.environ if environ is None else environ
     settings = settings_from(sources, checked_document(sources, configcache.cache_dir(env)))
+    for key, value in (overrides or {}).items():  # flags: past the file's validation, so here
+        allowed = FLAG_CHOICES.get(key)
+        if allowed is not None and value not in allowed:
+            raise BadInput(f"--{key} {value!r}: choose one of {', '.join(allowed)}")
     return replace(settings, **dict(overrides or {}))
 
 
