@@ -148,7 +148,7 @@ def recover(
     """
     import contextlib
 
-    from cli.main import restore as run_restore
+    from cli.restore import restore as run_restore
     from cli.state import settings
     from usecases.errors import BadInput
     from usecases.recover import recover as run_recover

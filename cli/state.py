@@ -7,12 +7,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from catalog.errors import CatalogError
 from cli import output
+from pgtools.errors import PgError
+from store.errors import StoreError
 from usecases.config import Settings, load_settings
+from usecases.errors import UseCaseError
 
 if TYPE_CHECKING:
     from usecases.context import App
 
+# dumpledger's own errors: one line on stderr and their exit code (cli.main.main)
+KNOWN_ERRORS = (CatalogError, StoreError, PgError, UseCaseError)
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 

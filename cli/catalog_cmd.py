@@ -1,0 +1,47 @@
+"""`dumpledger catalog verify|rebuild|export|import`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from cli import offsite, output
+from cli.state import CONTEXT, JsonOpt, open_app
+
+if TYPE_CHECKING:
+    pass
+
+
+catalog_app = typer.Typer(
+    help="Check and rebuild the event catalog.", context_settings=CONTEXT, no_args_is_help=True
+)
+
+
+@catalog_app.command("verify", context_settings=CONTEXT)
+def catalog_verify(json_out: JsonOpt = False) -> None:
+    """Check the hash chain: detects edited, deleted or reordered events."""
+    with open_app() as ctx:
+        report = ctx.catalog.verify_chain()
+    if json_out:
+        output.emit_json({"ok": report.ok, "events": report.events, "problems": report.problems})
+    elif report.ok:
+        print(f"catalog ok: {report.events} events, hash chain intact")
+    else:
+        for p in report.problems:
+            output.error(p)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@catalog_app.command("rebuild", context_settings=CONTEXT)
+def catalog_rebuild() -> None:
+    """Drop the projections and replay them from the event log alone."""
+    with open_app() as ctx:
+        ctx.catalog.rebuild()
+        n = ctx.catalog.count()
+    print(f"projections rebuilt from {n} events")
+
+
+catalog_app.command("export", context_settings=CONTEXT)(offsite.catalog_export)
+catalog_app.command("import", context_settings=CONTEXT)(offsite.catalog_import)

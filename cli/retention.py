@@ -1,0 +1,258 @@
+"""`cleanup`, `delete`, `pin`, `unpin` and `retention explain|simulate`."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli import output
+from cli.state import CONTEXT, KNOWN_ERRORS, JsonOpt, open_app
+from usecases.errors import BadInput
+
+if TYPE_CHECKING:
+    from usecases.context import App
+    from usecases.retention import CleanupReport
+
+
+retention_app = typer.Typer(
+    help="Explain and simulate the retention policy.",
+    context_settings=CONTEXT,
+    no_args_is_help=True,
+)
+
+
+def retention_after_backup(ctx: App) -> tuple[CleanupReport | None, str | None]:
+    """The cleanup report, or why retention did not finish (said on stderr)."""
+    from usecases.retention import cleanup as run_cleanup
+
+    try:
+        report = run_cleanup(ctx)
+    except (*KNOWN_ERRORS, OSError) as exc:  # the backup itself is done and verified: say so
+        output.error(
+            f"the backup completed, but retention did not finish: {exc}; "
+            "run `dumpledger cleanup` once the cause is fixed"
+        )
+        return None, str(exc)
+    if report.files_not_removed:
+        problem = _files_not_removed(report.files_not_removed)
+        output.error(f"the backup completed, but retention did not finish: {problem}")
+        return report, problem
+    return report, None
+
+
+def _files_not_removed(problems: list[str]) -> str:
+    """One line for the files of deleted backups that could not be removed."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return (
+        f"cannot remove {problems[0]}{more}; the backups are deleted in the catalog, and the "
+        "next `dumpledger cleanup` removes their files once the cause is fixed"
+    )
+
+
+def print_cleanup_summary(report: CleanupReport) -> None:
+    freed = output.human_size(report.collect.freed_bytes)
+    line = (
+        f"retention: {len(report.deleted)} backup(s) removed, "
+        f"{len(report.collect.collected)} blob(s) collected ({freed} freed)"
+    )
+    if report.collect.postponed:
+        line += "; blob collection postponed (a backup is writing)"
+    print(line)
+
+
+def cleanup(
+    days: Annotated[
+        float | None,
+        typer.Argument(help="Keep automatic backups this many days (this run only)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Show what would go; change nothing.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Apply the retention policy: every backup is kept or removed, with the rule that decided.
+
+    Automatic backups go after 60 days (backups/backup-config.json "retention" changes it);
+    manual, emergency-* and pre-* backups stay until a person deletes them; pinned backups and
+    the newest verified one always stay. Blobs no remaining backup uses are then removed.
+
+    Examples:
+
+      dumpledger cleanup --dry-run           # what would go, and why
+
+      dumpledger cleanup 30                  # automatic backups older than 30 days go
+    """
+    from usecases.retention import cleanup as run_cleanup
+
+    with open_app() as ctx:
+        report = run_cleanup(ctx, days=days, dry_run=dry_run)
+    if report.files_not_removed:
+        output.error(_files_not_removed(report.files_not_removed))
+    if json_out:
+        output.emit_json(report.to_json())
+        if report.files_not_removed:
+            raise typer.Exit(1)
+        return
+    if not report.decisions:
+        output.info("no backups to consider")
+        return
+    output.table(
+        ["NAME", "ACTION", "RULE", "WHY"],
+        [[d.name, d.action, d.rule, d.detail] for d in report.decisions],
+        [None if d.keep else "31" for d in report.decisions],
+    )
+    gone = len(report.removals)
+    if dry_run:
+        print(
+            f"dry run: {gone} backup(s) would be removed, freeing about "
+            f"{output.human_size(report.would_free_bytes)}; nothing was changed"
+        )
+        return
+    for name in report.skipped:
+        print(f"kept {name}: it was pinned, deleted or changed while cleaning up")
+    print_cleanup_summary(report)
+    if report.logs_removed:
+        print(f"{report.logs_removed} old run log(s) removed")
+    if report.files_not_removed:
+        raise typer.Exit(1)
+
+
+def delete(
+    name: Annotated[str, typer.Argument(help="The backup to delete (see `list`).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Delete even if pinned.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete one backup; its blobs go when no other backup uses them.
+
+    Example: dumpledger delete backup_20261124_120000
+    """
+    from catalog.queries import get_backup
+    from usecases.retention import delete_backup
+
+    with open_app() as ctx:
+        backup = get_backup(ctx.catalog.engine, name)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput("delete needs a confirmation: run it in a terminal, or pass --yes")
+            size = output.human_size(backup["stored_size"])
+            if not typer.confirm(f"Delete backup {name} ({backup['backup_type']}, {size})?"):
+                raise BadInput(f"not confirmed: {name} was kept")
+        report = delete_backup(ctx, name, force=force)
+    if report.files_not_removed:
+        output.error(_files_not_removed(report.files_not_removed))
+    if json_out:
+        output.emit_json(
+            {
+                "deleted": name,
+                "blobs_collected": [c.digest for c in report.collected],
+                "freed_bytes": report.freed_bytes,
+                "collection_postponed": report.postponed,
+                "files_not_removed": report.files_not_removed,
+            }
+        )
+    else:
+        print(
+            f"deleted {name}; {len(report.collected)} blob(s) no longer used were removed "
+            f"({output.human_size(report.freed_bytes)} freed)"
+        )
+        if report.postponed:
+            print("blob collection postponed: a backup is writing; the next cleanup collects them")
+    if report.files_not_removed:
+        raise typer.Exit(1)
+
+
+def pin(
+    name: Annotated[str, typer.Argument(help="The backup to keep.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why it must stay.")],
+) -> None:
+    """Keep a backup whatever the retention policy says, until it is unpinned.
+
+    Example: dumpledger pin backup_20261124_120000 --reason "before the 2.0 migration"
+    """
+    from usecases.retention import pin as run_pin
+
+    with open_app() as ctx:
+        run_pin(ctx, name, reason)
+    print(f"pinned {name}: {reason.strip()}")
+
+
+def unpin(name: Annotated[str, typer.Argument(help="The pinned backup.")]) -> None:
+    """Let the retention policy decide about a pinned backup again.
+
+    Example: dumpledger unpin backup_20261124_120000
+    """
+    from usecases.retention import unpin as run_unpin
+
+    with open_app() as ctx:
+        run_unpin(ctx, name)
+    print(f"unpinned {name}; retention decides about it again (dumpledger retention explain)")
+
+
+@retention_app.command("explain", context_settings=CONTEXT)
+def retention_explain(
+    name: Annotated[str, typer.Argument(help="The backup.")],
+    days: Annotated[
+        float | None, typer.Option("--days", help="As `cleanup DAYS` would see it.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Say why a backup is kept, or why the next cleanup would remove it.
+
+    Example: dumpledger retention explain auto_nightly_20261001_030000
+    """
+    from usecases.retention import explain
+
+    with open_app() as ctx:
+        ex = explain(ctx, name, days=days)
+    if json_out:
+        output.emit_json(
+            {
+                "name": ex.name,
+                "status": ex.status,
+                "action": ex.action,
+                "rule": ex.rule,
+                "detail": ex.detail,
+                "policy": ex.policy,
+            }
+        )
+        return
+    verb = {"keep": "is kept", "remove": "would be removed", "deleted": "was deleted"}[ex.action]
+    print(f"{ex.name} {verb}: {ex.rule} ({ex.detail})")
+    print(f"policy: {ex.policy}")
+
+
+@retention_app.command("simulate", context_settings=CONTEXT)
+def retention_simulate(
+    no_new_backups: Annotated[
+        float,
+        typer.Option("--no-new-backups", help="Days without any new backup.", show_default=False),
+    ],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show what would be left if backups stopped for that many days.
+
+    Example: dumpledger retention simulate --no-new-backups 90
+    """
+    from usecases.retention import simulate
+
+    with open_app() as ctx:
+        decisions = simulate(ctx, no_new_backups)
+    kept = [d for d in decisions if d.keep]
+    if json_out:
+        output.emit_json(
+            {
+                "days": no_new_backups,
+                "kept": [{"name": d.name, "rule": d.rule} for d in kept],
+                "removed": [d.name for d in decisions if not d.keep],
+            }
+        )
+        return
+    print(
+        f"after {no_new_backups:g} days without backups: {len(kept)} kept, "
+        f"{len(decisions) - len(kept)} removed"
+    )
+    for d in kept:
+        print(f"  keep {d.name:<45} {d.rule}")

@@ -1,0 +1,54 @@
+"""`dumpledger verify`: re-read and re-hash artifacts, here or on a target."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli import offsite, output
+from cli.state import JsonOpt, open_app
+
+if TYPE_CHECKING:
+    pass
+
+
+def verify(
+    names: Annotated[list[str] | None, typer.Argument(help="Backups to verify.")] = None,
+    all_backups: Annotated[bool, typer.Option("--all", help="Every completed backup.")] = False,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Verify the copies on this offsite target.")
+    ] = None,
+    endpoint_url: offsite.EndpointOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-read, decompress and re-hash every artifact; record the result in the catalog.
+
+    Examples: dumpledger verify backup_20261124_120000 ; dumpledger verify --all ;
+    dumpledger verify --target drive
+    """
+    if target is not None:
+        return offsite.verify_target(target, endpoint_url, json_out, bool(names or all_backups))
+    from usecases.alerts import after_verify
+    from usecases.verify import verify_backups
+
+    with open_app() as ctx:
+        progress = output.Progress("verifying")
+        try:
+            outcomes = verify_backups(ctx, names, all_backups=all_backups, progress=progress)
+        finally:
+            progress.finish()
+        after_verify(ctx, outcomes)
+    if json_out:
+        output.emit_json(
+            [{"backup": o.backup, "ok": o.ok, "artifacts": o.artifacts} for o in outcomes]
+        )
+    else:
+        for o in outcomes:
+            print(f"{'ok    ' if o.ok else 'FAILED'} {o.backup}")
+            for note in sorted({a["note"] for a in o.artifacts if a.get("note")}):
+                print(f"       {note}")
+            for f in o.failures():
+                output.error(f"{o.backup}: {f['kind']} ({f['link']} -> {f['file']}): {f['error']}")
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
