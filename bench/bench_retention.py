@@ -43,9 +43,9 @@ from catalog.events import BackupCompleted, BackupStarted, BackupVerified, Event
 from catalog.queries import list_backups
 from catalog.read import BackupFilter
 from catalog.retention import evaluate
-from usecases.config import load_settings
+from usecases.config.settings import load_settings
 from usecases.context import App
-from usecases.retention import backup_views
+from usecases.retention.cleanup import backup_views
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # replaced by the kept one with --catalog-dir
 STEP = timedelta(minutes=15)

@@ -10,11 +10,11 @@ import typer
 from cli import output
 from cli.retention import print_cleanup_summary, retention_after_backup
 from cli.state import JsonOpt, open_app
-from usecases.names import BACKUP_TYPES, classify
+from usecases.backup.names import BACKUP_TYPES, classify
 
 if TYPE_CHECKING:
-    from usecases.backup import BackupResult
-    from usecases.retention import CleanupReport
+    from usecases.backup.run import BackupResult
+    from usecases.retention.cleanup import CleanupReport
 
 
 def backup(
@@ -42,8 +42,8 @@ def backup(
 
       dumpledger backup --type nightly       # auto_nightly_YYYYMMDD_HHMMSS
     """
-    from usecases.alerts import backup_alerts
-    from usecases.backup import BackupRequest, run_backup
+    from usecases.backup.run import BackupRequest, run_backup
+    from usecases.health.alerts import backup_alerts
 
     overrides = {"codec": codec} if codec is not None else {}
     auto_report = retention_error = None

@@ -11,7 +11,7 @@ from catalog.read import ACTIONS, AuditFilter, BackupFilter
 from cli import output
 from cli.state import JsonOpt, open_app, settings
 from cli.timeparse import parse_moment
-from usecases.names import classify
+from usecases.backup.names import classify
 
 if TYPE_CHECKING:
     pass

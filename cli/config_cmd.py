@@ -9,7 +9,7 @@ import typer
 
 from cli import output
 from cli.state import CONTEXT, STATE, JsonOpt
-from usecases.config import document, explain, read_sources, settings_from, validate
+from usecases.config.settings import document, explain, read_sources, settings_from, validate
 from usecases.errors import BadInput
 from usecases.files import atomic_write
 
@@ -30,7 +30,7 @@ def config_init(
     path = sources.backup_dir / "backup-config.json"
     if path.exists() and not force:
         raise BadInput(f"{path} exists; edit it, or use --force to replace it with the defaults")
-    from usecases.configfile import commented_default
+    from usecases.config.file import commented_default
 
     text = json.dumps(commented_default(), indent=2) + "\n"
     atomic_write(path, text.encode())
@@ -63,8 +63,8 @@ def config_validate(json_out: JsonOpt = False) -> None:
     sources = read_sources(backup_dir=STATE.backup_dir, environ=None, cwd=None)
     from pydantic import ValidationError
 
-    from usecases.config import validation_errors
-    from usecases.configfile import ConfigFile
+    from usecases.config.file import ConfigFile
+    from usecases.config.settings import validation_errors
 
     problems: list[str] = []
     try:

@@ -31,10 +31,10 @@ def demo(
     import shutil
 
     from catalog.queries import list_backups
-    from usecases.backup import BackupRequest, run_backup
+    from usecases.backup.run import BackupRequest, run_backup
+    from usecases.backup.verify import verify_backups
     from usecases.context import App
     from usecases.demo import demo_database, demo_settings
-    from usecases.verify import verify_backups
 
     marker = backup_dir / ".dumpledger-demo"
     if backup_dir.exists() and any(backup_dir.iterdir()) and not marker.exists():

@@ -11,7 +11,7 @@ import typer
 from cli import output
 
 if TYPE_CHECKING:
-    from usecases.health import CheckResult
+    from usecases.health.check import CheckResult
 
 
 def check(
@@ -39,10 +39,10 @@ def check(
       dumpledger check --json --no-notify    # for a monitoring system
     """
     from cli.state import settings
-    from usecases.alerts import after_check
     from usecases.errors import UseCaseError
-    from usecases.health import CheckResult, Status, evaluate
-    from usecases.healthfacts import gather, open_for_check
+    from usecases.health.alerts import after_check
+    from usecases.health.check import CheckResult, Status, evaluate
+    from usecases.health.facts import gather, open_for_check
 
     try:
         s = settings()
@@ -63,7 +63,7 @@ def check(
 
 
 def _report(checks: list[CheckResult], json_out: bool) -> NoReturn:
-    from usecases.health import overall, summary_line
+    from usecases.health.check import overall, summary_line
 
     status, first = overall(checks), summary_line(checks)
     if json_out:
@@ -101,7 +101,7 @@ def metrics(
       dumpledger metrics --textfile /var/lib/node_exporter/textfile_collector/dumpledger.prom
     """
     from cli.state import open_app
-    from usecases.metrics import collect, render, write_textfile
+    from usecases.health.metrics import collect, render, write_textfile
 
     with open_app() as ctx:
         text = render(collect(ctx), ctx.clock())

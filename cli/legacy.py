@@ -13,7 +13,7 @@ from usecases.errors import BadInput
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from usecases.legacy import ImportReport
+    from usecases.backup.legacy import ImportReport
 
 MARKS = {
     "imported": "imported",
@@ -55,7 +55,7 @@ def import_legacy_cmd(
       dumpledger import-legacy old-backups/database --timezone Europe/Berlin
     """
     from cli.state import open_app
-    from usecases.legacy import ImportRequest, import_legacy
+    from usecases.backup.legacy import ImportRequest, import_legacy
 
     req = ImportRequest(directory=directory, dry_run=dry_run, tz=_zone(timezone))
     with open_app() as ctx:

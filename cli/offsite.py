@@ -61,7 +61,7 @@ def push(
       dumpledger push s3://my-bucket/db --endpoint-url https://s3.example.com
     """
     from cli.state import open_app
-    from usecases.offsite import push as run_push
+    from usecases.offsite.push import push as run_push
 
     with open_app() as ctx:
         progress = output.Progress("pushing")
@@ -89,7 +89,7 @@ def verify_target(target: str, endpoint_url: str | None, json_out: bool, named: 
 
     if named:
         raise BadInput("--target verifies every backup on the target: name no backup, no --all")
-    from usecases.offsite import verify_target as run_verify
+    from usecases.offsite.push import verify_target as run_verify
 
     with open_app() as ctx:
         progress = output.Progress("verifying")
@@ -151,7 +151,7 @@ def recover(
     from cli.restore import restore as run_restore
     from cli.state import settings
     from usecases.errors import BadInput
-    from usecases.recover import recover as run_recover
+    from usecases.offsite.recover import recover as run_recover
 
     if restore and not yes and not sys.stdin.isatty():
         raise BadInput("--restore needs a confirmation: run it in a terminal, or pass --yes")

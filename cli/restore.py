@@ -13,7 +13,7 @@ from cli.state import JsonOpt, open_app
 from usecases.errors import BadInput
 
 if TYPE_CHECKING:
-    from usecases.restore import RestorePlan
+    from usecases.restore.run import RestorePlan
 
 
 def restore(
@@ -71,7 +71,7 @@ def restore(
 
       dumpledger restore backup_20261124_120000 --artifact custom --table public.todos
     """
-    from usecases.restore import RestoreRequest, execute_restore, plan_restore
+    from usecases.restore.run import RestoreRequest, execute_restore, plan_restore
 
     req = RestoreRequest(
         backup=name,
@@ -187,8 +187,8 @@ def drill(
     """
     import dataclasses
 
-    from usecases.alerts import after_drill
-    from usecases.drill import run_drill
+    from usecases.health.alerts import after_drill
+    from usecases.restore.drill import run_drill
 
     if name and latest:
         raise BadInput("name a backup or pass --latest, not both")

@@ -13,7 +13,7 @@ from usecases.errors import BadInput
 
 if TYPE_CHECKING:
     from usecases.context import App
-    from usecases.retention import CleanupReport
+    from usecases.retention.cleanup import CleanupReport
 
 
 retention_app = typer.Typer(
@@ -25,7 +25,7 @@ retention_app = typer.Typer(
 
 def retention_after_backup(ctx: App) -> tuple[CleanupReport | None, str | None]:
     """The cleanup report, or why retention did not finish (said on stderr)."""
-    from usecases.retention import cleanup as run_cleanup
+    from usecases.retention.cleanup import cleanup as run_cleanup
 
     try:
         report = run_cleanup(ctx)
@@ -84,7 +84,7 @@ def cleanup(
 
       dumpledger cleanup 30                  # automatic backups older than 30 days go
     """
-    from usecases.retention import cleanup as run_cleanup
+    from usecases.retention.cleanup import cleanup as run_cleanup
 
     with open_app() as ctx:
         report = run_cleanup(ctx, days=days, dry_run=dry_run)
@@ -130,7 +130,7 @@ def delete(
     Example: dumpledger delete backup_20261124_120000
     """
     from catalog.queries import get_backup
-    from usecases.retention import delete_backup
+    from usecases.retention.cleanup import delete_backup
 
     with open_app() as ctx:
         backup = get_backup(ctx.catalog.engine, name)
@@ -172,7 +172,7 @@ def pin(
 
     Example: dumpledger pin backup_20261124_120000 --reason "before the 2.0 migration"
     """
-    from usecases.retention import pin as run_pin
+    from usecases.retention.cleanup import pin as run_pin
 
     with open_app() as ctx:
         run_pin(ctx, name, reason)
@@ -184,7 +184,7 @@ def unpin(name: Annotated[str, typer.Argument(help="The pinned backup.")]) -> No
 
     Example: dumpledger unpin backup_20261124_120000
     """
-    from usecases.retention import unpin as run_unpin
+    from usecases.retention.cleanup import unpin as run_unpin
 
     with open_app() as ctx:
         run_unpin(ctx, name)
@@ -203,7 +203,7 @@ def retention_explain(
 
     Example: dumpledger retention explain auto_nightly_20261001_030000
     """
-    from usecases.retention import explain
+    from usecases.retention.cleanup import explain
 
     with open_app() as ctx:
         ex = explain(ctx, name, days=days)
@@ -236,7 +236,7 @@ def retention_simulate(
 
     Example: dumpledger retention simulate --no-new-backups 90
     """
-    from usecases.retention import simulate
+    from usecases.retention.cleanup import simulate
 
     with open_app() as ctx:
         decisions = simulate(ctx, no_new_backups)

@@ -12,7 +12,7 @@ import typer
 
 from cli import output
 from cli.state import CONTEXT, JsonOpt, open_app, settings
-from usecases.config import Settings
+from usecases.config.settings import Settings
 from usecases.errors import BadInput, UseCaseError
 from usecases.schedule.jobs import Job, Project, jobs_for, program_command, project_dir
 

@@ -11,7 +11,7 @@ from catalog.errors import CatalogError
 from cli import output
 from pgtools.errors import PgError
 from store.errors import StoreError
-from usecases.config import Settings, load_settings
+from usecases.config.settings import Settings, load_settings
 from usecases.errors import UseCaseError
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ def verify(
     """
     if target is not None:
         return offsite.verify_target(target, endpoint_url, json_out, bool(names or all_backups))
-    from usecases.alerts import after_verify
-    from usecases.verify import verify_backups
+    from usecases.backup.verify import verify_backups
+    from usecases.health.alerts import after_verify
 
     with open_app() as ctx:
         progress = output.Progress("verifying")

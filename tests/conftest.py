@@ -26,7 +26,7 @@ class SupabaseDb:
 
 @pytest.fixture(scope="session", autouse=True)
 def settings_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The suite's own settings cache (usecases.configcache), not the user's ~/.cache."""
+    """The suite's own settings cache (usecases.config.cache), not the user's ~/.cache."""
     path = tmp_path_factory.mktemp("settings-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DUMPLEDGER_CACHE_DIR", str(path))

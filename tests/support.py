@@ -9,7 +9,7 @@ from typing import Any
 
 from catalog import Catalog
 from pgtools.target import DbTarget
-from usecases.config import Settings
+from usecases.config.settings import Settings
 from usecases.context import App
 
 

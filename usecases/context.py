@@ -14,7 +14,7 @@ from catalog import Catalog
 from catalog.events import BackupFailed
 from catalog.queries import running_backups
 from store import AgeKeys, BlobStore, LocalStore
-from usecases.config import Settings
+from usecases.config.settings import Settings
 from usecases.files import private_dir
 from usecases.reading import pid_alive
 

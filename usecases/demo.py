@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pgtools.cluster import Cluster, supabase_fixture_sql
 from pgtools.target import DbTarget
-from usecases.config import Settings
+from usecases.config.settings import Settings
 
 
 @contextmanager

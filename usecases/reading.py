@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from catalog.read import Query, open_sqlite, sqlite_file, sqlite_query
 
 if TYPE_CHECKING:
-    from usecases.config import Settings
+    from usecases.config.settings import Settings
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from usecases.config import load_settings
+from usecases.config.settings import load_settings
 
 DUMPLEDGER = [sys.executable, "-m", "cli"]
 SECRET = "s3cr3t-Pa55word"

@@ -111,7 +111,7 @@ def test_files_a_deletion_could_not_remove_go_with_the_next_cleanup(
     old = datetime.now(UTC) - timedelta(days=90)
     names = [f"auto_nightly_{old + timedelta(hours=h):%Y%m%d_%H%M%S}" for h in (0, 1)]
     from catalog.queries import get_backup
-    from usecases.views import write_backup_views
+    from usecases.backup.views import write_backup_views
 
     with App.open(settings_for(tmp_path, supabase_db.cluster), clock=lambda: old) as app:
         database = app.settings.database_dir

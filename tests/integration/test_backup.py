@@ -17,11 +17,11 @@ from catalog.queries import blob_rows, get_backup, list_backups
 from pgtools.binaries import find_program
 from pgtools.errors import PgClientMissing
 from tests.support import app_for, settings_for, store_files, wrapped_pg_dump
-from usecases.backup import BackupRequest, run_backup
-from usecases.config import Settings
+from usecases.backup.run import BackupRequest, run_backup
+from usecases.backup.verify import verify_one
+from usecases.config.settings import Settings
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput
-from usecases.verify import verify_one
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ def test_latest_links_never_point_at_a_missing_dump(app: App) -> None:
     """After a recover from a target that lacked the newest backup's blob, say."""
     from store import Codec
     from tests.support import fabricate_backup
-    from usecases.backup import refresh_latest
+    from usecases.backup.run import refresh_latest
 
     for name, sql in (
         ("auto_nightly_20261124_010000", b"-- old\n"),
@@ -212,7 +212,7 @@ def test_completed_backups_are_read_a_page_at_a_time_in_list_order(app: App) -> 
     from catalog.read import BackupFilter
     from store import Codec
     from tests.support import fabricate_backup
-    from usecases.backup import _completed_newest_first, refresh_latest
+    from usecases.backup.run import _completed_newest_first, refresh_latest
 
     names = ["auto_nightly_20261120_010000"] + [f"m{i}_20261124_0{i}0000" for i in range(5)]
     for name in names:
@@ -233,7 +233,7 @@ def test_a_name_taken_by_another_process_at_the_same_moment(
 ) -> None:
     """A timer and a person start backups in the same second: the name is checked again under
     the catalog's lock; an automatic backup takes the next name, a named one is refused."""
-    import usecases.backup as backup_mod
+    import usecases.backup.run as backup_mod
     from catalog.events import BackupStarted
 
     check = backup_mod._refuse_existing

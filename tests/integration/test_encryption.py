@@ -19,14 +19,14 @@ from store import AgeKeys, DecryptionKeyError
 from store.age import AGE_MAGIC
 from tests.age_keys import age_keys, write_identity
 from tests.support import app_for, settings_for
-from usecases.backup import BackupRequest, run_backup
-from usecases.config import Settings
+from usecases.backup.run import BackupRequest, run_backup
+from usecases.backup.verify import verify_one
+from usecases.config.sections import Encryption
+from usecases.config.settings import Settings
 from usecases.context import App
-from usecases.drill import run_drill
 from usecases.errors import BackupFailedError
-from usecases.restore import RestoreRequest, execute_restore, plan_restore
-from usecases.sections import Encryption
-from usecases.verify import verify_one
+from usecases.restore.drill import run_drill
+from usecases.restore.run import RestoreRequest, execute_restore, plan_restore
 
 
 def encrypted_settings(tmp_path: Path, cluster: Cluster, keys: AgeKeys) -> Settings:

@@ -18,7 +18,7 @@ from catalog.queries import blob_rows, get_backup, list_backups
 from tests.compare import checksums
 from tests.conftest import SupabaseDb
 from tests.support import app_for, cluster_env, run_cli, settings_for
-from usecases.retention import backup_views
+from usecases.retention.cleanup import backup_views
 
 AUTO = "auto_morning_20251115_060000"
 MANUAL = "backup_20251116_101500"

@@ -11,11 +11,11 @@ import pytest
 from catalog.export import ExportBroken
 from store.offsite import EXPORT_KEY, DirectoryTarget, OffsiteError, open_target
 from tests.support import app_for, fabricate_backup
-from usecases.config import Settings
+from usecases.config.sections import OffsiteTarget
+from usecases.config.settings import Settings
 from usecases.errors import BadInput, UseCaseError
-from usecases.offsite import push, resolve_target
-from usecases.recover import recover
-from usecases.sections import OffsiteTarget
+from usecases.offsite.push import push, resolve_target
+from usecases.offsite.recover import recover
 
 ROWS = {"public.t": 1}
 

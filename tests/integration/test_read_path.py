@@ -21,7 +21,7 @@ from catalog.read import BackupFilter, open_sqlite, sqlite_file, sqlite_query
 from tests.catalog_urls import sqlite_url
 from tests.integration.test_catalog import ACTOR, TickingClock, history, started
 from tests.integration.test_catalog_export import pushed
-from usecases.config import Settings
+from usecases.config.settings import Settings
 from usecases.reading import direct_reader, reading
 
 

@@ -16,10 +16,10 @@ from pgtools.cluster import Cluster
 from store import Codec
 from tests.compare import roles, state
 from tests.support import app_for, fabricate_backup, settings_for
-from usecases.backup import BackupRequest, run_backup
-from usecases.config import Settings
+from usecases.backup.run import BackupRequest, run_backup
+from usecases.config.settings import Settings
 from usecases.context import App
-from usecases.restore import (
+from usecases.restore.run import (
     RestoreFailedError,
     RestoreRequest,
     SourceDamaged,

@@ -18,10 +18,10 @@ import pytest
 from catalog.queries import blob_rows, get_backup, list_backups
 from store import Codec
 from tests.support import app_for, cluster_env, fabricate_backup, settings_for
-from usecases.backup import BackupRequest, refresh_views, run_backup
+from usecases.backup.run import BackupRequest, refresh_views, run_backup
 from usecases.context import App
 from usecases.errors import BadInput
-from usecases.retention import cleanup, delete_backup, explain, pin, simulate, unpin
+from usecases.retention.cleanup import cleanup, delete_backup, explain, pin, simulate, unpin
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -147,10 +147,10 @@ RACE_SCRIPT = textwrap.dedent(
     """
     import sys, psycopg
     from pathlib import Path
-    from usecases.config import load_settings
+    from usecases.config.settings import load_settings
     from usecases.context import App
-    from usecases.backup import BackupRequest, run_backup
-    from usecases.retention import cleanup
+    from usecases.backup.run import BackupRequest, run_backup
+    from usecases.retention.cleanup import cleanup
 
     role, rounds, stop_file = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     settings = load_settings()

@@ -11,7 +11,7 @@ from pgtools.cluster import Cluster
 from store import Codec
 from tests.compare import checksums, roles, schema_dump
 from tests.support import app_for, settings_for
-from usecases.backup import BackupRequest, run_backup
+from usecases.backup.run import BackupRequest, run_backup
 
 
 def test_globals_and_full_restore_into_a_fresh_cluster(

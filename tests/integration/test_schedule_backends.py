@@ -18,14 +18,14 @@ from catalog.events import BackupFailed, BackupStarted
 from catalog.queries import list_backups
 from tests.schedule_support import crontab_of, set_crontab, throwaway_crontab_user
 from tests.support import fabricate_backup
-from usecases.config import Settings
+from usecases.config.sections import DEFAULT_SCHEDULE, Slot
+from usecases.config.settings import Settings
 from usecases.context import App
 from usecases.schedule.cron import CronBackend
 from usecases.schedule.jobs import Job, Project, jobs_for
 from usecases.schedule.launchd import LaunchdBackend
 from usecases.schedule.service import status
 from usecases.schedule.systemd import SystemdBackend
-from usecases.sections import DEFAULT_SCHEDULE, Slot
 
 DUMPLEDGER = str(Path(sys.executable).parent / "dumpledger")
 

@@ -15,9 +15,9 @@ from tests.schedule_support import (
     set_crontab,
     throwaway_crontab_user,
 )
+from usecases.config.sections import DEFAULT_SCHEDULE, Slot
 from usecases.schedule.cron import CronBackend
 from usecases.schedule.jobs import Job, Project, jobs_for
-from usecases.sections import DEFAULT_SCHEDULE, Slot
 
 USER_LINES = (
     "# m h  dom mon dow   command -- the user's own, kept byte for byte\n"
@@ -106,9 +106,9 @@ def test_check_looks_in_the_crontab_the_schedule_was_installed_into(
     tmp_path: Path, cron_user: str
 ) -> None:
     """Root installed the lines into another user's crontab: check reads that crontab."""
-    from usecases.config import Settings
+    from usecases.config.settings import Settings
     from usecases.context import App
-    from usecases.healthfacts import _schedule, scheduler_problem
+    from usecases.health.facts import _schedule, scheduler_problem
     from usecases.schedule import service
 
     with App.open(Settings(backup_dir=tmp_path / "backups")) as app:

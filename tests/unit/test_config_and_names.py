@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from usecases.config import load_settings
+from usecases.backup.names import classify, infer_type, make_name, validate_name
+from usecases.config.settings import load_settings
 from usecases.errors import BadInput
-from usecases.names import classify, infer_type, make_name, validate_name
 
 NOW = datetime(2026, 11, 24, 6, 0, 5)
 

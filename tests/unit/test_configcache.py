@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from usecases import config
-from usecases.config import Settings, load_settings
+from usecases.config import settings as config
+from usecases.config.settings import Settings, load_settings
 from usecases.errors import BadInput
 
 PASSWORD = "cache-s3cret-pw"
@@ -159,7 +159,7 @@ def test_without_the_schema_source_there_is_no_cache_but_still_validation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An install that ships no .py files (frozen): the key cannot be made, so no cache."""
-    from usecases import configcache
+    from usecases.config import cache as configcache
 
     backup_dir, cache = tmp_path / "backups", tmp_path / "cache"
     write_config(backup_dir)
@@ -179,7 +179,10 @@ def test_processes_filling_the_cache_at_once_all_run_and_leave_it_whole(tmp_path
     import sys
 
     cache = tmp_path / "cache"
-    probe = "from usecases.config import load_settings\nprint(load_settings().health.rpo_hours)\n"
+    probe = (
+        "from usecases.config.settings import load_settings\n"
+        "print(load_settings().health.rpo_hours)\n"
+    )
     procs = []
     for i in range(8):
         env = {

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from catalog.retention import policy_from_config
-from usecases.config import Settings
-from usecases.health import (
+from usecases.config.sections import Health
+from usecases.config.settings import Settings
+from usecases.health.check import (
     BackupFact,
     CheckResult,
     Facts,
@@ -17,8 +18,7 @@ from usecases.health import (
     overall,
     summary_line,
 )
-from usecases.healthfacts import horizon_bytes
-from usecases.sections import Health
+from usecases.health.facts import horizon_bytes
 
 LIMITS = Health(min_free_bytes=1000)
 

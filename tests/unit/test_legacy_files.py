@@ -9,8 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from usecases.backup.legacy_files import (
+    legacy_type,
+    name_time,
+    parse_time,
+    read_metadata,
+    scan,
+    scrub,
+)
 from usecases.errors import BadInput
-from usecases.legacy_files import legacy_type, name_time, parse_time, read_metadata, scan, scrub
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from usecases.errors import BadInput
-from usecases.metrics import MetricsFacts, render, write_textfile
+from usecases.health.metrics import MetricsFacts, render, write_textfile
 
 SAMPLE = re.compile(
     r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$"

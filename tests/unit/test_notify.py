@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from usecases import notify
-from usecases.config import Settings
+from usecases.config.sections import Notifications
+from usecases.config.settings import Settings
 from usecases.context import App
-from usecases.sections import Notifications
+from usecases.health import notify
 
 
 def test_macos_dialog_on_success_plays_glass_and_shows_name_size_status() -> None:

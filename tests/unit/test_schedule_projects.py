@@ -18,11 +18,11 @@ from tests.schedule_support import (
     write_legacy_plist,
     write_legacy_systemd,
 )
+from usecases.config.sections import DEFAULT_SCHEDULE, Slot
 from usecases.schedule.cron import merged, project_mark, project_marks, render_line
 from usecases.schedule.jobs import Job, Project, jobs_for, project_id
 from usecases.schedule.launchd import LaunchdBackend
 from usecases.schedule.systemd import SystemdBackend, exec_words, render_service
-from usecases.sections import DEFAULT_SCHEDULE, Slot
 
 NIGHTLY = Slot(backup_type="nightly", time="23:59")
 MORNING = Slot(backup_type="morning", time="06:00")
@@ -218,9 +218,9 @@ def test_projects_sharing_one_catalog_see_only_their_own_schedule(tmp_path: Path
     """A catalog shared by two backup directories (as a team's PostgreSQL catalog is): the
     schedule events name their project, and status and check read only their own."""
     from catalog.events import ScheduleInstalled, decode
-    from usecases.config import Settings
+    from usecases.config.settings import Settings
     from usecases.context import App
-    from usecases.healthfacts import _schedule
+    from usecases.health.facts import _schedule
     from usecases.schedule import service
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"

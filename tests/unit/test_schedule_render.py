@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.schedule_support import FakeUserManager
+from usecases.config.sections import DEFAULT_SCHEDULE, Slot
 from usecases.errors import BadInput
 from usecases.schedule.cron import merged, project_marks, render_line, without_project
 from usecases.schedule.jobs import (
@@ -29,7 +30,6 @@ from usecases.schedule.jobs import (
 )
 from usecases.schedule.launchd import Launchctl, LaunchdBackend
 from usecases.schedule.systemd import SystemdBackend, render_service, render_timer
-from usecases.sections import DEFAULT_SCHEDULE, Slot
 
 NIGHTLY = Slot(backup_type="nightly", time="23:59")
 MORNING = Slot(backup_type="morning", time="06:00")

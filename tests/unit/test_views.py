@@ -8,7 +8,7 @@ import pytest
 
 from catalog.retention import FOREVER, ClassPolicy, Policy
 from store.codecs import Codec
-from usecases.views import ARTIFACT_KINDS, artifact_filename, metadata_document, view_owner
+from usecases.backup.views import ARTIFACT_KINDS, artifact_filename, metadata_document, view_owner
 
 
 def backup(name: str) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from usecases.backup.names import SCHEDULED_TYPES
+from usecases.config.sections import Slot
 from usecases.errors import BadInput
 from usecases.files import private_dir
-from usecases.names import SCHEDULED_TYPES
-from usecases.sections import Slot
 
 # The environment a slot runs with: the actor label then says "via scheduler". Nothing secret
 # ever goes here; the password comes from .env in the working directory or the environment.

@@ -21,11 +21,11 @@ from pgtools.binaries import find_program
 from pgtools.errors import PgError
 from pgtools.restore import leftover_scratch_databases
 from pgtools.session import connect
-from usecases.config import Settings
+from usecases.backup.names import classify
+from usecases.config.settings import Settings
 from usecases.context import App
 from usecases.errors import UseCaseError
-from usecases.health import TRAILING, BackupFact, Facts
-from usecases.names import classify
+from usecases.health.check import TRAILING, BackupFact, Facts
 from usecases.schedule.jobs import Project
 
 

@@ -1,6 +1,6 @@
 """Typed sections of the settings that scheduling, health, notifications, offsite copies and
-encryption read. ``usecases.config`` fills them from backup-config.json, .env, the environment
-and flags; nothing here reads a file or the environment.
+encryption read. ``usecases.config.settings`` fills them from backup-config.json, .env, the
+environment and flags; nothing here reads a file or the environment.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from pgtools.target import DbTarget
 from store import DecryptionKeyError
 from usecases.context import App
 from usecases.errors import BadInput
-from usecases.restore import RestoreRequest, bindir_for, load_source, restore_into
+from usecases.restore.run import RestoreRequest, bindir_for, load_source, restore_into
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

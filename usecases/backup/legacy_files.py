@@ -11,8 +11,8 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from usecases.backup.names import BACKUP_TYPES, SCHEDULED_TYPES, classify
 from usecases.errors import BadInput
-from usecases.names import BACKUP_TYPES, SCHEDULED_TYPES, classify
 
 # (suffix, artifact kind, format); the longest suffix that matches wins.
 SUFFIXES: tuple[tuple[str, str, str], ...] = (

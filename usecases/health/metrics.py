@@ -16,10 +16,10 @@ from typing import Any
 from catalog.canonical import parse_utc
 from catalog.queries import blob_rows, list_backups
 from catalog.read import BackupFilter
+from usecases.backup.names import classify
 from usecases.context import App
 from usecases.errors import BadInput
 from usecases.files import atomic_write
-from usecases.names import classify
 
 TEXTFILE_MODE = 0o644  # node_exporter runs as another user; metrics hold no secret
 

@@ -14,9 +14,9 @@ from pgtools.binaries import find_program
 from pgtools.dump import check_custom_dump
 from pgtools.errors import PgError
 from store import Codec, DecryptionKeyError
+from usecases.backup.views import artifact_filename
 from usecases.context import App
 from usecases.errors import BadInput
-from usecases.views import artifact_filename
 
 ProgressFn = Callable[[str, int], None]
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from usecases.sections import SLOT_TYPES
+from usecases.config.sections import SLOT_TYPES
 
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 

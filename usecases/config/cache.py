@@ -2,8 +2,9 @@
 since the last run starts without importing pydantic (about 0.2 s of every command's start-up on
 a small machine; `list` must answer in under 0.3 s).
 
-The key is the SHA-256 of the schema (the source of ``usecases/configfile.py`` and
-``usecases/sections.py``, and the installed pydantic's version file) and of the merged layers.
+The key is the SHA-256 of the schema (the source of ``usecases/config/file.py`` and
+``usecases/config/sections.py``, and the installed pydantic's version file) and of the merged
+layers.
 Values that may hold a secret (the database password, the catalog URL, Apprise URLs) enter the
 key only as their shape (``"str"``, ``None``, a list of shapes): whether they are valid depends
 on nothing else, and the file must not become an oracle for guessing a password. The value is
@@ -30,7 +31,7 @@ from typing import Any
 FORMAT = 1
 KEEP = 8  # entries: a few backup directories or environments per user
 CACHE_FILE = "settings.json"
-SCHEMA_SOURCES = ("configfile.py", "sections.py")
+SCHEMA_SOURCES = ("file.py", "sections.py")
 # Paths whose value may be a secret: kept out of the file, even hashed.
 NOT_CACHED: tuple[tuple[str, ...], ...] = (
     ("database", "password"),

@@ -25,10 +25,7 @@ from pgtools.errors import PgDumpFailed, PgError
 from store import Codec
 from store.codecs import decompress
 from store.local import read_chunks
-from usecases.backup import refresh_latest
-from usecases.context import App
-from usecases.errors import BadInput
-from usecases.legacy_files import (
+from usecases.backup.legacy_files import (
     Ignored,
     LegacyFile,
     LegacyGroup,
@@ -38,8 +35,11 @@ from usecases.legacy_files import (
     read_metadata,
     scan,
 )
-from usecases.names import validate_name
-from usecases.views import write_backup_views
+from usecases.backup.names import validate_name
+from usecases.backup.run import refresh_latest
+from usecases.backup.views import write_backup_views
+from usecases.context import App
+from usecases.errors import BadInput
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

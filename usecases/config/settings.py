@@ -1,7 +1,7 @@
 """Settings: defaults < backups/backup-config.json < .env < environment < flags.
 
 Each layer is read into a nested dict shaped like backup-config.json, the layers are merged, and
-the result is validated once by the pydantic schema in ``usecases.configfile``, so a wrong value
+the result is validated once by the pydantic schema in ``usecases.config.file``, so a wrong value
 is named with its field, its value and the layer it came from. ``explain`` tells where each
 effective value came from (``dumpledger config show``).
 
@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from catalog.retention import Policy, policy_from_config
 from pgtools.target import DbTarget
-from usecases import configcache
-from usecases.errors import BadInput
-from usecases.sections import (
+from usecases.config import cache as configcache
+from usecases.config.sections import (
     DEFAULT_SCHEDULE,
     Encryption,
     Health,
@@ -29,11 +28,12 @@ from usecases.sections import (
     OffsiteTarget,
     Slot,
 )
+from usecases.errors import BadInput
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from usecases.configfile import ConfigFile
+    from usecases.config.file import ConfigFile
 
 CODECS = ("gzip", "zstd")
 FLAG_CHOICES: dict[str, tuple[str, ...]] = {"codec": CODECS}  # flags that override a setting
@@ -198,7 +198,7 @@ def checked_document(sources: Sources, cache: Path | None) -> dict[str, Any]:
     """The merged layers as pydantic validated them (JSON types, defaults filled in).
 
     A document pydantic accepted before, with the same schema, comes from the cache in
-    ``cache`` (see usecases.configcache) without importing pydantic; None: always validate."""
+    ``cache`` (see usecases.config.cache) without importing pydantic; None: always validate."""
     merged = sources.merged()
     try:
         key = configcache.key_of(merged)
@@ -219,7 +219,7 @@ def validate(sources: Sources) -> ConfigFile:
     """The merged layers, checked; BadInput with one clause per wrong field (and its layer)."""
     from pydantic import ValidationError  # here: a cached document needs no pydantic
 
-    from usecases.configfile import ConfigFile
+    from usecases.config.file import ConfigFile
 
     try:
         return ConfigFile.model_validate(sources.merged())
@@ -229,7 +229,7 @@ def validate(sources: Sources) -> ConfigFile:
 
 
 def validation_errors(sources: Sources, exc: ValidationError) -> list[str]:
-    from usecases.configfile import errors_of
+    from usecases.config.file import errors_of
 
     lines = []
     for line, err in zip(errors_of(exc, ""), exc.errors(), strict=True):

@@ -1,6 +1,6 @@
 """`dumpledger check`: what is healthy, as Nagios sees it (OK 0, WARNING 1, CRITICAL 2).
 
-``evaluate`` is pure: facts + limits + now -> one result per check. ``usecases.healthfacts``
+``evaluate`` is pure: facts + limits + now -> one result per check. ``usecases.health.facts``
 gathers the facts (connects to the database, reads the catalog, probes the store).
 """
 
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
-from usecases.sections import Health
+from usecases.config.sections import Health
 
 TRAILING = 10  # backups of the same type the last one is compared with
 MIN_TRAILING = 3  # fewer than this: no anomaly verdict

@@ -24,10 +24,10 @@ from catalog.read import BackupFilter
 from catalog.schema import artifacts, events, offsite_copies
 from store import Codec
 from store.offsite import EXPORT_KEY, STORE_PREFIX, OffsiteTarget, open_target
-from usecases.config import Settings
+from usecases.config.sections import OffsiteTarget as TargetConfig
+from usecases.config.settings import Settings
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
-from usecases.sections import OffsiteTarget as TargetConfig
 
 ProgressFn = Callable[[str, int], None]
 

@@ -23,11 +23,11 @@ from catalog.queries import (
 )
 from catalog.retention import BackupView, Decision, Policy, evaluate
 from store.codecs import Codec
-from usecases.backup import refresh_latest
+from usecases.backup.names import classify
+from usecases.backup.run import refresh_latest
+from usecases.backup.views import METADATA_SUFFIX, artifact_filename, view_owner
 from usecases.context import App
 from usecases.errors import BadInput
-from usecases.names import classify
-from usecases.views import METADATA_SUFFIX, artifact_filename, view_owner
 
 CATALOG_ID_FILE = ".catalog-id"
 

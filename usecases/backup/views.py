@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from catalog.retention import Policy
 from store import Codec
 from store.codecs import SUFFIXES
+from usecases.backup.names import classify
 from usecases.files import atomic_symlink, atomic_write, private_dir
-from usecases.names import classify
 
 
 class BlobPaths(Protocol):

@@ -52,12 +52,12 @@ from store import Codec
 from store.age import AGE_MAGIC
 from store.codecs import decompress
 from store.local import read_chunks
-from usecases.backup import BackupRequest, run_backup, unused_name
+from usecases.backup.run import BackupRequest, run_backup, unused_name
+from usecases.backup.verify import naming_recipients
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.files import private_dir
-from usecases.health import leftovers_note
-from usecases.verify import naming_recipients
+from usecases.health.check import leftovers_note
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -207,7 +207,7 @@ def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
         event_trigger_owners=set((props or {}).get("event_trigger_owners") or []),
     )
     if verify:
-        from usecases.verify import verify_kinds  # the same check `dumpledger verify` runs
+        from usecases.backup.verify import verify_kinds  # the same check `dumpledger verify` runs
 
         outcome = verify_kinds(app, req.backup, [a["kind"] for a in needed], decode_custom=False)
         if not outcome.ok:

@@ -29,13 +29,13 @@ from pgtools.dump import (
 )
 from pgtools.session import SnapshotSession
 from store import Codec, DecryptionKeyError
+from usecases.backup.gitinfo import git_metadata
+from usecases.backup.names import SCHEDULED_TYPES, classify, infer_type, make_name
+from usecases.backup.runlog import close_run_log, open_run_log
+from usecases.backup.views import update_latest_links, write_backup_views
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput
 from usecases.files import atomic_write
-from usecases.gitinfo import git_metadata
-from usecases.names import SCHEDULED_TYPES, classify, infer_type, make_name
-from usecases.runlog import close_run_log, open_run_log
-from usecases.views import update_latest_links, write_backup_views
 
 BASE_KINDS = ("full", "globals")
 EXTRA_KINDS = ("schema", "data", "custom")

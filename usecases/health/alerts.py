@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 from catalog.canonical import parse_utc
 from catalog.queries import list_backups
 from catalog.read import BackupFilter
-from usecases import notify
+from usecases.backup.names import SCHEDULED_TYPES
+from usecases.config.sections import Notifications
 from usecases.context import App
 from usecases.errors import BadInput
-from usecases.health import CheckResult, Status, overall, summary_line
-from usecases.names import SCHEDULED_TYPES
-from usecases.sections import Notifications
+from usecases.health import notify
+from usecases.health.check import CheckResult, Status, overall, summary_line
 
 if TYPE_CHECKING:
-    from usecases.backup import BackupResult
-    from usecases.drill import DrillOutcome
-    from usecases.verify import VerifyOutcome
+    from usecases.backup.run import BackupResult
+    from usecases.backup.verify import VerifyOutcome
+    from usecases.restore.drill import DrillOutcome
 
 
 def is_automatic(backup_type: str | None) -> bool:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Protocol
 
 from catalog.events import NotificationSent
+from usecases.config.sections import Notifications
 from usecases.context import App
-from usecases.health import size_text
-from usecases.sections import Notifications
+from usecases.health.check import size_text
 
 KINDS = (
     "backup_completed",

@@ -23,14 +23,14 @@ from catalog.queries import blob_rows, get_backup, list_backups
 from catalog.read import BackupFilter
 from store import Codec
 from store.offsite import EXPORT_KEY
-from usecases.backup import refresh_latest
-from usecases.config import Settings
+from usecases.backup.run import refresh_latest
+from usecases.backup.views import write_backup_views
+from usecases.config.settings import Settings
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.files import atomic_write
-from usecases.offsite import ProgressFn, blob_key, resolve_target
-from usecases.retention import CATALOG_ID_FILE
-from usecases.views import write_backup_views
+from usecases.offsite.push import ProgressFn, blob_key, resolve_target
+from usecases.retention.cleanup import CATALOG_ID_FILE
 
 # What a new machine may already hold in backups/ before recovering.
 ALLOWED_BEFORE = {"backup-config.json"}

@@ -1,0 +1,4 @@
+"""Taking backups: the run, names, files under backups/database/, verify, import-legacy.
+
+Empty on purpose: importing one module of the package must not import the others
+(`list` and `--help` start without SQLAlchemy, psycopg or the store)."""

@@ -1,0 +1,4 @@
+"""Settings: layers, the config file schema, the validated-settings cache.
+
+Empty on purpose: importing one module of the package must not import the others
+(`list` and `--help` start without SQLAlchemy, psycopg or the store)."""

@@ -1,0 +1,4 @@
+"""Offsite copies: push, verify on a target, recover.
+
+Empty on purpose: importing one module of the package must not import the others
+(`list` and `--help` start without SQLAlchemy, psycopg or the store)."""
