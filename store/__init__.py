@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from store.memory import MemoryStore
     from store.ports import BlobStore
     from store.results import BlobInfo, VerifyResult
+    from store.roots import CollectionPlan, OwnerInfo, Ref
 
 _WHERE = {
     "AgeKeys": "store.age",
@@ -33,6 +34,9 @@ _WHERE = {
     "BlobStore": "store.ports",
     "BlobInfo": "store.results",
     "VerifyResult": "store.results",
+    "CollectionPlan": "store.roots",
+    "OwnerInfo": "store.roots",
+    "Ref": "store.roots",
 }
 
 __all__ = [
@@ -43,9 +47,12 @@ __all__ = [
     "BlobMissing",
     "BlobStore",
     "Codec",
+    "CollectionPlan",
     "DecryptionKeyError",
     "LocalStore",
     "MemoryStore",
+    "OwnerInfo",
+    "Ref",
     "StoreError",
     "StoreFull",
     "VerifyResult",

@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -25,6 +25,16 @@ from store.codecs import READ_CHUNK, SUFFIXES, Codec, compress, decompress
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
 from store.pipeline import prefetch
 from store.results import BlobInfo, VerifyResult
+from store.rootdir import RootDir
+from store.roots import (
+    AdoptResult,
+    CollectionPlan,
+    OwnerInfo,
+    Ref,
+    adoptable,
+    check_owner,
+)
+from store.roots import plan as plan_for
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 TMP_PREFIX = ".tmp-"
@@ -101,6 +111,8 @@ class LocalStore:
         self.root = Path(root)
         self.blobs_dir = self.root / "sha256"
         self.keys = keys or AgeKeys()
+        self.roots = RootDir(self.root)
+        self.writer: str | None = None  # whose journal records this object's writes
 
     def path_for(self, digest: str, codec: Codec) -> Path:
         digest = check_digest(digest)
@@ -133,9 +145,16 @@ class LocalStore:
             )
             digest = raw.sha.hexdigest()
             final = self.path_for(digest, codec)
-            created = self._publish(tmp, final)
-            if not created:  # describe the bytes that are really there
-                stored_sha, stored_size = _hash_file(final)
+            self._claim(digest, codec)
+            created = self._link(tmp, final)
+            repair: tuple[str, str] | None = None
+            if not created:  # describe the bytes that are really there, unless damaged
+                there = _hash_file(final)
+                if there[0] != stored_sha:  # not the same bytes: are they a valid copy?
+                    repair = self._replace_if_damaged(tmp, final, digest, codec, there[0])
+                if repair is None:
+                    stored_sha, stored_size = there
+            tmp.unlink(missing_ok=True)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             if exc.errno == errno.ENOSPC:
@@ -152,7 +171,27 @@ class LocalStore:
             stored_sha256=stored_sha,
             path=final,
             created=created,
+            repaired_from=repair[0] if repair else None,
+            repair_reason=repair[1] if repair else None,
         )
+
+    def _replace_if_damaged(
+        self, tmp: Path, final: Path, digest: str, codec: Codec, there: str
+    ) -> tuple[str, str] | None:
+        """A dedup hit whose stored copy differs from the fresh one (another level, another
+        encryption, or damage): keep it if it verifies, else the fresh bytes replace it in
+        one rename. Returns (the damaged copy's SHA-256, what was wrong) when replaced."""
+        check = self.verify(digest, codec)
+        if check.ok:
+            return None
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        return there, check.error or "failed verification"
+
+    def _claim(self, digest: str, codec: Codec) -> None:
+        """Journal the write as the writer's before the blob is published (see store.roots)."""
+        if self.writer is not None:
+            self.roots.journal(self.writer, Ref(digest, Codec(codec)))
 
     def put_stored(
         self, chunks: Iterable[bytes], digest: str, codec: Codec, *, stored_sha256: str
@@ -171,20 +210,19 @@ class LocalStore:
                     f"blob {digest}: the copy hashes to {actual}, not {stored_sha256}; "
                     "verify the copy it came from (dumpledger verify --target)"
                 )
-            return self._publish(tmp, final)
-        except BaseException:
+            self._claim(digest, codec)
+            return self._link(tmp, final)
+        finally:
             tmp.unlink(missing_ok=True)
-            raise
 
-    def _publish(self, tmp: Path, final: Path) -> bool:
-        """Move tmp to final unless final exists; exclusive even against a concurrent writer."""
+    def _link(self, tmp: Path, final: Path) -> bool:
+        """Link tmp as final unless final exists (exclusive even against a concurrent writer);
+        the caller removes tmp."""
         self._mkdir(final.parent)
         try:
             os.link(tmp, final)
         except FileExistsError:
-            tmp.unlink()
             return False
-        tmp.unlink()
         _fsync_dir(final.parent)
         return True
 
@@ -345,3 +383,60 @@ class LocalStore:
                 tmp.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    # -- roots: which owners (catalogs) reference what, who wrote what (store.roots) -------
+
+    def registered(self, owner: str) -> bool:
+        return self.roots.registered(owner)
+
+    def register(
+        self,
+        owner: str,
+        *,
+        label: Mapping[str, str],
+        known: Container[Ref],
+        referenced: Iterable[Ref],
+    ) -> None:
+        self._mkdir(self.root)
+        self.roots.register(
+            owner, label=label, known=known, referenced=referenced, present=self._present
+        )
+
+    def write_as(self, owner: str) -> None:
+        self.writer = check_owner(owner)
+
+    def add_roots(self, owner: str, refs: Iterable[Ref]) -> None:
+        self.roots.add(owner, refs)
+
+    def set_roots(self, owner: str, refs: Iterable[Ref]) -> None:
+        self.roots.replace(owner, refs, lambda r: self.exists(r.digest, r.codec))
+
+    def owners(self) -> list[OwnerInfo]:
+        return self.roots.owners()
+
+    def roots_of(self, owner: str) -> set[Ref]:
+        return self.roots.roots_of(owner)
+
+    def plan_collection(
+        self, owner: str | None, *, known: Container[Ref], releasing: Collection[Ref]
+    ) -> CollectionPlan:
+        state = self.roots.state(self._present())
+        return plan_for(state, owner, known=known, releasing=releasing)
+
+    def forget(self, owner: str) -> None:
+        self.roots.forget(owner)
+
+    def adopt(self, owner: str) -> AdoptResult:
+        state = self.roots.state(self._present())
+        result = adoptable(state)
+        self.roots.adopt(owner, [s.ref for s in result.adopted])
+        return result
+
+    def _present(self) -> dict[Ref, int]:
+        out = {}
+        for digest, codec, path in self.iter_blobs():
+            try:
+                out[Ref(digest, codec)] = path.stat().st_size
+            except FileNotFoundError:
+                continue
+        return out

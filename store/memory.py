@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -13,6 +14,17 @@ from store.codecs import SUFFIXES, Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError
 from store.local import check_digest, opened_stream, read_chunks, sealed_stream
 from store.results import BlobInfo, VerifyResult
+from store.roots import (
+    AdoptResult,
+    CollectionPlan,
+    OwnerInfo,
+    Ref,
+    State,
+    adoptable,
+    check_owner,
+    legacy_at_registration,
+)
+from store.roots import plan as plan_for
 
 
 class MemoryStore:
@@ -20,6 +32,13 @@ class MemoryStore:
         self.keys = keys or AgeKeys()
         self.blobs: dict[tuple[str, Codec], bytes] = {}
         self.holders = 0
+        self.writer: str | None = None
+        self.labels: dict[str, dict[str, str]] = {}  # registered owners
+        self.updated: dict[str, float] = {}
+        self.root_sets: dict[str, set[Ref]] = {}
+        self.journals: dict[str, set[Ref]] = {}
+        self.legacy: set[Ref] = set()
+        self.initialised = False
 
     def path_for(self, digest: str, codec: Codec) -> Path:
         return Path("/memory") / f"{check_digest(digest)}{SUFFIXES[Codec(codec)]}"
@@ -54,7 +73,14 @@ class MemoryStore:
         data = b"".join(sealed_stream(counted(), codec, self.keys, level, threads))
         key = (raw_sha.hexdigest(), codec)
         created = key not in self.blobs
-        if created:
+        repaired_from = reason = None
+        if not created and self.blobs[key] != data:
+            check = self.verify(*key)
+            if not check.ok:  # a damaged copy: the fresh bytes replace it
+                repaired_from = hashlib.sha256(self.blobs[key]).hexdigest()
+                reason = check.error or "failed verification"
+        if created or repaired_from:
+            self._claim(*key)
             self.blobs[key] = data
         stored = self.blobs[key]
         return BlobInfo(
@@ -65,7 +91,14 @@ class MemoryStore:
             stored_sha256=hashlib.sha256(stored).hexdigest(),
             path=self.path_for(key[0], codec),
             created=created,
+            repaired_from=repaired_from,
+            repair_reason=reason,
         )
+
+    def _claim(self, digest: str, codec: Codec) -> None:
+        if self.writer is not None:
+            self.journals.setdefault(self.writer, set()).add(Ref(digest, Codec(codec)))
+            self.updated[self.writer] = time.time()
 
     def put_stored(
         self, chunks: Iterable[bytes], digest: str, codec: Codec, *, stored_sha256: str
@@ -76,7 +109,9 @@ class MemoryStore:
             raise BlobCorrupted(f"blob {digest}: the copy hashes to {actual}, not {stored_sha256}")
         key = (check_digest(digest), Codec(codec))
         created = key not in self.blobs
-        self.blobs.setdefault(key, data)
+        if created:
+            self._claim(*key)
+            self.blobs[key] = data
         return created
 
     @contextmanager
@@ -144,3 +179,81 @@ class MemoryStore:
     @contextmanager
     def collecting(self, wait: float = 0.0) -> Iterator[bool]:
         yield self.holders == 0
+
+    # -- roots (store.roots) ---------------------------------------------------------------
+
+    def registered(self, owner: str) -> bool:
+        return check_owner(owner) in self.labels
+
+    def register(
+        self,
+        owner: str,
+        *,
+        label: Mapping[str, str],
+        known: Container[Ref],
+        referenced: Iterable[Ref],
+    ) -> None:
+        if not self.initialised:
+            self.legacy = legacy_at_registration(self._present(), known)
+            self.initialised = True
+        self.labels[check_owner(owner)] = dict(label)
+        self.root_sets[owner] = set(referenced)
+        self.updated[owner] = time.time()
+
+    def write_as(self, owner: str) -> None:
+        self.writer = check_owner(owner)
+
+    def add_roots(self, owner: str, refs: Iterable[Ref]) -> None:
+        self.root_sets.setdefault(check_owner(owner), set()).update(refs)
+        self.updated[owner] = time.time()
+
+    def set_roots(self, owner: str, refs: Iterable[Ref]) -> None:
+        self.root_sets[check_owner(owner)] = set(refs)
+        mine = self.journals.get(owner, set())
+        self.journals[owner] = {r for r in mine if r in self.blobs}
+        self.updated[owner] = time.time()
+
+    def owners(self) -> list[OwnerInfo]:
+        return [
+            OwnerInfo(
+                id=owner,
+                label=label,
+                registered_at=None,
+                updated_at=self.updated.get(owner, 0.0),
+                refs=len(self.root_sets.get(owner, ())),
+            )
+            for owner, label in sorted(self.labels.items())
+        ]
+
+    def roots_of(self, owner: str) -> set[Ref]:
+        return set(self.root_sets.get(check_owner(owner), ()))
+
+    def plan_collection(
+        self, owner: str | None, *, known: Container[Ref], releasing: Collection[Ref]
+    ) -> CollectionPlan:
+        return plan_for(self._state(), owner, known=known, releasing=releasing)
+
+    def forget(self, owner: str) -> None:
+        check_owner(owner)
+        self.labels.pop(owner, None)
+        self.root_sets.pop(owner, None)
+        self.journals.pop(owner, None)
+        self.updated.pop(owner, None)
+
+    def adopt(self, owner: str) -> AdoptResult:
+        result = adoptable(self._state())
+        self.journals.setdefault(check_owner(owner), set()).update(s.ref for s in result.adopted)
+        self.legacy = set()
+        return result
+
+    def _state(self) -> State:
+        return State(
+            present=self._present(),
+            roots={o: set(r) for o, r in self.root_sets.items() if o in self.labels},
+            journals={o: set(j) for o, j in self.journals.items()},
+            legacy=set(self.legacy),
+            initialised=self.initialised,
+        )
+
+    def _present(self) -> dict[Ref, int]:
+        return {Ref(d, c): len(data) for (d, c), data in self.blobs.items()}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
 from store.codecs import Codec
 from store.results import BlobInfo, VerifyResult
+from store.roots import AdoptResult, CollectionPlan, OwnerInfo, Ref
 
 
 class BlobStore(Protocol):
@@ -24,7 +25,11 @@ class BlobStore(Protocol):
         level: int | None = None,
         threads: int = 2,
         progress: Callable[[int], None] | None = None,
-    ) -> BlobInfo: ...
+    ) -> BlobInfo:
+        """Store the stream under the SHA-256 of its bytes. A digest already present is not
+        written again, unless its stored copy fails its check: then the fresh bytes replace
+        it in one step (BlobInfo.repaired_from says so)."""
+        ...
 
     def put_stored(
         self, chunks: Iterable[bytes], digest: str, codec: Codec, *, stored_sha256: str
@@ -55,4 +60,50 @@ class BlobStore(Protocol):
 
     def collecting(self, wait: float = 0.0) -> AbstractContextManager[bool]:
         """Exclusive hold for collection; False when holders stayed longer than `wait`."""
+        ...
+
+    # -- roots: the store shared by several owners (catalogs); see store.roots -------------
+
+    def registered(self, owner: str) -> bool: ...
+
+    def register(
+        self,
+        owner: str,
+        *,
+        label: Mapping[str, str],
+        known: Container[Ref],
+        referenced: Iterable[Ref],
+    ) -> None:
+        """Register `owner` with `referenced` as its roots; the first registration in a store
+        without roots keeps the blobs present as legacy unless `known` has every one."""
+        ...
+
+    def write_as(self, owner: str) -> None:
+        """Journal every later write of this object as `owner`'s (before it is published)."""
+        ...
+
+    def add_roots(self, owner: str, refs: Iterable[Ref]) -> None:
+        """Add to `owner`'s roots: before the catalog event that references them."""
+        ...
+
+    def set_roots(self, owner: str, refs: Iterable[Ref]) -> None:
+        """Replace `owner`'s roots and compact its journal; the caller holds collecting()."""
+        ...
+
+    def owners(self) -> list[OwnerInfo]: ...
+
+    def roots_of(self, owner: str) -> set[Ref]: ...
+
+    def plan_collection(
+        self, owner: str | None, *, known: Container[Ref], releasing: Collection[Ref]
+    ) -> CollectionPlan:
+        """What `owner` may collect: read-only, the same answer a dry run and a real run get."""
+        ...
+
+    def forget(self, owner: str) -> None:
+        """`owner`'s roots and journal go: what they held is kept until someone claims it."""
+        ...
+
+    def adopt(self, owner: str) -> AdoptResult:
+        """Blobs in no roots and no journal become `owner`'s to collect; legacy roots go."""
         ...

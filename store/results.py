@@ -17,6 +17,10 @@ class BlobInfo:
     stored_sha256: str  # SHA-256 of the bytes on disk
     path: Path | None
     created: bool  # False when the digest was already stored
+    # When the stored copy of this digest failed its check and these bytes replaced it: the
+    # SHA-256 of the damaged copy, and what was wrong with it.
+    repaired_from: str | None = None
+    repair_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +32,9 @@ class VerifyResult:
     stored_sha256: str = ""
     error: str | None = None
     note: str | None = None  # what was not checked, e.g. content under encryption without a key
+    # The content decompressed and hashed to the digest: the stored bytes are a valid copy
+    # even when they are not the bytes expected (another compression level, a repair).
+    content_ok: bool = False
 
     @classmethod
     def failed(cls, digest: str, error: str) -> VerifyResult:
@@ -51,7 +58,14 @@ class VerifyResult:
                 f"{actual}; run `dumpledger verify --all`"
             )
         return cls._stored(
-            digest, stored_sha, stored_size, expected_stored, where, error, raw_size=raw_size
+            digest,
+            stored_sha,
+            stored_size,
+            expected_stored,
+            where,
+            error,
+            raw_size=raw_size,
+            content_ok=error is None,
         )
 
     @classmethod
@@ -79,6 +93,7 @@ class VerifyResult:
         *,
         raw_size: int = 0,
         note: str | None = None,
+        content_ok: bool = False,
     ) -> VerifyResult:
         """The result, once the stored bytes' digest is checked too (after any content error)."""
         if error is None and expected_stored and stored_sha != expected_stored:
@@ -94,4 +109,5 @@ class VerifyResult:
             stored_sha256=stored_sha,
             error=error,
             note=note,
+            content_ok=content_ok,
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from store import AgeKeys, BlobCorrupted, BlobStore, Codec, LocalStore, MemoryStore
+from store import AgeKeys, BlobCorrupted, BlobInfo, BlobStore, Codec, LocalStore, MemoryStore, Ref
 from tests.age_keys import age_keys
 
 RAW = [b"-- dump\n", os.urandom(300_000), b"x" * 5_000_000, "ünïcødé 🚀\n".encode()]
@@ -100,3 +100,133 @@ def test_stored_bytes_are_taken_verbatim_only_when_they_hash_right(
     assert store.put_stored([stored], info.digest, codec, stored_sha256=info.stored_sha256)
     assert not store.put_stored([stored], info.digest, codec, stored_sha256=info.stored_sha256)
     assert store.verify(info.digest, codec, expected_stored_sha256=info.stored_sha256).ok
+
+
+# -- roots: a store several owners (catalogs) share ----------------------------------------
+
+LABEL = {"backup_dir": "/srv/a/backups"}
+
+
+def _ref(info: BlobInfo) -> Ref:
+    return Ref(info.digest, info.codec)
+
+
+def _garbage(store: BlobStore, owner: str, known: set[Ref], releasing: set[Ref]) -> set[Ref]:
+    return {s.ref for s in store.plan_collection(owner, known=known, releasing=releasing).garbage}
+
+
+def test_an_owner_collects_what_it_wrote_or_released_and_nothing_another_holds(
+    store: BlobStore,
+) -> None:
+    store.register("cat-a", label=LABEL, known=set(), referenced=[])
+    store.register("cat-b", label={"backup_dir": "/srv/b"}, known=set(), referenced=[])
+    store.write_as("cat-a")
+    x = _ref(store.put([b"written by a"], Codec.GZIP))
+    store.write_as("cat-b")
+    y = _ref(store.put([b"written by b"], Codec.GZIP))
+    plan = store.plan_collection("cat-a", known=set(), releasing=set())
+    assert {s.ref for s in plan.garbage} == {x}  # a's orphan
+    assert {s.ref for s in plan.others_orphans} == {y}  # b's: never on a's word
+    assert plan.garbage_bytes == sum(s.size for s in plan.garbage) > 0
+    store.add_roots("cat-b", [x])  # b's backup deduplicated onto x
+    assert _garbage(store, "cat-a", set(), set()) == set()
+    assert _garbage(store, "cat-a", {x}, {x}) == set()  # a released it; b holds it
+    store.set_roots("cat-b", [])  # b deleted that backup
+    assert _garbage(store, "cat-a", {x}, {x}) == {x}
+    assert [o.id for o in store.owners()] == ["cat-a", "cat-b"]
+    assert store.registered("cat-b") and not store.registered("cat-c")
+
+
+def test_blobs_nobody_wrote_wait_for_a_person_to_adopt_them(store: BlobStore) -> None:
+    store.register("cat-a", label=LABEL, known=set(), referenced=[])
+    z = _ref(store.put([b"written before roots, or by an old version"], Codec.GZIP))
+    plan = store.plan_collection("cat-a", known=set(), releasing=set())
+    assert plan.garbage == [] and {s.ref for s in plan.unowned} == {z}
+    adopted = store.adopt("cat-a")
+    assert [s.ref for s in adopted.adopted] == [z]
+    assert _garbage(store, "cat-a", set(), set()) == {z}
+
+
+def test_the_first_registration_in_a_store_without_roots_keeps_what_was_there(
+    store: BlobStore,
+) -> None:
+    mine = _ref(store.put([b"this catalog's old backup"], Codec.GZIP))
+    other = _ref(store.put([b"another catalog's, unregistered"], Codec.GZIP))
+    # Before anyone registers, the plan already answers as the registration will (dry runs).
+    assert _garbage(store, "cat-a", {mine}, {mine}) == set()
+    store.register("cat-a", label=LABEL, known={mine}, referenced=[])
+    plan = store.plan_collection("cat-a", known={mine}, releasing={mine})
+    assert plan.garbage == []
+    assert {s.ref for s in plan.kept_for_others} == {mine}
+    assert {s.ref for s in plan.legacy_kept} == {other}
+    adopted = store.adopt("cat-a")
+    assert adopted.legacy_released == 2 and [s.ref for s in adopted.adopted] == sorted(
+        [mine, other]
+    )
+    assert _garbage(store, "cat-a", {mine}, {mine}) == {mine, other}
+
+
+def test_a_store_that_only_its_registering_catalog_wrote_keeps_no_legacy(
+    store: BlobStore,
+) -> None:
+    mine = _ref(store.put([b"this catalog's old backup"], Codec.GZIP))
+    assert _garbage(store, "cat-a", {mine}, {mine}) == {mine}
+    store.register("cat-a", label=LABEL, known={mine}, referenced=[])
+    assert _garbage(store, "cat-a", {mine}, {mine}) == {mine}
+
+
+def test_a_forgotten_owner_holds_nothing_and_what_it_wrote_waits_for_adoption(
+    store: BlobStore,
+) -> None:
+    store.register("cat-a", label=LABEL, known=set(), referenced=[])
+    store.register("cat-gone", label={"backup_dir": "/lost"}, known=set(), referenced=[])
+    store.write_as("cat-gone")
+    held = _ref(store.put([b"the lost catalog's backup"], Codec.GZIP))
+    orphan = _ref(store.put([b"the lost catalog's failed backup"], Codec.GZIP))
+    store.add_roots("cat-gone", [held])
+    assert _garbage(store, "cat-a", {held}, {held}) == set()
+    store.forget("cat-gone")
+    assert [o.id for o in store.owners()] == ["cat-a"]
+    plan = store.plan_collection("cat-a", known={held}, releasing={held})
+    assert {s.ref for s in plan.garbage} == {held}
+    assert {s.ref for s in plan.unowned} == {orphan}
+
+
+def _damage(store: BlobStore, info: BlobInfo, how: str) -> None:
+    if isinstance(store, LocalStore):
+        path = store.path_for(info.digest, info.codec)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2] if how == "truncate" else _flip(data))
+    else:
+        assert isinstance(store, MemoryStore)
+        key = (info.digest, info.codec)
+        data = store.blobs[key]
+        store.blobs[key] = data[: len(data) // 2] if how == "truncate" else _flip(data)
+
+
+def _flip(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+@pytest.mark.parametrize("codec", [Codec.GZIP, Codec.ZSTD, Codec.GZIP_AGE])
+def test_a_damaged_copy_is_replaced_by_the_next_identical_put(
+    store: BlobStore, codec: Codec, how: str
+) -> None:
+    first = store.put(iter(RAW), codec)
+    _damage(store, first, how)
+    assert not store.verify(first.digest, codec).ok
+    again = store.put(iter(RAW), codec)
+    assert again.created is False and again.repaired_from is not None
+    assert again.repair_reason and again.repaired_from != again.stored_sha256
+    assert store.verify(first.digest, codec, expected_stored_sha256=again.stored_sha256).ok
+    if not codec.sealed:  # same bytes as first written: the old records match again
+        assert again.stored_sha256 == first.stored_sha256
+
+
+def test_a_valid_copy_written_another_way_is_kept(store: BlobStore) -> None:
+    first = store.put(iter(RAW), Codec.GZIP, level=1)
+    again = store.put(iter(RAW), Codec.GZIP, level=9)
+    assert again.repaired_from is None
+    assert again.stored_sha256 == first.stored_sha256  # the bytes that are there
