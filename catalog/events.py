@@ -103,6 +103,37 @@ class BlobCollected(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StoreCatalogForgotten(Event):
+    """A person removed another catalog's roots from the store (that catalog is gone): what
+    they held is collected by the catalogs that know it, or kept until adopted."""
+
+    catalog: str  # the forgotten catalog's id
+    store: str
+    label: JSON = field(default_factory=dict)
+    refs: int = 0
+
+    @property
+    def subject(self) -> str:
+        return "store"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreBlobsAdopted(Event):
+    """A person let this catalog collect the blobs of the store that no registered catalog
+    wrote or references (from before roots, or a forgotten catalog's), and released the
+    legacy roots."""
+
+    store: str
+    digests: list[str]
+    bytes: int
+    legacy_released: int
+
+    @property
+    def subject(self) -> str:
+        return "store"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _RestoreEvent(Event):
     """Common to the restore events: which restore, of what, into where."""
 
@@ -156,7 +187,9 @@ class RestoreTested(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackupImported(Event):
-    """A backup made before dumpledger (the old shell scripts), brought in with its history.
+    """A backup made before dumpledger (the old shell scripts), brought in with its history;
+    or a backup of a lost catalog, recovered from its metadata file and its blobs in the store
+    (`catalog rebuild --from-store`: metadata["recovered_from"] == "store").
 
     ``started_at``/``finished_at`` are the original times (UTC ISO-8601), not the import's;
     ``verified`` is what the old metadata said. Appended only after every artifact was
@@ -247,6 +280,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BackupPinned,
         BackupUnpinned,
         BlobCollected,
+        StoreCatalogForgotten,
+        StoreBlobsAdopted,
         RestoreStarted,
         RestoreCompleted,
         RestoreFailed,

@@ -84,16 +84,16 @@ def retention_rows(engine: Engine) -> Sequence[Sequence[Any]]:
         return conn.execute(q).all()
 
 
-def bytes_freed_without(engine: Engine, names: Collection[str]) -> int:
-    """Stored bytes of the blobs that only `names` reference: what removing them would free.
+def blobs_freed_without(engine: Engine, names: Collection[str]) -> list[tuple[str, str]]:
+    """(digest, codec) of the blobs that only `names` reference: what removing them releases.
 
-    A blob goes when the artifacts of `names` hold all its references (refcount, as the
-    projections count them); a blob shared with a backup that stays does not. One read-only
+    A blob is released when the artifacts of `names` hold all its references (refcount, as
+    the projections count them); a blob shared with a backup that stays is not. One read-only
     query: the names go in as one JSON array that the database turns into rows, so 100,000
     names cost neither inserts nor a temporary table.
     """
     if not names:
-        return 0
+        return []
     with engine.connect() as conn:
         # Sorted, so the artifact lookups walk the primary key in order.
         going = _json_rows(conn.dialect.name, sorted(set(names)))
@@ -105,14 +105,14 @@ def bytes_freed_without(engine: Engine, names: Collection[str]) -> int:
             .subquery()
         )
         freed = (
-            select(func.coalesce(func.sum(blobs.c.stored_size), 0))
+            select(blobs.c.digest, blobs.c.codec)
             .select_from(per_blob)
             .join(
                 blobs, and_(blobs.c.digest == per_blob.c.digest, blobs.c.codec == per_blob.c.codec)
             )
             .where(blobs.c.refcount - per_blob.c.n <= 0)
         )
-        return int(conn.execute(freed).scalar_one())
+        return [(str(d), str(c)) for d, c in conn.execute(freed)]
 
 
 def _json_rows(dialect: str, values: list[str]) -> TableValuedAlias:
@@ -139,6 +139,14 @@ def running_backups(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(backups).where(backups.c.status == "running"))
         return [backup_dict(r._mapping) for r in rows]
+
+
+def blob_refs(engine: Engine) -> list[tuple[str, str, int]]:
+    """(digest, codec, refcount) of every blob the catalog knows: what it references (> 0)
+    and what it released (<= 0, not collected yet)."""
+    q = select(blobs.c.digest, blobs.c.codec, blobs.c.refcount)
+    with engine.connect() as conn:
+        return [(str(d), str(c), int(n)) for d, c, n in conn.execute(q)]
 
 
 def blob_rows(engine: Engine) -> list[dict[str, Any]]:

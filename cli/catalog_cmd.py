@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli import offsite, output
+from cli import offsite, output, store_cmd
 from cli.state import CONTEXT, JsonOpt, open_app
 
 if TYPE_CHECKING:
@@ -35,12 +35,39 @@ def catalog_verify(json_out: JsonOpt = False) -> None:
 
 
 @catalog_app.command("rebuild", context_settings=CONTEXT)
-def catalog_rebuild() -> None:
-    """Drop the projections and replay them from the event log alone."""
+def catalog_rebuild(
+    from_store: Annotated[
+        bool,
+        typer.Option(
+            "--from-store",
+            help="Instead: add the backups a lost catalog had, from backups/database/ and "
+            "the store.",
+        ),
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Drop the projections and replay them from the event log alone.
+
+    With --from-store (after catalog.db was lost): every backup whose
+    backups/database/<name>_metadata.json and blobs are still there, and that the catalog
+    lacks, is read back whole and added (BackupImported), listed and restorable again.
+
+    Examples:
+
+      dumpledger catalog rebuild
+
+      dumpledger catalog rebuild --from-store
+    """
+    if from_store:
+        store_cmd.rebuild_from_store(json_out)
+        return
     with open_app() as ctx:
         ctx.catalog.rebuild()
         n = ctx.catalog.count()
-    print(f"projections rebuilt from {n} events")
+    if json_out:
+        output.emit_json({"events": n})
+    else:
+        print(f"projections rebuilt from {n} events")
 
 
 catalog_app.command("export", context_settings=CONTEXT)(offsite.catalog_export)

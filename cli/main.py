@@ -16,6 +16,7 @@ from cli.legacy import import_legacy_cmd
 from cli.retention import retention_app
 from cli.schedule import schedule_app
 from cli.state import CONTEXT, KNOWN_ERRORS, STATE
+from cli.store_cmd import store_app
 
 # One module per command or group (restic keeps one file per command); this one builds the
 # app and runs it. The use cases are imported inside the commands that run them: `list` and
@@ -89,6 +90,7 @@ app.command("check", context_settings=CONTEXT)(health.check)
 app.command("metrics", context_settings=CONTEXT)(health.metrics)
 app.command(context_settings=CONTEXT)(offsite.push)
 app.command(context_settings=CONTEXT)(offsite.recover)
+app.add_typer(store_app, name="store")
 
 
 def reflowed(doc: str) -> str:

@@ -28,6 +28,10 @@ COMMANDS = [
     ["schedule", "status"],
     ["schedule", "test"],
     ["schedule", "uninstall"],
+    ["store"],
+    ["store", "status"],
+    ["store", "forget-catalog"],
+    ["store", "adopt"],
 ]
 
 

@@ -29,7 +29,8 @@ def app_for(settings: Settings) -> App:
 
 
 def store_files(app: App) -> list[Path]:
-    return [p for p in app.settings.store_dir.rglob("*") if p.is_file()]
+    """The blob files (not the roots and journals beside them)."""
+    return [p for p in (app.settings.store_dir / "sha256").rglob("*") if p.is_file()]
 
 
 def cluster_env(cluster: Any, backup_dir: Path) -> dict[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from catalog import Catalog
 from pgtools.cluster import Cluster
@@ -80,8 +81,9 @@ def test_complete_database_loss(tmp_path: Path, supabase_cluster: Cluster) -> No
         recovered = [e.to_json() for e in cat.events()]
         assert recovered[: pushed["log_seq"]] == original_events[: pushed["log_seq"]]
         assert [e["type"] for e in recovered[pushed["log_seq"] :]] == ["OffsitePushed"]
-        marker = (backups / "store" / ".catalog-id").read_text().strip()
-        assert marker == cat.identity()
+        # The recovered catalog is registered in the new store, its roots holding the backup.
+        home = backups / "store" / "roots" / str(cat.identity())
+        assert all(d["digest"] in (home / "refs").read_text() for d in pushed_artifacts(cat))
     assert (backups / "database" / f"{name}_full.sql.gz").resolve().is_file()
     assert run(env, "verify", name).returncode == 0
     assert json.loads(run(env, "list", "--json").stdout)[0]["offsite"] == [str(drive)]
@@ -92,6 +94,10 @@ def test_complete_database_loss(tmp_path: Path, supabase_cluster: Cluster) -> No
     # The new machine goes on where the old one stopped: the next push appends to the target.
     again = json.loads(run(env, "push", str(drive), "--json").stdout)
     assert again["digests_sent"] == [] and again["backups"][0] == name
+
+
+def pushed_artifacts(cat: Catalog) -> list[dict[str, Any]]:
+    return [a for e in cat.events(types=["BackupCompleted"]) for a in e.payload["artifacts"]]
 
 
 def test_complete_loss_recovered_from_s3_and_restored_in_one_command(

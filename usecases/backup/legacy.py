@@ -40,6 +40,7 @@ from usecases.backup.run import refresh_latest
 from usecases.backup.views import write_backup_views
 from usecases.context import App
 from usecases.errors import BadInput
+from usecases.storage.roots import attach, referencing, refs_of
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +115,8 @@ def import_legacy(app: App, req: ImportRequest) -> ImportReport:
     directory = req.directory.expanduser().resolve()
     groups, ignored = scan(directory)
     with app.store.protect():  # blobs written here are referenced before collection may run
+        if not req.dry_run:
+            attach(app)  # the store journals what this writes as this catalog's
         outcomes = [_import_group(app, g, req, directory) for g in groups]
     if any(o.status == "imported" for o in outcomes):
         refresh_latest(app)
@@ -145,7 +148,12 @@ def _import_group(app: App, g: LegacyGroup, req: ImportRequest, directory: Path)
         if req.dry_run:
             return outcome("would-import", f"time from the {source}", utc_iso(started))
         event = _store(app, g, meta, checked, (started, source), directory)
-        if not app.catalog.append_all([event], actor=app.actor, precondition=_absent(g.name)):
+        appended = referencing(
+            app,
+            refs_of(event.artifacts),
+            lambda: app.catalog.append_all([event], actor=app.actor, precondition=_absent(g.name)),
+        )
+        if not appended:
             raise _Refused("skipped", "another import added this name meanwhile")
     except _Refused as refused:
         return outcome(refused.status, str(refused))

@@ -36,6 +36,7 @@ from usecases.backup.views import update_latest_links, write_backup_views
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput
 from usecases.files import atomic_write
+from usecases.storage.roots import attach, refs_of
 
 BASE_KINDS = ("full", "globals")
 EXTRA_KINDS = ("schema", "data", "custom")
@@ -95,6 +96,8 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
                     codec=app.settings.codec,
                 ),
             )
+            owner = attach(app)  # the store journals our writes, and will hold our roots
+            assert owner is not None  # BackupStarted gave an empty catalog its id
         except BaseException as exc:
             logger.error("backup %s not started: %s", name, _one_line(exc))
             close_run_log(logger)
@@ -121,6 +124,7 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
                 raise BackupFailedError(f"backup {name} failed: {reason}") from exc
             raise
         duration = round(time.monotonic() - t0, 3)
+        app.store.add_roots(owner, refs_of(artifacts))  # held before the catalog refers to them
         app.catalog.append(
             BackupCompleted(
                 backup=name,
@@ -265,7 +269,10 @@ class _Children:
 
 
 def _dump_and_verify(
-    app: App, kinds: tuple[str, ...], progress: ProgressFn | None, logger: Any
+    app: App,
+    kinds: tuple[str, ...],
+    progress: ProgressFn | None,
+    logger: Any,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     s = app.settings
     with SnapshotSession(s.database) as snap:
@@ -325,7 +332,11 @@ def _dump_and_verify(
 
 
 def _dump_one(
-    app: App, spec: DumpSpec, bindir: Path, children: _Children, progress: ProgressFn | None
+    app: App,
+    spec: DumpSpec,
+    bindir: Path,
+    children: _Children,
+    progress: ProgressFn | None,
 ) -> tuple[dict[str, Any], float]:
     s = app.settings
     codec = Codec.NONE if spec.kind == "custom" else Codec(s.codec)

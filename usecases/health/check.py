@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import Any
 
 from usecases.config.sections import Health
+from usecases.health.blobcheck import BlobsFact, blobs_check
 
 TRAILING = 10  # backups of the same type the last one is compared with
 MIN_TRAILING = 3  # fewer than this: no anomaly verdict
@@ -80,6 +81,7 @@ class Facts:
     # Why the installed schedule will not run here (units gone, no cron daemon, timers not
     # active), as the scheduler says; None when it will.
     schedule_problem: str | None = None
+    blobs: BlobsFact | None = None  # None: no store to look at
 
 
 def evaluate(facts: Facts, limits: Health, now: datetime) -> list[CheckResult]:
@@ -94,6 +96,9 @@ def evaluate(facts: Facts, limits: Health, now: datetime) -> list[CheckResult]:
         _schedule(facts),
         *_anomalies(facts, limits),
     ]
+    if facts.blobs is not None:
+        healthy, message = blobs_check(facts.blobs, size_text)
+        out.append(_result("blobs", Status.OK if healthy else Status.WARNING, message))
     return out
 
 

@@ -25,6 +25,7 @@ from usecases.backup.names import classify
 from usecases.config.settings import Settings
 from usecases.context import App
 from usecases.errors import UseCaseError
+from usecases.health.blobcheck import BlobsFact
 from usecases.health.check import TRAILING, BackupFact, Facts
 from usecases.schedule.jobs import Project
 
@@ -64,6 +65,31 @@ def gather(settings: Settings, app: App | None, catalog_error: str | None) -> Fa
         **_drills(rows),
         schedule=schedule,
         schedule_problem=schedule_problem,
+        blobs=_blobs(app) if settings.store_dir.is_dir() else None,
+    )
+
+
+def _blobs(app: App) -> BlobsFact:
+    """What the store holds that no catalog references, and whom it is shared with."""
+    from store.errors import StoreError
+    from usecases.storage.admin import age_days, store_status
+
+    try:
+        status = store_status(app)
+    except (StoreError, OSError) as exc:
+        return BlobsFact(error=f"cannot read the store's roots: {exc}")
+    return BlobsFact(
+        others=tuple(
+            (c.id, f"{c.label.get('host', '?')}:{c.label.get('backup_dir', '?')}", age_days(c))
+            for c in status.others
+        ),
+        replaced=tuple(c.id for c in status.others if c.same_backup_dir),
+        collectable=(status.collectable.count, status.collectable.bytes),
+        others_orphans=(status.others_orphans.count, status.others_orphans.bytes),
+        unclaimed=(
+            status.unowned.count + status.legacy_kept.count,
+            status.unowned.bytes + status.legacy_kept.bytes,
+        ),
     )
 
 

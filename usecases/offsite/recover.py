@@ -2,9 +2,10 @@
 
 Order: refuse unless backups/ is empty (a backup-config.json may be there already); import the
 target's export into the empty catalog (the chain is checked line by line) and verify the
-chain; download every blob a backup still references, check its stored SHA-256, then
-decompress and re-hash it; mark the store as this catalog's; write backups/database/ and the
-latest_* links; record OffsitePushed (nothing sent) so `list` shows the target holds them.
+chain; register the catalog in the store (its roots hold every blob it references); download
+every such blob, check its stored SHA-256, then decompress and re-hash it; write
+backups/database/ and the latest_* links; record OffsitePushed (nothing sent) so `list` shows
+the target holds them.
 Restoring a backup afterwards is the restore use case's job.
 """
 
@@ -28,9 +29,8 @@ from usecases.backup.views import write_backup_views
 from usecases.config.settings import Settings
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
-from usecases.files import atomic_write
 from usecases.offsite.push import ProgressFn, blob_key, resolve_target
-from usecases.retention.cleanup import CATALOG_ID_FILE
+from usecases.storage.roots import attach
 
 # What a new machine may already hold in backups/ before recovering.
 ALLOWED_BEFORE = {"backup-config.json"}
@@ -91,8 +91,9 @@ def recover(
         chain = app.catalog.verify_chain()
         if not chain.ok:
             raise UseCaseError(f"the recovered catalog's chain is broken: {chain.problems[0]}")
-        missing = _fetch_blobs(app, resolved, report, progress)
-        _mark_store(app)
+        with app.store.protect():
+            attach(app)  # its roots hold every referenced blob before one arrives
+            missing = _fetch_blobs(app, resolved, report, progress)
         _write_views(app, report, missing)
         # What the target holds, as this catalog now knows it (nothing was sent).
         app.catalog.append(
@@ -159,13 +160,6 @@ def _fetch_blobs(
         if progress:
             progress("recover", report.bytes_fetched)
     return missing
-
-
-def _mark_store(app: App) -> None:
-    """The store belongs to this catalog (the same first event as the original's)."""
-    ident = app.catalog.identity()
-    if ident is not None:
-        atomic_write(app.settings.store_dir / CATALOG_ID_FILE, (ident + "\n").encode())
 
 
 def _write_views(app: App, report: RecoverReport, missing: set[tuple[str, str]]) -> None:

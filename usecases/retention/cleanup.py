@@ -3,7 +3,7 @@
 Order of a cleanup: evaluate the policy over the backups the log describes; for each removal
 append BackupDeleted (re-checked under the catalog's write lock: a backup pinned meanwhile is
 kept), remove its files under backups/database/, re-point the latest_* links; then collect the
-blobs nothing references (see LocalStore.protect for the protocol), then old run logs.
+blobs no catalog sharing the store references (usecases.storage.collect), then old run logs.
 """
 
 from __future__ import annotations
@@ -14,42 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from catalog.events import BackupDeleted, BackupPinned, BackupUnpinned
-from catalog.queries import (
-    blob_rows,
-    bytes_freed_without,
-    deleted_among,
-    get_backup,
-    retention_rows,
-)
+from catalog.queries import deleted_among, get_backup, retention_rows
 from catalog.retention import BackupView, Decision, Policy, evaluate
-from store.codecs import Codec
 from usecases.backup.names import classify
 from usecases.backup.run import refresh_latest
 from usecases.backup.views import METADATA_SUFFIX, artifact_filename, view_owner
 from usecases.context import App
 from usecases.errors import BadInput
-
-CATALOG_ID_FILE = ".catalog-id"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Collected:
-    digest: str
-    codec: str
-    stored_size: int
-    orphan: bool
-
-
-@dataclass(slots=True, kw_only=True)
-class CollectReport:
-    collected: list[Collected] = field(default_factory=list)
-    postponed: bool = False  # a backup was writing: the next cleanup collects
-    orphans_skipped: str | None = None
-    files_not_removed: list[str] = field(default_factory=list)  # "path: reason"
-
-    @property
-    def freed_bytes(self) -> int:
-        return sum(c.stored_size for c in self.collected)
+from usecases.storage.collect import Collected, CollectReport, collect_blobs, would_collect
 
 
 @dataclass(slots=True, kw_only=True)
@@ -61,7 +33,7 @@ class CleanupReport:
     deleted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # pinned or gone between plan and apply
     collect: CollectReport = field(default_factory=CollectReport)
-    would_free_bytes: int = 0
+    would_collect: list[Collected] = field(default_factory=list)  # a dry run's plan
     logs_removed: int = 0
     # Files of deleted backups under backups/database/ that could not be removed ("path:
     # reason"); the next cleanup tries again.
@@ -70,6 +42,10 @@ class CleanupReport:
     @property
     def removals(self) -> list[Decision]:
         return [d for d in self.decisions if not d.keep]
+
+    @property
+    def would_free_bytes(self) -> int:
+        return sum(c.stored_size for c in self.would_collect)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,8 +57,10 @@ class CleanupReport:
             ],
             "deleted": self.deleted,
             "skipped": self.skipped,
-            "blobs_collected": [c.digest for c in self.collect.collected],
-            "freed_bytes": self.collect.freed_bytes if not self.dry_run else self.would_free_bytes,
+            "blobs_collected": [
+                c.digest for c in (self.would_collect if self.dry_run else self.collect.collected)
+            ],
+            "freed_bytes": self.would_free_bytes if self.dry_run else self.collect.freed_bytes,
             "collection_postponed": self.collect.postponed,
             "logs_removed": self.logs_removed,
             "files_not_removed": self.files_not_removed,
@@ -122,7 +100,7 @@ def cleanup(app: App, *, days: float | None = None, dry_run: bool = False) -> Cl
         dry_run=dry_run, policy=policy, now=now, decisions=evaluate(policy, backup_views(app), now)
     )
     if dry_run:
-        report.would_free_bytes = _would_free(app, [d.name for d in report.removals])
+        report.would_collect = would_collect(app, [d.name for d in report.removals])
         return report
     report.files_not_removed = sweep_deleted_views(app)  # left by an earlier failure
     for d in report.removals:
@@ -226,69 +204,6 @@ def _unlink_all(paths: list[Path]) -> list[str]:
         except OSError as exc:
             problems.append(f"{path}: {exc.strerror or exc}")
     return problems
-
-
-def _would_free(app: App, removed: list[str]) -> int:
-    return bytes_freed_without(app.catalog.engine, removed)
-
-
-def collect_blobs(app: App, *, wait: float = 5.0) -> CollectReport:
-    """Remove the blobs no backup references, never one a running backup may be about to use."""
-    report = CollectReport()
-    with app.store.collecting(wait=wait) as alone:
-        if not alone:
-            report.postponed = True
-            return report
-        rows = {(b["digest"], b["codec"]): b for b in blob_rows(app.catalog.engine)}
-        candidates = [
-            (key, int(b["stored_size"]), False) for key, b in rows.items() if b["refcount"] <= 0
-        ]
-        orphans = [
-            (d, str(c.value)) for d, c, _ in app.store.iter_blobs() if (d, c.value) not in rows
-        ]
-        if orphans:
-            report.orphans_skipped = _orphan_guard(app)
-            if report.orphans_skipped is None:
-                for d, c in orphans:
-                    size = _size(app.store.path_for(d, Codec(c)))
-                    candidates.append(((d, c), size, True))
-        for (digest, codec), size, orphan in candidates:
-            # Re-checked under the catalog's write lock; then the file goes.
-            if app.catalog.collect_blob(digest, codec, actor=app.actor) is None:
-                continue
-            app.store.delete(digest, Codec(codec))
-            report.collected.append(
-                Collected(digest=digest, codec=codec, stored_size=size, orphan=orphan)
-            )
-        app.store.remove_stale_temp_files()
-    return report
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _orphan_guard(app: App) -> str | None:
-    """Files no blob row knows are garbage only if this store belongs to this catalog.
-
-    The store remembers the catalog's first event; pointed at another catalog, it keeps them.
-    """
-    ident = app.catalog.identity()
-    if ident is None:
-        return "the catalog is empty"
-    marker = app.settings.store_dir / CATALOG_ID_FILE
-    if not marker.exists():
-        marker.write_text(ident + "\n")
-        marker.chmod(0o600)
-    if marker.read_text().strip() != ident:
-        return (
-            f"{app.settings.store_dir} was written with another catalog; files it does not know "
-            "are kept"
-        )
-    return None
 
 
 def _logs_days(policy: Policy) -> float:
