@@ -103,6 +103,27 @@ class BlobCollected(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BlobRepaired(Event):
+    """A stored copy failed its check and a fresh, identical dump replaced it (one rename).
+
+    ``previous_sha256`` hashes the damaged bytes that were replaced; ``stored_sha256`` and
+    ``stored_size`` describe the bytes there now, which every artifact of the blob expects
+    from here on. ``backup`` is the backup whose dump repaired it, if any."""
+
+    digest: str
+    codec: str
+    stored_sha256: str
+    stored_size: int
+    previous_sha256: str
+    reason: str
+    backup: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return self.digest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoreCatalogForgotten(Event):
     """A person removed another catalog's roots from the store (that catalog is gone): what
     they held is collected by the catalogs that know it, or kept until adopted."""
@@ -280,6 +301,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BackupPinned,
         BackupUnpinned,
         BlobCollected,
+        BlobRepaired,
         StoreCatalogForgotten,
         StoreBlobsAdopted,
         RestoreStarted,

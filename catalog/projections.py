@@ -24,6 +24,7 @@ from catalog.events import (
     BackupUnpinned,
     BackupVerified,
     BlobCollected,
+    BlobRepaired,
     Event,
     OffsitePushed,
     RestoreTested,
@@ -227,6 +228,27 @@ def _collected(conn: Connection, rec: Recorded, ev: Any) -> None:
     conn.execute(delete(blobs).where(and_(blobs.c.digest == ev.digest, blobs.c.codec == ev.codec)))
 
 
+def _repaired(conn: Connection, rec: Recorded, ev: Any) -> None:
+    """Every artifact of the blob expects the new stored bytes; sizes follow them."""
+    assert isinstance(ev, BlobRepaired)
+    key = and_(artifacts.c.digest == ev.digest, artifacts.c.codec == ev.codec)
+    for row in conn.execute(select(artifacts.c.backup_name, artifacts.c.stored_size).where(key)):
+        grown = ev.stored_size - int(row.stored_size)
+        if grown:
+            conn.execute(
+                update(backups)
+                .where(backups.c.name == row.backup_name)
+                .values(stored_size=backups.c.stored_size + grown)
+            )
+    new = {"stored_sha256": ev.stored_sha256, "stored_size": ev.stored_size}
+    conn.execute(update(artifacts).where(key).values(new))
+    conn.execute(
+        update(blobs)
+        .where(and_(blobs.c.digest == ev.digest, blobs.c.codec == ev.codec))
+        .values(new)
+    )
+
+
 def _drilled(conn: Connection, rec: Recorded, ev: Any) -> None:
     assert isinstance(ev, RestoreTested)
     _update_backup(
@@ -264,6 +286,7 @@ _HANDLERS: dict[type[Event], Callable[[Connection, Recorded, Any], None]] = {
     BackupPinned: _pinned,
     BackupUnpinned: _unpinned,
     BlobCollected: _collected,
+    BlobRepaired: _repaired,
     RestoreTested: _drilled,
     OffsitePushed: _pushed,
 }

@@ -149,6 +149,15 @@ def blob_refs(engine: Engine) -> list[tuple[str, str, int]]:
         return [(str(d), str(c), int(n)) for d, c, n in conn.execute(q)]
 
 
+def backups_with_blob(engine: Engine, digest: str, codec: str) -> list[str]:
+    """The backups that have an artifact stored in this blob."""
+    q = select(artifacts.c.backup_name).where(
+        artifacts.c.digest == digest, artifacts.c.codec == codec
+    )
+    with engine.connect() as conn:
+        return sorted({str(n) for n in conn.execute(q).scalars()})
+
+
 def blob_rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(blobs).order_by(blobs.c.digest))]

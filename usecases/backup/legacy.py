@@ -40,7 +40,7 @@ from usecases.backup.run import refresh_latest
 from usecases.backup.views import write_backup_views
 from usecases.context import App
 from usecases.errors import BadInput
-from usecases.storage.roots import attach, referencing, refs_of
+from usecases.storage.roots import attach, record_repairs, referencing, refs_of
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -310,6 +310,7 @@ def _store_one(app: App, f: LegacyFile, checked: _Checked) -> dict[str, Any]:
             info = app.store.put(_raw_chunks(f, fh), codec, level=s.level, threads=s.threads)
     except (EOFError, ValueError) as exc:
         raise _Refused("failed", f"{f.path.name} changed while importing: {exc}") from None
+    record_repairs(app, [info], None)  # a damaged stored copy was replaced: say so
     if info.digest != checked.digest:
         raise _Refused("failed", f"{f.path.name} changed while importing; run it again")
     result = app.store.verify(info.digest, codec, expected_stored_sha256=info.stored_sha256)

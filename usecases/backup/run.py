@@ -28,7 +28,7 @@ from pgtools.dump import (
     supports_restrict_key,
 )
 from pgtools.session import SnapshotSession
-from store import Codec, DecryptionKeyError
+from store import BlobInfo, Codec, DecryptionKeyError
 from usecases.backup.gitinfo import git_metadata
 from usecases.backup.names import SCHEDULED_TYPES, classify, infer_type, make_name
 from usecases.backup.runlog import close_run_log, open_run_log
@@ -36,7 +36,7 @@ from usecases.backup.views import update_latest_links, write_backup_views
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput
 from usecases.files import atomic_write
-from usecases.storage.roots import attach, refs_of
+from usecases.storage.roots import attach, record_repairs, refs_of
 
 BASE_KINDS = ("full", "globals")
 EXTRA_KINDS = ("schema", "data", "custom")
@@ -106,8 +106,10 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
             "backup %s (%s) of %s: artifacts %s", name, btype, target.label(), ", ".join(kinds)
         )
         t0 = time.monotonic()
+        repairs: list[BlobInfo] = []  # stored copies that failed their check, replaced
         try:
-            artifacts, meta = _dump_and_verify(app, kinds, progress, logger)
+            artifacts, meta = _dump_and_verify(app, kinds, progress, logger, repairs)
+            record_repairs(app, repairs, name)
             meta.update(
                 git=git_metadata(req.cwd),
                 database=target.describe(),
@@ -120,6 +122,7 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
             app.catalog.append(
                 BackupFailed(backup=name, reason=reason, stage="dump"), actor=app.actor
             )
+            record_repairs(app, repairs, name)  # the files changed, whatever failed later
             if isinstance(exc, Exception):
                 raise BackupFailedError(f"backup {name} failed: {reason}") from exc
             raise
@@ -273,6 +276,7 @@ def _dump_and_verify(
     kinds: tuple[str, ...],
     progress: ProgressFn | None,
     logger: Any,
+    repairs: list[BlobInfo],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     s = app.settings
     with SnapshotSession(s.database) as snap:
@@ -291,7 +295,9 @@ def _dump_and_verify(
         children = _Children()
         with ThreadPoolExecutor(max_workers=len(kinds), thread_name_prefix="dump") as pool:
             futures = {
-                k: pool.submit(_dump_one, app, specs[k], pg_dump.path.parent, children, progress)
+                k: pool.submit(
+                    _dump_one, app, specs[k], pg_dump.path.parent, children, progress, repairs
+                )
                 for k in kinds
             }
             try:
@@ -337,6 +343,7 @@ def _dump_one(
     bindir: Path,
     children: _Children,
     progress: ProgressFn | None,
+    repairs: list[BlobInfo],
 ) -> tuple[dict[str, Any], float]:
     s = app.settings
     codec = Codec.NONE if spec.kind == "custom" else Codec(s.codec)
@@ -353,6 +360,8 @@ def _dump_one(
         ),
         on_start=children.add,
     )
+    if info.repaired_from is not None:
+        repairs.append(info)  # recorded by the backup's thread, whatever happens next
     art: dict[str, Any] = {
         "kind": spec.kind,
         "digest": info.digest,
@@ -363,14 +372,15 @@ def _dump_one(
         "created": info.created,
     }
     if codec.sealed:
-        art["encryption"] = _encryption_of(app, art)
+        art["encryption"] = _encryption_of(app, art, fresh=info.repaired_from is not None)
     return art, round(time.monotonic() - t0, 3)
 
 
-def _encryption_of(app: App, art: dict[str, Any]) -> dict[str, Any]:
-    """Who can decrypt this artifact: today's recipients for a new blob; for one already
-    stored, the recipients recorded when it was written (it is not encrypted again)."""
-    if not art["created"]:
+def _encryption_of(app: App, art: dict[str, Any], *, fresh: bool = False) -> dict[str, Any]:
+    """Who can decrypt this artifact: today's recipients for a new (or `fresh`: repaired)
+    blob; for one already stored, the recipients recorded when it was written (it is not
+    encrypted again)."""
+    if not art["created"] and not fresh:
         known = blob_encryption(app.catalog.engine, art["digest"], art["codec"])
         if known is not None:
             return known

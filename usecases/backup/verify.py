@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.events import BackupVerified
+from catalog.events import BackupVerified, BlobRepaired
 from catalog.queries import get_backup, list_backups
 from catalog.read import BackupFilter
 from pgtools.binaries import find_program
@@ -88,7 +88,10 @@ def _check(
     res = app.store.verify(
         art["digest"], codec, expected_stored_sha256=art["stored_sha256"], progress=report
     )
-    error = res.error
+    if not res.ok and res.content_ok:  # another valid copy is in place: the catalog follows
+        accept_replaced_copy(app, art, res.stored_sha256, res.stored_size)
+        res = app.store.verify(art["digest"], codec, expected_stored_sha256=res.stored_sha256)
+    error = None if res.ok else f"{res.error}; {REPAIR_HINT}"
     if res.ok and art["kind"] == "custom" and decode_custom and res.note is None:
         error = _decode_custom(app, art, codec)
     return {
@@ -100,6 +103,29 @@ def _check(
         "error": error,
         "note": res.note,
     }
+
+
+REPAIR_HINT = (
+    "the stored copy is missing or damaged: a new backup of the same database state replaces "
+    "it (dumpledger backup); if the database changed since, a copy pushed offsite can be "
+    "recovered (dumpledger recover --backup-dir NEW)"
+)
+
+
+def accept_replaced_copy(app: App, art: dict[str, Any], stored_sha: str, size: int) -> None:
+    """The blob's stored bytes are not those recorded, yet decompress to the right content
+    (a catalog sharing the store repaired it, writing another valid copy): record it."""
+    app.catalog.append(
+        BlobRepaired(
+            digest=art["digest"],
+            codec=art["codec"],
+            stored_sha256=stored_sha,
+            stored_size=size,
+            previous_sha256=art["stored_sha256"],
+            reason="another valid copy replaced the one recorded (its content verified)",
+        ),
+        actor=app.actor,
+    )
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """This catalog in its store: registered from its first write, its roots published before
-anything references a blob (store.roots says what this protects)."""
+anything references a blob, its repairs recorded (store.roots says what this protects)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from catalog.queries import blob_refs
-from store import Codec, Ref
+from catalog.events import BlobRepaired
+from catalog.queries import backups_with_blob, blob_refs, get_backup
+from store import BlobInfo, Codec, Ref
+from usecases.backup.views import write_backup_views
 from usecases.context import App
 
 T = TypeVar("T")
@@ -82,3 +84,32 @@ def referencing(app: App, refs: Iterable[Ref], append: Callable[[], T]) -> T:
 
 def refs_of(artifacts: Iterable[dict[str, Any]]) -> list[Ref]:
     return [Ref(a["digest"], Codec(a["codec"])) for a in artifacts]
+
+
+def record_repairs(app: App, infos: list[BlobInfo], backup: str | None) -> list[str]:
+    """Append BlobRepaired for each put that replaced a damaged copy (taking them out of
+    `infos`, so a second call records nothing twice); then rewrite the metadata files of the
+    backups that share the blob (their stored sizes changed)."""
+    shared: set[str] = set()
+    while infos:
+        info = infos.pop(0)
+        if info.repaired_from is None:
+            continue
+        app.catalog.append(
+            BlobRepaired(
+                digest=info.digest,
+                codec=info.codec.value,
+                stored_sha256=info.stored_sha256,
+                stored_size=info.stored_size,
+                previous_sha256=info.repaired_from,
+                reason=info.repair_reason or "failed verification",
+                backup=backup,
+            ),
+            actor=app.actor,
+        )
+        shared.update(backups_with_blob(app.catalog.engine, info.digest, info.codec.value))
+    for name in sorted(shared - {backup}):
+        b = get_backup(app.catalog.engine, name)
+        if b["status"] == "completed":
+            write_backup_views(app.settings.database_dir, app.store, b, app.settings.retention)
+    return sorted(shared)
