@@ -84,15 +84,18 @@ def retention_rows(engine: Engine) -> Sequence[Sequence[Any]]:
         return conn.execute(q).all()
 
 
-def blobs_freed_without(engine: Engine, names: Collection[str]) -> list[tuple[str, str]]:
-    """(digest, codec) of the blobs that only `names` reference: what removing them releases.
+def blobs_freed_without(
+    engine: Engine, names: Collection[str], *, among: Collection[str] | None = None
+) -> list[tuple[str, str]]:
+    """(digest, codec) of the blobs that only `names` reference: what removing them releases
+    (only those whose digest is `among`, when given: the blobs a store holds).
 
     A blob is released when the artifacts of `names` hold all its references (refcount, as
     the projections count them); a blob shared with a backup that stays is not. One read-only
     query: the names go in as one JSON array that the database turns into rows, so 100,000
     names cost neither inserts nor a temporary table.
     """
-    if not names:
+    if not names or (among is not None and not among):
         return []
     with engine.connect() as conn:
         # Sorted, so the artifact lookups walk the primary key in order.
@@ -112,13 +115,16 @@ def blobs_freed_without(engine: Engine, names: Collection[str]) -> list[tuple[st
             )
             .where(blobs.c.refcount - per_blob.c.n <= 0)
         )
+        if among is not None:
+            held = _json_rows(conn.dialect.name, sorted(set(among)), "among")
+            freed = freed.where(blobs.c.digest.in_(select(held.c.value)))
         return [(str(d), str(c)) for d, c in conn.execute(freed)]
 
 
-def _json_rows(dialect: str, values: list[str]) -> TableValuedAlias:
+def _json_rows(dialect: str, values: list[str], name: str = "values") -> TableValuedAlias:
     """`values` as a table of one column, `value`: SQLite's json_each or PostgreSQL's
     json_array_elements_text over one JSON array bound as a single parameter."""
-    array = bindparam("values", values, type_=JSON)
+    array = bindparam(name, values, type_=JSON)
     unnest = func.json_array_elements_text if dialect == "postgresql" else func.json_each
     return unnest(array).table_valued("value")
 
@@ -141,11 +147,18 @@ def running_backups(engine: Engine) -> list[dict[str, Any]]:
         return [backup_dict(r._mapping) for r in rows]
 
 
-def blob_refs(engine: Engine) -> list[tuple[str, str, int]]:
-    """(digest, codec, refcount) of every blob the catalog knows: what it references (> 0)
-    and what it released (<= 0, not collected yet)."""
+def blob_refs(
+    engine: Engine, *, among: Collection[str] | None = None
+) -> list[tuple[str, str, int]]:
+    """(digest, codec, refcount) of every blob the catalog knows (whose digest is `among`,
+    when given): what it references (> 0) and what it released (<= 0, not collected yet)."""
+    if among is not None and not among:
+        return []
     q = select(blobs.c.digest, blobs.c.codec, blobs.c.refcount)
     with engine.connect() as conn:
+        if among is not None:
+            held = _json_rows(conn.dialect.name, sorted(set(among)), "among")
+            q = q.where(blobs.c.digest.in_(select(held.c.value)))
         return [(str(d), str(c), int(n)) for d, c, n in conn.execute(q)]
 
 

@@ -21,7 +21,7 @@ from catalog.events import (
     BackupVerified,
     BlobCollected,
 )
-from catalog.queries import blob_rows, blobs_freed_without, get_backup, list_backups
+from catalog.queries import blob_refs, blob_rows, blobs_freed_without, get_backup, list_backups
 from catalog.read import BackupFilter
 from tests.catalog_urls import postgres_url, sqlite_url
 
@@ -124,6 +124,12 @@ def test_blobs_freed_are_only_those_nobody_else_references(cat: Catalog) -> None
     assert freed(["b", "a", "b"]) == {"1"}
     many = [f"gone_{i:05d}" for i in range(20_000)]  # names bound as one parameter, not one each
     assert freed([*many, "e", "a"]) == {"3"}
+    # Asked only about the blobs a store holds (the dry run of a cleanup).
+    among = {"1" * 64, "9" * 64}
+    assert {d[0] for d, _ in blobs_freed_without(cat.engine, ["a", "b", "e"], among=among)} == {"1"}
+    assert blobs_freed_without(cat.engine, ["a", "b"], among=set()) == []
+    assert [(d[0], n) for d, _, n in blob_refs(cat.engine, among=among)] == [("1", 2)]
+    assert {d[0] for d, _, _ in blob_refs(cat.engine)} == {"1", "3"}
 
 
 def test_rebuild_gives_identical_projections(cat: Catalog) -> None:
