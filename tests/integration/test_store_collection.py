@@ -83,5 +83,11 @@ def test_a_lost_catalog_is_rebuilt_into_an_empty_one(tmp_path: Path, supabase_db
         assert verify_one(app, name).ok
         ident = app.catalog.identity()
         assert ident != lost and app.store.registered(str(ident))
+        old_scripts = settings.database_dir / "backup_20250101_000000_metadata.json"
+        old_scripts.write_text('{"backup_name": "backup_20250101_000000", "verified": true}')
         again = rebuild_from_store(app)
-        assert [o.status for o in again.outcomes] == ["skipped"]
+        assert [(o.backup, o.status) for o in again.outcomes] == [
+            ("backup_20250101_000000", "skipped"),
+            (name, "skipped"),
+        ]
+        assert "import-legacy" in again.outcomes[0].reason and not again.failed

@@ -150,11 +150,15 @@ def _event(app: App, name: str, path: Path) -> BackupImported:
         raise _Refused("failed", f"{path.name} describes {doc.get('backup_name')!r}")
     if doc.get("status") not in (None, "completed"):
         raise _Refused("skipped", f"{path.name} says the backup is {doc.get('status')}")
-    if meta.started_at is None:
-        raise _Refused("failed", f"{path.name} holds no timestamp")
     digests = doc.get("digests")
     if not isinstance(digests, dict) or not digests:
-        raise _Refused("failed", f"{path.name} names no digests (not written by dumpledger)")
+        raise _Refused(
+            "skipped",
+            f"{path.name} names no digests: not written by dumpledger (dumpledger import-legacy "
+            "imports the old scripts' backups)",
+        )
+    if meta.started_at is None:
+        raise _Refused("failed", f"{path.name} holds no timestamp")
     artifacts = [_artifact(app, name, kind, doc, path) for kind in sorted(digests)]
     btype = doc.get("backup_type")
     return BackupImported(
