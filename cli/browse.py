@@ -107,7 +107,7 @@ def info(name: str, json_out: JsonOpt = False) -> None:
     """
     from catalog.queries import get_backup, offsite_targets
 
-    with open_app() as ctx:
+    with open_app(read_only_ok=True) as ctx:
         backup = get_backup(ctx.catalog.engine, name)
         backup["offsite"] = offsite_targets(ctx.catalog.engine).get(name, [])
         events = [e.to_json() for e in ctx.catalog.events(subject=name)]
@@ -207,7 +207,7 @@ def audit(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with open_app() as ctx:
+    with open_app(read_only_ok=True) as ctx:
         lines = run_audit(ctx, flt)
     if json_out:
         output.emit_json([ln.to_json() for ln in lines])

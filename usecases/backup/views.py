@@ -79,6 +79,9 @@ def metadata_document(backup: dict[str, Any], policy: Policy) -> dict[str, Any]:
         "row_counts": meta.get("row_counts", {}),
         "durations": meta.get("durations", {}),
         "status": backup["status"],
+        # The seq and hash of the event that completed it: an anchor of the catalog's hash
+        # chain outside the catalog, which `dumpledger catalog verify` checks.
+        "catalog_anchor": backup.get("anchor"),
     }
 
 

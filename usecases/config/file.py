@@ -29,6 +29,8 @@ class DatabaseSection(_Section):
     name: str = "postgres"
     password: str | None = None  # allowed, warned about: prefer SUPABASE_DB_PASSWORD or .env
     include_role_passwords: bool = False
+    # How long a backup waits for a table another session locked, then fails naming it.
+    lock_wait_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
 
 
 class CompressionSection(_Section):

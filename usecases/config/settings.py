@@ -68,6 +68,7 @@ class Settings:
     threads: int = 2
     catalog_url: str = ""
     role_passwords: bool = False
+    lock_wait_timeout: float = 300.0  # seconds: database.lock_wait_timeout_seconds
     pg_bindir: str | None = None
     retention: Policy = field(default_factory=Policy)
     store_path: Path | None = None
@@ -264,6 +265,7 @@ def settings_from(sources: Sources, doc: Mapping[str, Any]) -> Settings:
         threads=comp["threads"],
         catalog_url=doc["catalog_url"] or "",
         role_passwords=db["include_role_passwords"],
+        lock_wait_timeout=db["lock_wait_timeout_seconds"],
         pg_bindir=doc["pg_bindir"],
         retention=retention,
         store_path=_under(root, doc["store"]["path"]),

@@ -39,8 +39,8 @@ def open_for_check(settings: Settings) -> tuple[App | None, str | None]:
             "DUMPLEDGER_BACKUP_DIR points elsewhere"
         )
     try:
-        return App.open(settings), None
-    except (CatalogError, OSError) as exc:
+        return App.open(settings, read_only_ok=True), None
+    except (CatalogError, UseCaseError, OSError) as exc:
         return None, str(exc)
 
 
@@ -50,6 +50,13 @@ def gather(settings: Settings, app: App | None, catalog_error: str | None) -> Fa
     facts.update(_store(settings))
     if app is None:
         return Facts(**facts, catalog_error=catalog_error or "catalog unavailable")
+    try:  # a catalog that opens may still be damaged further in: CRITICAL, not a traceback
+        return _from_catalog(settings, app, facts)
+    except CatalogError as exc:
+        return Facts(**facts, catalog_error=str(exc))
+
+
+def _from_catalog(settings: Settings, app: App, facts: dict[str, Any]) -> Facts:
     report = app.catalog.verify_chain()
     rows = list_backups(app.catalog.engine, BackupFilter())
     autos = _autos(rows)
