@@ -21,6 +21,7 @@ from pgtools.binaries import find_program
 from pgtools.errors import PgError
 from pgtools.restore import leftover_scratch_databases
 from pgtools.session import connect
+from usecases.backup.abandon import is_stale, without_finishing
 from usecases.backup.names import classify
 from usecases.config.settings import Settings
 from usecases.context import App
@@ -71,7 +72,13 @@ def _from_catalog(settings: Settings, app: App, facts: dict[str, Any]) -> Facts:
         **_drills(rows),
         schedule=schedule,
         schedule_problem=schedule_problem,
+        stale_running=_stale_running(app, rows),
     )
+
+
+def _stale_running(app: App, rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    now, limit = app.clock(), app.settings.health.stale_running_hours
+    return tuple(without_finishing(r, now) for r in rows if is_stale(r, now, limit))
 
 
 def _database(settings: Settings) -> dict[str, Any]:
