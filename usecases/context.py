@@ -62,9 +62,10 @@ class App:
         check) also runs on a backup directory it cannot write (a mounted offsite disk): the
         catalog is then opened as it is, and nothing is recorded or cleaned up.
         """
-        if not writable(settings):
+        blocked = unwritable(settings)
+        if blocked is not None:
             if not read_only_ok:
-                raise BackupDirReadOnly(read_only_message(settings.backup_dir))
+                raise BackupDirReadOnly(read_only_message(blocked))
             return cls._read_only(settings, clock, via)
         try:
             private_dir(settings.backup_dir)
@@ -124,25 +125,26 @@ def _store(settings: Settings) -> LocalStore:
     return LocalStore(settings.store_dir, keys)
 
 
-def writable(settings: Settings) -> bool:
-    """Whether this process may write the backup directory (or make it) and the catalog file:
-    false on a read-only mount, even for root."""
-    directory = settings.backup_dir
-    probe = directory
+def unwritable(settings: Settings) -> Path | None:
+    """What this process may not write of the backup directory (or the directory it would be
+    made in) and the catalog file, or None: on a read-only mount even root may not."""
+    probe = settings.backup_dir
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not os.access(probe, os.W_OK):
-        return False
+        return probe
     path = sqlite_file(settings.effective_catalog_url())
-    return path is None or not path.exists() or os.access(path, os.W_OK)
+    if path is not None and path.exists() and not os.access(path, os.W_OK):
+        return path
+    return None
 
 
-def read_only_message(backup_dir: Path, exc: OSError | None = None) -> str:
+def read_only_message(path: Path, exc: OSError | None = None) -> str:
     why = exc.strerror if exc is not None and exc.strerror else "it is read-only"
     return (
-        f"cannot write to the backup directory {backup_dir} ({why}): this command records "
-        "what it does there; list, info, verify, catalog verify, audit and check also work "
-        "on a read-only copy"
+        f"cannot write to {path} ({why}): this command records what it does in the backup "
+        "directory; list, info, verify, catalog verify, audit and check also work on a "
+        "read-only copy"
     )
 
 

@@ -159,7 +159,7 @@ def test_backup_into_a_read_only_directory_fails_in_one_line_and_notifies(
     env, _name = read_only_copy
     done = run(env, "backup", check=False)
     assert done.returncode == 1 and one_line(done.stderr), done.stderr
-    assert "cannot write to the backup directory" in done.stderr
+    assert f"cannot write to {env['DUMPLEDGER_BACKUP_DIR']} (it is read-only)" in done.stderr
     assert endpoint.bodies == []  # a person ran it: no notification
 
     # A scheduled run: its config comes from .env here (the directory is read-only).
@@ -173,7 +173,7 @@ def test_backup_into_a_read_only_directory_fails_in_one_line_and_notifies(
     assert done.returncode == 1 and one_line(done.stderr), done.stderr
     [sent] = endpoint.bodies
     assert sent["title"] == "dumpledger: backup auto_noon (not started) FAILED"
-    assert "cannot write to the backup directory" in sent["message"]
+    assert f"cannot write to {env['DUMPLEDGER_BACKUP_DIR']} (it is read-only)" in sent["message"]
 
 
 def run_in(cwd: Path, env: dict[str, str], *args: str) -> Any:

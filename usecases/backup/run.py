@@ -140,9 +140,11 @@ def _record_failure(app: App, name: str, logger: Any, exc: BaseException, *, sta
     try:
         app.catalog.append(BackupFailed(backup=name, reason=reason, stage=stage), actor=app.actor)
     except Exception as again:
+        why = "" if _one_line(again) == reason else f" ({_one_line(again)})"
         reason += (
-            f"; this failure could not be recorded either ({_one_line(again)}): the next "
-            "dumpledger command on this host records the backup as failed (abandoned)"
+            f"; this failure could not be recorded either{why}: the next dumpledger command "
+            "on this host records the backup as failed (abandoned) once the catalog can be "
+            "written"
         )
     if isinstance(exc, Exception):
         raise BackupFailedError(f"backup {name} failed: {reason}", backup=name) from exc
