@@ -39,8 +39,7 @@ class Catalog:
     def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
         self.engine = engine
         self._clock = clock
-
-    read_only = False
+        self.read_only = False  # opened with read_only=True: every append is refused
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = _utcnow, read_only: bool = False) -> Catalog:

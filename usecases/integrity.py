@@ -108,7 +108,9 @@ def _heads(app: App) -> dict[int, Head]:
 # -- anchors in the metadata files ------------------------------------------------------------
 
 
-def check_anchors(database_dir: Path, records: dict[int, Head], report: Any) -> None:
+def check_anchors(
+    database_dir: Path, records: dict[int, Head], report: CatalogVerifyReport
+) -> None:
     """Each metadata file's anchor must be an event of the log, with the same hash, completing
     the same backup."""
     last = max(records, default=0)
