@@ -7,16 +7,18 @@ opening a fresh catalog at once migrate it exactly once.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from catalog.errors import CatalogUnavailable
+from catalog.errors import CatalogUnavailable, explain_database_error
 from catalog.read import BUSY_TIMEOUT_MS, HEAD_REVISION
 
 if TYPE_CHECKING:
@@ -35,16 +37,51 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def create_catalog_engine(url: str) -> Engine:
+def create_catalog_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for the catalog; `read_only` for a catalog on a read-only filesystem (a
+    mounted offsite disk): nothing is created or changed, writes are refused."""
     parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed.database)
-    if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
-    raise CatalogUnavailable(
-        f"catalog URL {parsed.render_as_string(hide_password=True)!r} is neither sqlite:// "
-        "nor postgresql://; fix `catalog_url` in backups/backup-config.json"
-    )
+        if read_only:
+            engine = _sqlite_read_only_engine(parsed.database)
+        else:
+            engine = _sqlite_engine(parsed.database)
+    elif parsed.get_backend_name() == "postgresql":
+        engine = create_engine(parsed, pool_pre_ping=True)
+    else:
+        raise CatalogUnavailable(
+            f"catalog URL {parsed.render_as_string(hide_password=True)!r} is neither sqlite:// "
+            "nor postgresql://; fix `catalog_url` in backups/backup-config.json"
+        )
+    _explain_errors(engine)
+    return engine
+
+
+def catalog_location(engine: Engine) -> str:
+    """Where the catalog is, for messages: the file, or the URL without its password."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return str(engine.url.database)
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _explain_errors(engine: Engine) -> None:
+    """A damaged file, a full disk, a read-only filesystem, a server gone: one CatalogError
+    naming the catalog and what to do, instead of a driver traceback. Errors that mean a bug
+    (integrity, programming) stay as they are."""
+    where = catalog_location(engine)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: ExceptionContext) -> None:
+        orig = ctx.original_exception
+        if engine.dialect.name == "sqlite":
+            damaged = type(orig) is sqlite3.DatabaseError  # "malformed", "not a database"
+            known = damaged or isinstance(orig, sqlite3.OperationalError)
+        else:
+            import psycopg
+
+            known = isinstance(orig, psycopg.OperationalError)
+        if known:
+            raise explain_database_error(str(orig), where) from orig
 
 
 def _sqlite_engine(database: str | None) -> Engine:
@@ -80,6 +117,45 @@ def _sqlite_engine(database: str | None) -> Engine:
     if database and database != ":memory:":
         _restrict(Path(database))
     return engine
+
+
+def _sqlite_read_only_engine(database: str | None) -> Engine:
+    """Query-only connections that create nothing: `mode=ro`, and `immutable=1` where the
+    filesystem cannot hold SQLite's shared-memory file (a read-only mount) and no write-ahead
+    log is waiting to be read."""
+    path = Path(database or "")
+    if not database or not path.is_file():
+        raise CatalogUnavailable(f"no catalog at {path}; check --backup-dir and `catalog_url`")
+    wal = path.with_name(path.name + "-wal")
+    pending = wal.is_file() and wal.stat().st_size > 0
+    immutable = not os.access(path.parent, os.W_OK) and not pending
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.isolation_level = None
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    engine = create_engine("sqlite://", creator=connect)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def check_revision(engine: Engine) -> None:
+    """A read-only catalog is read as it is: only at the schema this dumpledger knows."""
+    with engine.connect() as conn:
+        found = current_revision(conn)
+    if found != HEAD_REVISION:
+        raise CatalogUnavailable(
+            f"the catalog at {catalog_location(engine)} is read-only and at schema "
+            f"{found or 'none'}, not {HEAD_REVISION}: open it once where it is writable, "
+            "so that it is upgraded"
+        )
 
 
 def _restrict(path: Path) -> None:

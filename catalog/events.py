@@ -65,9 +65,14 @@ class BackupFailed(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackupVerified(Event):
+    """`problem`: why the backup failed as a whole (not completed in the log, no artifacts,
+    tables that disagree with the log), beside the per-artifact results."""
+
+    schema_version: ClassVar[int] = 2
     backup: str
     ok: bool
     artifacts: list[JSON]
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -324,6 +329,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     # v1 schedule events named no project: schedules were one per user then.
     ("ScheduleInstalled", 1): lambda p: {**p, "project": None, "crontab_user": None},
     ("ScheduleRemoved", 1): lambda p: {**p, "project": None},
+    # v1 verifications judged the artifacts only.
+    ("BackupVerified", 1): lambda p: {**p, "problem": None},
 }
 
 

@@ -6,13 +6,15 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Engine
 
-from catalog import projections
+from catalog import projections, replay
 from catalog.canonical import GENESIS_HASH, canonical_json, chain_hash, utc_iso
-from catalog.db import create_catalog_engine, migrate, writing
+from catalog.db import catalog_location, check_revision, create_catalog_engine, migrate, writing
+from catalog.errors import CatalogReadOnly
 from catalog.events import BackupDeleted, BackupStarted, BlobCollected, Event
 from catalog.recorded import Recorded
 from catalog.schema import backups, blobs, checkpoints, events
@@ -37,12 +39,21 @@ class Catalog:
     def __init__(self, engine: Engine, *, clock: Clock = _utcnow) -> None:
         self.engine = engine
         self._clock = clock
+        self.read_only = False  # opened with read_only=True: every append is refused
 
     @classmethod
-    def open(cls, url: str, *, clock: Clock = _utcnow) -> Catalog:
-        engine = create_catalog_engine(url)
-        migrate(engine)
-        return cls(engine, clock=clock)
+    def open(cls, url: str, *, clock: Clock = _utcnow, read_only: bool = False) -> Catalog:
+        """Open (creating or upgrading it); `read_only`: as it is, for reading only (a catalog
+        on a read-only filesystem), every append refused with CatalogReadOnly."""
+        engine = create_catalog_engine(url, read_only=read_only)
+        try:
+            check_revision(engine) if read_only else migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        catalog = cls(engine, clock=clock)
+        catalog.read_only = read_only
+        return catalog
 
     def close(self) -> None:
         self.engine.dispose()
@@ -67,6 +78,7 @@ class Catalog:
         precondition: Callable[[Connection], bool] | None = None,
     ) -> list[Recorded]:
         """Append in one transaction; with `precondition`, only if it holds under the lock."""
+        self._refuse_if_read_only()
         with writing(self.engine) as conn:
             if precondition is not None and not precondition(conn):
                 return []
@@ -149,8 +161,17 @@ class Catalog:
         }
         return Recorded(**body, prev_hash=prev, hash=chain_hash(prev, body))  # type: ignore[arg-type]
 
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise CatalogReadOnly(
+                f"the catalog at {catalog_location(self.engine)} was opened read-only (the "
+                "backup directory is not writable): this command must record what it does; "
+                "run it where the backup directory is writable"
+            )
+
     def rebuild(self) -> None:
         """Drop the projections and replay them from the log alone."""
+        self._refuse_if_read_only()
         with writing(self.engine) as conn:
             projections.rebuild(conn, list(self._iter_events(conn)))  # not lazily: same conn
 
@@ -178,6 +199,22 @@ class Catalog:
     def snapshot(self) -> dict[str, list[tuple[object, ...]]]:
         with self.engine.connect() as conn:
             return projections.snapshot(conn)
+
+    def projection_differences(self) -> list[str]:
+        """Every projection row that differs from the fold of the log (in a scratch database;
+        the catalog is only read): the tables edited by hand, or left behind by an upgrade."""
+        with self.engine.connect() as conn:
+            folded = replay.fold(self._iter_events(conn))
+            try:
+                with folded.connect() as mine:
+                    return replay.differences(conn, mine)
+            finally:
+                folded.dispose()
+
+    def backup_by_log(self, name: str) -> dict[str, Any] | None:
+        """Backup `name` as its events in the log describe it (status, artifacts), not as the
+        projection tables say; None when the log never started or imported it."""
+        return replay.backup_of(self.events(subject=name), name)
 
     def verify_chain(self) -> ChainReport:
         """Detect edited, deleted, inserted or reordered rows."""

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, and_, bindparam, func, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from catalog import read
@@ -44,7 +44,26 @@ def get_backup(engine: Engine, name: str) -> dict[str, Any]:
             select(artifacts).where(artifacts.c.backup_name == name).order_by(artifacts.c.kind)
         )
         out["artifacts"] = [dict(a._mapping) for a in arts]
+        out["anchor"] = _anchor(conn, name)
     return out
+
+
+ANCHOR_EVENTS = ("BackupCompleted", "BackupImported")
+
+
+def _anchor(conn: Connection, name: str) -> dict[str, Any] | None:
+    """The event that made backup `name` complete: its seq, type and hash. The backup's
+    metadata file records it, outside the catalog, so that `catalog verify` can tell when the
+    log was cut short or rewritten since (see usecases.integrity)."""
+    row = conn.execute(
+        select(events.c.seq, events.c.type, events.c.hash)
+        .where(events.c.subject == name, events.c.type.in_(ANCHOR_EVENTS))
+        .order_by(events.c.seq.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return {"seq": int(row.seq), "event": row.type, "hash": row.hash}
 
 
 def audit_events(engine: Engine, flt: AuditFilter) -> list[Recorded]:

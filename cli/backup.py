@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli import output
 from cli.retention import print_cleanup_summary, retention_after_backup
-from cli.state import JsonOpt, open_app
+from cli.state import KNOWN_ERRORS, JsonOpt, open_app, settings
 from usecases.backup.names import BACKUP_TYPES, classify
 
 if TYPE_CHECKING:
@@ -43,11 +43,16 @@ def backup(
       dumpledger backup --type nightly       # auto_nightly_YYYYMMDD_HHMMSS
     """
     from usecases.backup.run import BackupRequest, run_backup
-    from usecases.health.alerts import backup_alerts
+    from usecases.health.alerts import backup_alerts, backup_not_started
 
-    overrides = {"codec": codec} if codec is not None else {}
+    overrides: dict[str, Any] = {"codec": codec} if codec is not None else {}
     auto_report = retention_error = None
-    with open_app(**overrides) as ctx, backup_alerts(ctx, backup_type) as alerts:
+    try:
+        opened = open_app(**overrides)
+    except KNOWN_ERRORS as exc:  # nothing can record it: a scheduled run still notifies
+        backup_not_started(settings(**overrides), backup_type, exc)
+        raise
+    with opened as ctx, backup_alerts(ctx, backup_type) as alerts:
         progress = output.Progress("dumping")
         try:
             result = run_backup(

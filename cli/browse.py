@@ -11,6 +11,7 @@ from catalog.read import ACTIONS, AuditFilter, BackupFilter
 from cli import output
 from cli.state import JsonOpt, open_app, settings
 from cli.timeparse import parse_moment
+from usecases.backup.abandon import describe, is_stale
 from usecases.backup.names import classify
 
 if TYPE_CHECKING:
@@ -45,15 +46,23 @@ def list_cmd(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with reading(settings()) as query:
+    s = settings()
+    with reading(s) as query:
         where = offsite_targets(query, flt)
         rows = [{**r, "offsite": where.get(r["name"], [])} for r in list_backups(query, flt)]
+    for r in rows:  # running for longer than a backup should: its process may be gone
+        r["stale"] = is_stale(r, now, s.health.stale_running_hours)
     if json_out:
         output.emit_json(rows)
         return
     if not rows:
         output.info("no backups match; take one with `dumpledger backup`")
         return
+    for r in (r for r in rows if r["stale"]):
+        output.info(
+            f"{describe(r, now)} without finishing: if its process is gone, "
+            f"`dumpledger delete --force {r['name']}` records it as abandoned"
+        )
     output.table(
         LIST_HEADERS,
         [list_row(r) for r in rows],
@@ -89,7 +98,7 @@ def list_row(r: dict[str, Any]) -> list[str]:
     return [
         r["name"],
         r["backup_type"],
-        r["status"],
+        "stale" if r.get("stale") else r["status"],
         output.local_time(r["started_at"]),
         output.human_size(r["stored_size"]),
         verified,
@@ -107,7 +116,7 @@ def info(name: str, json_out: JsonOpt = False) -> None:
     """
     from catalog.queries import get_backup, offsite_targets
 
-    with open_app() as ctx:
+    with open_app(read_only_ok=True) as ctx:
         backup = get_backup(ctx.catalog.engine, name)
         backup["offsite"] = offsite_targets(ctx.catalog.engine).get(name, [])
         events = [e.to_json() for e in ctx.catalog.events(subject=name)]
@@ -207,7 +216,7 @@ def audit(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with open_app() as ctx:
+    with open_app(read_only_ok=True) as ctx:
         lines = run_audit(ctx, flt)
     if json_out:
         output.emit_json([ln.to_json() for ln in lines])

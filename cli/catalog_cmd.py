@@ -19,19 +19,47 @@ catalog_app = typer.Typer(
 
 
 @catalog_app.command("verify", context_settings=CONTEXT)
-def catalog_verify(json_out: JsonOpt = False) -> None:
-    """Check the hash chain: detects edited, deleted or reordered events."""
-    with open_app() as ctx:
-        report = ctx.catalog.verify_chain()
+def catalog_verify(
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            help="Also compare with the copy of the log pushed to this offsite target "
+            "(repeatable).",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check the catalog: the hash chain (edited, deleted or reordered events), every
+    projection row against the log (a `backups` row edited by hand), and the anchors outside
+    the catalog: each backup's metadata file records the event that completed it, and with
+    --target the copy of the log on an offsite target. Exit 1 naming each disagreement.
+
+    Examples: dumpledger catalog verify ; dumpledger catalog verify --target drive --json
+    """
+    from usecases.integrity import verify_catalog
+
+    with open_app(read_only_ok=True) as ctx:
+        report = verify_catalog(ctx, target)
     if json_out:
-        output.emit_json({"ok": report.ok, "events": report.events, "problems": report.problems})
+        output.emit_json(report.to_json())
     elif report.ok:
-        print(f"catalog ok: {report.events} events, hash chain intact")
+        print(
+            f"catalog ok: {report.events} events, hash chain intact, projections match the "
+            f"log, {_anchors(report.anchors_checked, report.anchors_absent)}"
+        )
+        for t in report.targets:
+            print(f"offsite {t.target}: its copy of the log (seq 1..{t.seq}) agrees")
     else:
         for p in report.problems:
             output.error(p)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _anchors(checked: int, absent: int) -> str:
+    text = f"{checked} backup metadata file(s) anchor it"
+    return text + (f" ({absent} written before anchors existed)" if absent else "")
 
 
 @catalog_app.command("rebuild", context_settings=CONTEXT)

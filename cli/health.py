@@ -103,7 +103,7 @@ def metrics(
     from cli.state import open_app
     from usecases.health.metrics import collect, render, write_textfile
 
-    with open_app() as ctx:
+    with open_app(read_only_ok=True) as ctx:
         text = render(collect(ctx), ctx.clock())
     if textfile is None:
         print(text, end="")

@@ -91,7 +91,7 @@ def verify_target(target: str, endpoint_url: str | None, json_out: bool, named: 
         raise BadInput("--target verifies every backup on the target: name no backup, no --all")
     from usecases.offsite.push import verify_target as run_verify
 
-    with open_app() as ctx:
+    with open_app(read_only_ok=True) as ctx:
         progress = output.Progress("verifying")
         try:
             report = run_verify(ctx, target, endpoint_url=endpoint_url, progress=progress)
@@ -196,7 +196,7 @@ def catalog_export(
     from cli.state import open_app
     from usecases.files import atomic_write
 
-    with open_app() as ctx:
+    with open_app(read_only_ok=True) as ctx:
         lines = list(iter_export(ctx.catalog))
     if out is None:
         sys.stdout.write("".join(lines))

@@ -122,12 +122,24 @@ def cleanup(
 def delete(
     name: Annotated[str, typer.Argument(help="The backup to delete (see `list`).")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Delete even if pinned.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Delete even if pinned; or a backup stuck in `running` longer than "
+            "health.stale_running_hours (its process gone with its host): recorded as "
+            "failed (abandoned) first.",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Delete one backup; its blobs go when no other backup uses them.
 
-    Example: dumpledger delete backup_20261124_120000
+    Examples:
+
+      dumpledger delete backup_20261124_120000
+
+      dumpledger delete --force --yes auto_nightly_20261120_235900   # stuck in running
     """
     from catalog.queries import get_backup
     from usecases.retention.cleanup import delete_backup

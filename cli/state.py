@@ -41,10 +41,11 @@ def settings(**overrides: Any) -> Settings:
     return loaded
 
 
-def open_app(**overrides: Any) -> App:
+def open_app(*, read_only_ok: bool = False, **overrides: Any) -> App:
     """Settings, catalog (created or migrated), store; abandoned backups recorded as failed.
+    `read_only_ok`: a reading command, which also runs on a read-only backup directory.
 
     Imported here, not at the top: `list` and `--help` must not pay for SQLAlchemy/psycopg."""
     from usecases.context import App
 
-    return App.open(settings(**overrides))
+    return App.open(settings(**overrides), read_only_ok=read_only_ok)

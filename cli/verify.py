@@ -32,7 +32,7 @@ def verify(
     from usecases.backup.verify import verify_backups
     from usecases.health.alerts import after_verify
 
-    with open_app() as ctx:
+    with open_app(read_only_ok=True) as ctx:
         progress = output.Progress("verifying")
         try:
             outcomes = verify_backups(ctx, names, all_backups=all_backups, progress=progress)
@@ -41,14 +41,27 @@ def verify(
         after_verify(ctx, outcomes)
     if json_out:
         output.emit_json(
-            [{"backup": o.backup, "ok": o.ok, "artifacts": o.artifacts} for o in outcomes]
+            [
+                {
+                    "backup": o.backup,
+                    "ok": o.ok,
+                    "problem": o.problem,
+                    "recorded": o.recorded,
+                    "artifacts": o.artifacts,
+                }
+                for o in outcomes
+            ]
         )
     else:
         for o in outcomes:
             print(f"{'ok    ' if o.ok else 'FAILED'} {o.backup}")
             for note in sorted({a["note"] for a in o.artifacts if a.get("note")}):
                 print(f"       {note}")
+            if o.problem:
+                output.error(f"{o.backup}: {o.problem}")
             for f in o.failures():
                 output.error(f"{o.backup}: {f['kind']} ({f['link']} -> {f['file']}): {f['error']}")
+    if outcomes and not outcomes[0].recorded:
+        output.info("the backup directory is read-only: the results were not recorded")
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)

@@ -7,6 +7,7 @@ for plain dumps, that pg_dump wrote its completion trailer.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pgtools.errors import PgDumpFailed
+from pgtools.locks import PgLockTimeout, is_lock_timeout
 from pgtools.target import DbTarget
 
 CHUNK = 1 << 20
@@ -37,14 +39,22 @@ class DumpSpec:
 
 
 def artifact_specs(
-    snapshot_id: str, *, role_passwords: bool = False, restrict_key: str | None = None
+    snapshot_id: str,
+    *,
+    role_passwords: bool = False,
+    restrict_key: str | None = None,
+    lock_wait_timeout_ms: int = 0,
 ) -> dict[str, DumpSpec]:
     """The pg_dump/pg_dumpall invocations of each artifact kind.
 
     `restrict_key` pins psql's `\\restrict` key (pg_dump 15.14/16.10/17.6 and newer pick a
     random one per run otherwise), so an unchanged database dumps to identical bytes.
+    `lock_wait_timeout_ms` (0: wait for ever): pg_dump fails instead of queueing longer for a
+    table another session locked.
     """
     common: tuple[str, ...] = ("--no-password", f"--snapshot={snapshot_id}")
+    if lock_wait_timeout_ms > 0:
+        common += (f"--lock-wait-timeout={int(lock_wait_timeout_ms)}",)
     plain: tuple[str, ...] = ("--format=plain",)
     if restrict_key:
         plain += (f"--restrict-key={restrict_key}",)
@@ -136,15 +146,28 @@ def _checked_chunks(
     _check(spec, code, b"".join(stderr_lines), tail.data)
 
 
+def error_text(stderr: bytes, limit: int = 1000) -> str:
+    """What a client program said went wrong, on one line: its first error line and every line
+    after it (pg_dump's `detail:`/`hint:` lines: the server's message, the command that
+    failed), not just the last one; without an error line, the last line."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    first = next(
+        (i for i, ln in enumerate(lines) if re.search(r"\berror\b|\bfatal\b", ln, re.I)), None
+    )
+    kept = lines[first:] if first is not None else lines[-1:]
+    text = "; ".join(kept)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check(spec: DumpSpec, code: int, stderr: bytes, tail: bytes) -> None:
-    lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    detail = lines[-1] if lines else ""
+    detail = error_text(stderr)
     if code < 0:
         raise PgDumpFailed(
             f"{spec.program} ({spec.kind}) was killed by signal {-code}; run the backup again"
         )
     if code != 0:
-        raise PgDumpFailed(f"{spec.program} ({spec.kind}) failed with exit code {code}: {detail}")
+        failed = PgLockTimeout if is_lock_timeout(detail) else PgDumpFailed
+        raise failed(f"{spec.program} ({spec.kind}) failed with exit code {code}: {detail}")
     if spec.plain and not any(t in tail for t in PLAIN_TRAILERS):
         raise PgDumpFailed(
             f"{spec.program} ({spec.kind}) output ended without its completion trailer: "

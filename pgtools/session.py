@@ -9,6 +9,7 @@ import psycopg
 from psycopg import sql
 
 from pgtools.errors import PgConnectionFailed
+from pgtools.locks import PgLockTimeout
 from pgtools.target import DbTarget
 
 TABLES_SQL = """
@@ -83,12 +84,17 @@ def explain_connect_error(target: DbTarget, message: str) -> str:
 class SnapshotSession:
     """Holds the exported snapshot open until closed; answers questions from inside it."""
 
-    def __init__(self, target: DbTarget) -> None:
+    def __init__(self, target: DbTarget, *, lock_timeout_ms: int = 0) -> None:
         self.conn = connect(target, autocommit=True)
         try:
             self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             # Refuse (rather than silently filter) rows hidden by row-level security.
             self.conn.execute("SET LOCAL row_security = off")
+            # Counting a table locked by another session waits this long, then fails (0: for
+            # ever, PostgreSQL's default); pg_dump gets the same as --lock-wait-timeout.
+            self.conn.execute(
+                "SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_ms)}ms",)
+            )
             # The counts run beside pg_dump: no parallel workers competing for its cores.
             self.conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             row = self.conn.execute(
@@ -109,7 +115,12 @@ class SnapshotSession:
             query = sql.SQL("SELECT count(*) FROM {}.{}").format(
                 sql.Identifier(schema), sql.Identifier(table)
             )
-            (n,) = self.conn.execute(query).fetchone() or (0,)
+            try:
+                (n,) = self.conn.execute(query).fetchone() or (0,)
+            except psycopg.errors.LockNotAvailable as exc:
+                raise PgLockTimeout(
+                    f"counting the rows of {schema}.{table}: {str(exc).splitlines()[0]}"
+                ) from None
             counts[f"{schema}.{table}"] = int(n)
         return counts
 

@@ -13,8 +13,10 @@ from pathlib import Path
 from catalog import Catalog
 from catalog.events import BackupFailed
 from catalog.queries import running_backups
+from catalog.read import sqlite_file
 from store import AgeKeys, BlobStore, LocalStore
 from usecases.config.settings import Settings
+from usecases.errors import BackupDirReadOnly
 from usecases.files import private_dir
 from usecases.reading import pid_alive
 
@@ -43,16 +45,46 @@ class App:
     actor: str
     clock: Clock = default_clock
 
+    read_only: bool = False  # opened from a read-only backup directory: records nothing
+
     @classmethod
     def open(
-        cls, settings: Settings, *, clock: Clock = default_clock, via: str | None = None
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = default_clock,
+        via: str | None = None,
+        read_only_ok: bool = False,
     ) -> App:
-        private_dir(settings.backup_dir)
+        """Settings, catalog (created or upgraded), store; abandoned backups recorded.
+
+        `read_only_ok`: a command that only reads (list, info, verify, catalog verify, audit,
+        check) also runs on a backup directory it cannot write (a mounted offsite disk): the
+        catalog is then opened as it is, and nothing is recorded or cleaned up.
+        """
+        blocked = unwritable(settings)
+        if blocked is not None:
+            if not read_only_ok:
+                raise BackupDirReadOnly(read_only_message(blocked))
+            return cls._read_only(settings, clock, via)
+        try:
+            private_dir(settings.backup_dir)
+        except OSError as exc:
+            raise BackupDirReadOnly(read_only_message(settings.backup_dir, exc)) from None
         catalog = Catalog.open(settings.effective_catalog_url(), clock=clock)
-        enc = settings.encryption
-        keys = AgeKeys(recipients=enc.recipients, identity_file=enc.identity_file)
-        app = cls(settings, catalog, LocalStore(settings.store_dir, keys), actor_label(via), clock)
-        app.settle_abandoned()
+        app = cls(settings, catalog, _store(settings), actor_label(via), clock)
+        try:
+            app.settle_abandoned()
+        except BaseException:
+            app.close()
+            raise
+        return app
+
+    @classmethod
+    def _read_only(cls, settings: Settings, clock: Clock, via: str | None) -> App:
+        catalog = Catalog.open(settings.effective_catalog_url(), clock=clock, read_only=True)
+        app = cls(settings, catalog, _store(settings), actor_label(via), clock)
+        app.read_only = True
         return app
 
     def close(self) -> None:
@@ -85,6 +117,35 @@ class App:
                 self.store.remove_stale_temp_files()
         remove_dead_decrypted(self.settings.backup_dir / "tmp")
         return settled
+
+
+def _store(settings: Settings) -> LocalStore:
+    enc = settings.encryption
+    keys = AgeKeys(recipients=enc.recipients, identity_file=enc.identity_file)
+    return LocalStore(settings.store_dir, keys)
+
+
+def unwritable(settings: Settings) -> Path | None:
+    """What this process may not write of the backup directory (or the directory it would be
+    made in) and the catalog file, or None: on a read-only mount even root may not."""
+    probe = settings.backup_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        return probe
+    path = sqlite_file(settings.effective_catalog_url())
+    if path is not None and path.exists() and not os.access(path, os.W_OK):
+        return path
+    return None
+
+
+def read_only_message(path: Path, exc: OSError | None = None) -> str:
+    why = exc.strerror if exc is not None and exc.strerror else "it is read-only"
+    return (
+        f"cannot write to {path} ({why}): this command records what it does in the backup "
+        "directory; list, info, verify, catalog verify, audit and check also work on a "
+        "read-only copy"
+    )
 
 
 def remove_dead_decrypted(tmp_dir: Path) -> list[Path]:

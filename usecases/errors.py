@@ -16,8 +16,16 @@ class BadInput(UseCaseError):
 
 
 class BackupFailedError(UseCaseError):
-    """The backup did not complete; BackupFailed has been appended."""
+    """The backup did not complete; BackupFailed has been appended (when it could be)."""
+
+    def __init__(self, message: str, *, backup: str | None = None) -> None:
+        super().__init__(message)
+        self.backup = backup  # the name it had, when it was started
 
 
 class VerificationFailed(UseCaseError):
     """One or more artifacts failed verification."""
+
+
+class BackupDirReadOnly(UseCaseError):
+    """The backup directory cannot be written (a read-only mount, permissions)."""

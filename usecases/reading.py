@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from catalog.errors import explain_database_error
 from catalog.read import Query, open_sqlite, sqlite_file, sqlite_query
 
 if TYPE_CHECKING:
@@ -28,13 +29,16 @@ def reading(settings: Settings) -> Iterator[Query]:
     if conn is not None:
         try:
             yield sqlite_query(conn)
+        except sqlite3.Error as exc:  # a damaged file: one line, as the full path says it
+            where = str(sqlite_file(settings.effective_catalog_url()))
+            raise explain_database_error(str(exc), where) from exc
         finally:
             conn.close()
         return
     from catalog.queries import engine_query
     from usecases.context import App
 
-    with App.open(settings) as app:
+    with App.open(settings, read_only_ok=True) as app:
         yield engine_query(app.catalog.engine)
 
 

@@ -9,6 +9,7 @@ from usecases.errors import BadInput
 
 SCHEDULED_TYPES = ("morning", "noon", "evening", "nightly")
 BACKUP_TYPES = (*SCHEDULED_TYPES, "manual", "emergency", "pre", "test")
+RESERVED_PREFIX = "latest_"  # backups/database/latest_full.*, latest_auto.*
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -18,6 +19,11 @@ def validate_name(name: str) -> str:
         raise BadInput(
             f"unsafe backup name {name!r}: use letters, digits, '.', '_' and '-' only "
             "(start with a letter or digit, at most 128 characters, no '..')"
+        )
+    if name == RESERVED_PREFIX.rstrip("_") or name.startswith(RESERVED_PREFIX):
+        raise BadInput(
+            f"backup name {name!r}: names starting with {RESERVED_PREFIX!r} are reserved for "
+            "the latest_full/latest_auto links in backups/database/; choose another name"
         )
     return name
 

@@ -4,38 +4,25 @@ every artifact read back, then BackupCompleted; any failure appends BackupFailed
 from __future__ import annotations
 
 import os
-import secrets
 import socket
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from catalog.errors import UnknownBackup
 from catalog.events import BackupCompleted, BackupFailed, BackupStarted
-from catalog.queries import blob_encryption, get_backup, list_backups
+from catalog.queries import get_backup, list_backups
 from catalog.read import BackupFilter
-from pgtools.binaries import find_program
-from pgtools.dump import (
-    DumpSpec,
-    artifact_specs,
-    check_custom_dump,
-    run_dump,
-    supports_restrict_key,
-)
-from pgtools.session import SnapshotSession
-from store import BlobInfo, Codec, DecryptionKeyError
+from store import BlobInfo, Codec
+from usecases.backup.dumping import dump_and_verify
 from usecases.backup.gitinfo import git_metadata
 from usecases.backup.names import SCHEDULED_TYPES, classify, infer_type, make_name
 from usecases.backup.runlog import close_run_log, open_run_log
 from usecases.backup.views import update_latest_links, write_backup_views
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput
-from usecases.files import atomic_write
 from usecases.storage.roots import attach, record_repairs, refs_of
 
 BASE_KINDS = ("full", "globals")
@@ -108,7 +95,7 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
         t0 = time.monotonic()
         repairs: list[BlobInfo] = []  # stored copies that failed their check, replaced
         try:
-            artifacts, meta = _dump_and_verify(app, kinds, progress, logger, repairs)
+            artifacts, meta = dump_and_verify(app, kinds, progress, logger, repairs)
             record_repairs(app, repairs, name)
             meta.update(
                 git=git_metadata(req.cwd),
@@ -116,30 +103,27 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
                 log_file=str(log_path.relative_to(app.settings.backup_dir)),
             )
         except BaseException as exc:
-            reason = _one_line(exc)
-            logger.error("backup %s failed: %s", name, reason)
-            close_run_log(logger)
-            app.catalog.append(
-                BackupFailed(backup=name, reason=reason, stage="dump"), actor=app.actor
-            )
-            record_repairs(app, repairs, name)  # the files changed, whatever failed later
-            if isinstance(exc, Exception):
-                raise BackupFailedError(f"backup {name} failed: {reason}") from exc
+            try:
+                record_repairs(app, repairs, name)  # the files changed, whatever failed later
+            finally:
+                _record_failure(app, name, logger, exc, stage="dump")
             raise
         duration = round(time.monotonic() - t0, 3)
-        app.store.add_roots(owner, refs_of(artifacts))  # held before the catalog refers to them
-        app.catalog.append(
-            BackupCompleted(
-                backup=name,
-                backup_type=btype,
-                artifacts=artifacts,
-                verified=True,
-                duration_seconds=duration,
-                metadata=meta,
-            ),
-            actor=app.actor,
+        completed = BackupCompleted(
+            backup=name,
+            backup_type=btype,
+            artifacts=artifacts,
+            verified=True,
+            duration_seconds=duration,
+            metadata=meta,
         )
-    refresh_views(app, name)
+        try:  # a full disk or a catalog gone now: the dumps are good, the record is not
+            app.store.add_roots(owner, refs_of(artifacts))  # held before the catalog refers
+            app.catalog.append(completed, actor=app.actor)
+        except BaseException as exc:
+            _record_failure(app, name, logger, exc, stage="record")
+            raise
+    _refresh_views_after(app, name)
     added = sum(a["stored_size"] for a in artifacts if a["created"])
     logger.info("backup %s completed in %.1fs, %d new stored bytes", name, duration, added)
     close_run_log(logger)
@@ -152,6 +136,41 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
         log_path=log_path,
         metadata=meta,
     )
+
+
+def _record_failure(app: App, name: str, logger: Any, exc: BaseException, *, stage: str) -> None:
+    """Log and append BackupFailed, then raise BackupFailedError (an Exception) or return (to
+    re-raise Ctrl-C and the like). When even BackupFailed cannot be appended (the disk that
+    refused BackupCompleted is still full), the message says so: the next dumpledger command
+    on this host records the backup as abandoned, and a scheduled run still notifies."""
+    reason = _one_line(exc)
+    logger.error("backup %s failed: %s", name, reason)
+    close_run_log(logger)
+    try:
+        app.catalog.append(BackupFailed(backup=name, reason=reason, stage=stage), actor=app.actor)
+    except Exception as again:
+        why = "" if _one_line(again) == reason else f" ({_one_line(again)})"
+        reason += (
+            f"; this failure could not be recorded either{why}: the next dumpledger command "
+            "on this host records the backup as failed (abandoned) once the catalog can be "
+            "written"
+        )
+    if isinstance(exc, Exception):
+        raise BackupFailedError(f"backup {name} failed: {reason}", backup=name) from exc
+
+
+def _refresh_views_after(app: App, name: str) -> None:
+    """The backup is complete and recorded; its files under backups/database/ are a view of
+    it. One that cannot be written (a full disk) fails the command with what happened."""
+    try:
+        refresh_views(app, name)
+    except OSError as exc:
+        raise BackupFailedError(
+            f"backup {name} completed and is recorded, but its files under "
+            f"{app.settings.database_dir} could not be written ({exc.strerror or exc}); the "
+            f"backup itself is safe (`dumpledger restore {name}` reads the store); free space",
+            backup=name,
+        ) from None
 
 
 def refresh_views(app: App, name: str) -> None:
@@ -202,19 +221,6 @@ def _full_dump_stored(app: App, backup: dict[str, Any]) -> bool:
     return bool(full) and all(app.store.exists(a["digest"], Codec(a["codec"])) for a in full)
 
 
-def restrict_key(backup_dir: Path) -> str:
-    """This installation's psql `\\restrict` key: random once, then the same for every dump.
-
-    It is not a secret (every plain dump contains it); a fixed one keeps dumps of an unchanged
-    database byte-identical, so they are stored once.
-    """
-    path = backup_dir / ".restrict-key"
-    if not path.exists():
-        key = secrets.token_hex(24)
-        atomic_write(path, key.encode())
-    return path.read_text().strip()
-
-
 def _record_start(app: App, name: str, *, automatic: bool, started: BackupStarted) -> str:
     """Append BackupStarted under a name no backup has, checked under the writers' lock: two
     processes that chose the same name in the same second (a timer and a person) must not
@@ -251,163 +257,3 @@ def _refuse_existing(app: App, name: str) -> None:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or exc.__class__.__name__
     return text if not isinstance(exc, KeyboardInterrupt) else "interrupted (Ctrl-C)"
-
-
-class _Children:
-    """The dump processes of one backup, so a failure in one stops all of them."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.lock = threading.Lock()
-
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
-        with self.lock:
-            self.procs.append(proc)
-
-    def kill_all(self) -> None:
-        with self.lock:
-            for proc in self.procs:
-                if proc.poll() is None:
-                    proc.kill()
-
-
-def _dump_and_verify(
-    app: App,
-    kinds: tuple[str, ...],
-    progress: ProgressFn | None,
-    logger: Any,
-    repairs: list[BlobInfo],
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    s = app.settings
-    with SnapshotSession(s.database) as snap:
-        pg_dump = find_program(
-            "pg_dump", snap.server_major, extra_dirs=[s.pg_bindir] if s.pg_bindir else []
-        )
-        logger.info(
-            "server %s, pg_dump %s (%s), snapshot %s",
-            snap.server_version,
-            pg_dump.version,
-            pg_dump.path,
-            snap.snapshot_id,
-        )
-        key = restrict_key(s.backup_dir) if supports_restrict_key(pg_dump.path.parent) else None
-        specs = artifact_specs(snap.snapshot_id, role_passwords=s.role_passwords, restrict_key=key)
-        children = _Children()
-        with ThreadPoolExecutor(max_workers=len(kinds), thread_name_prefix="dump") as pool:
-            futures = {
-                k: pool.submit(
-                    _dump_one, app, specs[k], pg_dump.path.parent, children, progress, repairs
-                )
-                for k in kinds
-            }
-            try:
-                row_counts = snap.row_counts()
-                migration = snap.latest_migration()
-                db_props = snap.database_properties()
-                results = {k: f.result() for k, f in futures.items()}
-            except BaseException:
-                children.kill_all()
-                raise
-    bindir = pg_dump.path.parent
-    artifacts = [results[k][0] for k in kinds]
-    t0 = time.monotonic()
-    for art in artifacts:
-        _verify_artifact(app, art, bindir)
-        logger.info(
-            "artifact %s: %s raw %d stored %d bytes, verified",
-            art["kind"],
-            art["digest"][:12],
-            art["raw_size"],
-            art["stored_size"],
-        )
-    durations = {k: results[k][1] for k in kinds}
-    durations["verify"] = round(time.monotonic() - t0, 3)
-    meta: dict[str, Any] = {
-        "versions": {"server": snap.server_version, "pg_dump": pg_dump.version},
-        "row_counts": row_counts,
-        "latest_migration": migration,
-        "database_properties": db_props,
-        "durations": durations,
-        "dump_options": {
-            k: [a for a in specs[k].args if not a.startswith("--snapshot")] for k in kinds
-        },
-    }
-    if (encryption := encryption_summary(artifacts)) is not None:
-        meta["encryption"] = encryption
-    return artifacts, meta
-
-
-def _dump_one(
-    app: App,
-    spec: DumpSpec,
-    bindir: Path,
-    children: _Children,
-    progress: ProgressFn | None,
-    repairs: list[BlobInfo],
-) -> tuple[dict[str, Any], float]:
-    s = app.settings
-    codec = Codec.NONE if spec.kind == "custom" else Codec(s.codec)
-    if s.encryption.enabled:
-        codec = codec.with_age()
-    report = (lambda n: progress(spec.kind, n)) if progress else None
-    t0 = time.monotonic()
-    info = run_dump(
-        spec,
-        bindir,
-        s.database,
-        lambda chunks: app.store.put(
-            chunks, codec, level=s.level, threads=s.threads, progress=report
-        ),
-        on_start=children.add,
-    )
-    if info.repaired_from is not None:
-        repairs.append(info)  # recorded by the backup's thread, whatever happens next
-    art: dict[str, Any] = {
-        "kind": spec.kind,
-        "digest": info.digest,
-        "codec": info.codec.value,
-        "raw_size": info.raw_size,
-        "stored_size": info.stored_size,
-        "stored_sha256": info.stored_sha256,
-        "created": info.created,
-    }
-    if codec.sealed:
-        art["encryption"] = _encryption_of(app, art, fresh=info.repaired_from is not None)
-    return art, round(time.monotonic() - t0, 3)
-
-
-def _encryption_of(app: App, art: dict[str, Any], *, fresh: bool = False) -> dict[str, Any]:
-    """Who can decrypt this artifact: today's recipients for a new (or `fresh`: repaired)
-    blob; for one already stored, the recipients recorded when it was written (it is not
-    encrypted again)."""
-    if not art["created"] and not fresh:
-        known = blob_encryption(app.catalog.engine, art["digest"], art["codec"])
-        if known is not None:
-            return known
-    return {"scheme": "age", "recipients": list(app.settings.encryption.recipients)}
-
-
-def encryption_summary(artifacts: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """metadata["encryption"]: the scheme and every recipient any artifact is encrypted to."""
-    sealed = [a["encryption"] for a in artifacts if a.get("encryption")]
-    if not sealed:
-        return None
-    recipients = sorted({r for e in sealed for r in e.get("recipients", [])})
-    return {"scheme": "age", "recipients": recipients}
-
-
-def _verify_artifact(app: App, art: dict[str, Any], bindir: Path) -> None:
-    codec = Codec(art["codec"])
-    try:
-        result = app.store.verify(art["digest"], codec, expected_stored_sha256=art["stored_sha256"])
-    except DecryptionKeyError as exc:  # the key this host would restore with does not fit
-        raise BackupFailedError(
-            f"artifact {art['kind']} cannot be read back: {exc}; encryption.identity_file "
-            "must hold the key of one of encryption.recipients"
-        ) from None
-    if not result.ok:
-        raise BackupFailedError(f"artifact {art['kind']} failed read-back: {result.error}")
-    if art["kind"] == "custom" and (not codec.sealed or app.settings.encryption.identity_file):
-        # Without the private key an encrypted custom dump is checked by its stored digest.
-        with app.store.open_raw(art["digest"], codec) as chunks:
-            check_custom_dump(bindir, iter(chunks))

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog.events import BackupVerified, BlobRepaired
-from catalog.queries import get_backup, list_backups
+from catalog.queries import list_backups
 from catalog.read import BackupFilter
 from pgtools.binaries import find_program
 from pgtools.dump import check_custom_dump
 from pgtools.errors import PgError
 from store import Codec, DecryptionKeyError
+from usecases.backup.logcheck import as_the_log_says
 from usecases.backup.views import artifact_filename
 from usecases.context import App
-from usecases.errors import BadInput
+from usecases.errors import BadInput, UseCaseError
 
 ProgressFn = Callable[[str, int], None]
 
@@ -26,6 +27,8 @@ class VerifyOutcome:
     backup: str
     ok: bool
     artifacts: list[dict[str, Any]]
+    problem: str | None = None  # the backup as a whole (see usecases.backup.logcheck)
+    recorded: bool = True  # False on a read-only backup directory: BackupVerified not appended
 
     def failures(self) -> list[dict[str, Any]]:
         return [a for a in self.artifacts if not a["ok"]]
@@ -41,6 +44,11 @@ def verify_backups(
     if all_backups:
         rows = list_backups(app.catalog.engine, BackupFilter(status="completed"))
         names = [r["name"] for r in reversed(rows)]
+        if not names:
+            raise UseCaseError(
+                "there is no completed backup to verify (`dumpledger list` shows the failed "
+                "and running ones); take one with `dumpledger backup`"
+            )
     if not names:
         raise BadInput("name a backup to verify, or pass --all")
     return [verify_one(app, name, progress=progress) for name in names]
@@ -64,15 +72,19 @@ def verify_kinds(
     prove it is byte for byte the dump that decoded when it was stored (restore uses this,
     since pg_restore is about to read it anyway).
     """
-    backup = get_backup(app.catalog.engine, name)
-    if backup["status"] != "completed":
-        raise BadInput(f"backup {name} is {backup['status']}, not completed: nothing to verify")
+    backup, problem = as_the_log_says(app, name)
     arts = [a for a in backup["artifacts"] if kinds is None or a["kind"] in kinds]
     with naming_recipients(backup):
         results = [_check(app, backup, art, progress, decode_custom) for art in arts]
-    ok = all(r["ok"] for r in results)
-    app.catalog.append(BackupVerified(backup=name, ok=ok, artifacts=results), actor=app.actor)
-    return VerifyOutcome(backup=name, ok=ok, artifacts=results)
+    ok = problem is None and all(r["ok"] for r in results)
+    if not app.read_only:  # a read-only copy (a mounted offsite disk) records nothing
+        app.catalog.append(
+            BackupVerified(backup=name, ok=ok, artifacts=results, problem=problem),
+            actor=app.actor,
+        )
+    return VerifyOutcome(
+        backup=name, ok=ok, artifacts=results, problem=problem, recorded=not app.read_only
+    )
 
 
 def _check(
@@ -89,7 +101,8 @@ def _check(
         art["digest"], codec, expected_stored_sha256=art["stored_sha256"], progress=report
     )
     if not res.ok and res.content_ok:  # another valid copy is in place: the catalog follows
-        accept_replaced_copy(app, art, res.stored_sha256, res.stored_size)
+        if not app.read_only:  # a read-only copy records nothing
+            accept_replaced_copy(app, art, res.stored_sha256, res.stored_size)
         res = app.store.verify(art["digest"], codec, expected_stored_sha256=res.stored_sha256)
     error = None if res.ok else f"{res.error}; {REPAIR_HINT}"
     if res.ok and art["kind"] == "custom" and decode_custom and res.note is None:

@@ -22,6 +22,7 @@ class BlobPaths(Protocol):
 
 
 METADATA_SUFFIX = "_metadata.json"
+LATEST_LINKS = ("latest_full", "latest_auto")
 ARTIFACT_KINDS = ("full", "globals", "schema", "data", "custom")
 _ARTIFACT_SUFFIXES = sorted(set(SUFFIXES.values()), key=len, reverse=True)  # .sql.gz.age first
 
@@ -79,6 +80,9 @@ def metadata_document(backup: dict[str, Any], policy: Policy) -> dict[str, Any]:
         "row_counts": meta.get("row_counts", {}),
         "durations": meta.get("durations", {}),
         "status": backup["status"],
+        # The seq and hash of the event that completed it: an anchor of the catalog's hash
+        # chain outside the catalog, which `dumpledger catalog verify` checks.
+        "catalog_anchor": backup.get("anchor"),
     }
 
 
@@ -103,7 +107,7 @@ def update_latest_links(
     `backups` are completed backups, newest first, each with its artifacts.
     """
     wanted_links: dict[str, Path] = {}
-    for link_name, wanted in (("latest_full", None), ("latest_auto", "auto")):
+    for link_name, wanted in zip(LATEST_LINKS, (None, "auto"), strict=True):
         for b in backups:
             if wanted and classify(b["name"]) != wanted:
                 continue
@@ -117,6 +121,7 @@ def update_latest_links(
     for name, target in wanted_links.items():
         atomic_symlink(database_dir / name, target)
     if database_dir.is_dir():  # links of deleted backups, or of another codec, go
-        for stale in database_dir.glob("latest_*"):
-            if stale.is_symlink() and stale.name not in wanted_links:
-                stale.unlink(missing_ok=True)
+        ours = {f"{link}{suffix}" for link in LATEST_LINKS for suffix in SUFFIXES.values()}
+        for stale in sorted(ours - set(wanted_links)):  # only names this function makes
+            if (database_dir / stale).is_symlink():
+                (database_dir / stale).unlink(missing_ok=True)

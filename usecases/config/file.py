@@ -29,6 +29,8 @@ class DatabaseSection(_Section):
     name: str = "postgres"
     password: str | None = None  # allowed, warned about: prefer SUPABASE_DB_PASSWORD or .env
     include_role_passwords: bool = False
+    # How long a backup waits for a table another session locked, then fails naming it.
+    lock_wait_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
 
 
 class CompressionSection(_Section):
@@ -58,6 +60,9 @@ class HealthSection(_Section):
     size_drop_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.5
     duration_growth_ratio: Annotated[float, Field(gt=1)] = 3.0
     min_free_bytes: Annotated[int, Field(ge=0)] = 1 << 30
+    # A backup `running` this long without finishing counts as stale (its process may be on
+    # a host that is gone): `list` and `check` say so, `delete --force` may settle it.
+    stale_running_hours: Annotated[float, Field(gt=0)] = 24.0
 
 
 class OffsiteSection(_Section):

@@ -10,8 +10,10 @@ Defaults match Supabase local: 127.0.0.1:5432, postgres/postgres, database postg
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,6 +70,7 @@ class Settings:
     threads: int = 2
     catalog_url: str = ""
     role_passwords: bool = False
+    lock_wait_timeout: float = 300.0  # seconds: database.lock_wait_timeout_seconds
     pg_bindir: str | None = None
     retention: Policy = field(default_factory=Policy)
     store_path: Path | None = None
@@ -264,6 +267,7 @@ def settings_from(sources: Sources, doc: Mapping[str, Any]) -> Settings:
         threads=comp["threads"],
         catalog_url=doc["catalog_url"] or "",
         role_passwords=db["include_role_passwords"],
+        lock_wait_timeout=db["lock_wait_timeout_seconds"],
         pg_bindir=doc["pg_bindir"],
         retention=retention,
         store_path=_under(root, doc["store"]["path"]),
@@ -299,8 +303,30 @@ def explain(sources: Sources, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             value = MASK if value is not None else None
         if path == ("database", "password") and value is None:
             value = f"{MASK} (Supabase local default)"
+        if isinstance(value, str):  # a password inside a URL (DUMPLEDGER_CATALOG_URL, ...)
+            value = mask_url_passwords(value)
         rows.append({"setting": ".".join(path), "value": value, "source": sources.origin_of(path)})
     return rows
+
+
+URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(\S*)")
+
+
+def mask_url_passwords(text: str) -> str:
+    """`scheme://user:secret@host/...` -> `scheme://user:********@host/...`, for every URL in
+    `text`. The user info ends at the last `@` before any query or fragment (a password may
+    hold an unencoded `@`); masking too much is harmless, too little is not."""
+
+    def one(match: re.Match[str]) -> str:
+        scheme, rest = match.group(1), match.group(2)
+        head = re.split(r"[?#]", rest, maxsplit=1)[0]
+        at = head.rfind("@")
+        if at < 0 or ":" not in head[:at]:
+            return match.group(0)
+        user = head[:at].split(":", 1)[0]
+        return f"{scheme}{user}:{MASK}{rest[at:]}"
+
+    return URL_RE.sub(one, text)
 
 
 def _warnings(sources: Sources) -> tuple[str, ...]:
@@ -346,14 +372,26 @@ def read_dotenv(path: Path) -> dict[str, str]:
     from dotenv.parser import parse_stream  # here: most runs have no .env to read
 
     values: dict[str, str] = {}
-    with path.open(encoding="utf-8") as stream:
-        for binding in parse_stream(stream):
-            if binding.error:
-                line = binding.original.string.strip()[:40]
-                raise BadInput(f"{path}:{binding.original.line}: expected KEY=VALUE, got {line!r}")
-            if binding.key is not None and binding.value is not None:
-                values[binding.key] = binding.value
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(not_utf8(path, exc)) from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.string.strip()[:40]
+            raise BadInput(f"{path}:{binding.original.line}: expected KEY=VALUE, got {line!r}")
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
     return values
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    return (
+        f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+        "save it as UTF-8"
+    )
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -366,6 +404,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
             f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
             "fix it or move it away to use the defaults"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(not_utf8(path, exc)) from None
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror}") from None
     if not isinstance(data, dict):

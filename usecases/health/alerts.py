@@ -12,12 +12,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from catalog.canonical import parse_utc
+from catalog.errors import CatalogError
 from catalog.queries import list_backups
 from catalog.read import BackupFilter
 from usecases.backup.names import SCHEDULED_TYPES
 from usecases.config.sections import Notifications
+from usecases.config.settings import Settings
 from usecases.context import App
-from usecases.errors import BadInput
+from usecases.errors import BackupFailedError, BadInput
 from usecases.health import notify
 from usecases.health.check import CheckResult, Status, overall, summary_line
 
@@ -51,11 +53,16 @@ class BackupAlerts:
     def failed(self, exc: Exception, since: datetime) -> None:
         if not self.automatic or isinstance(exc, BadInput):
             return
-        row = self._failed_row(since)
-        if row is None:  # it failed before it was recorded (a bad setting, say)
-            name, reason = f"auto_{self.backup_type} (not started)", str(exc)
-        else:
+        try:
+            row = self._failed_row(since)
+        except CatalogError:  # the catalog that failed the backup cannot be read either
+            row = None
+        if row is not None:
             name, reason = str(row["name"]), str(row["failure_reason"] or exc)
+        elif isinstance(exc, BackupFailedError) and exc.backup:  # started, failure unrecorded
+            name, reason = exc.backup, str(exc)
+        else:  # it failed before it was recorded (a bad setting, say)
+            name, reason = f"auto_{self.backup_type} (not started)", str(exc)
         notify.notify(self.app, notify.backup_failed(name, reason))
 
     def _failed_row(self, since: datetime) -> dict[str, Any] | None:
@@ -80,10 +87,22 @@ def backup_alerts(app: App, backup_type: str | None) -> Iterator[BackupAlerts]:
         raise
 
 
+def backup_not_started(settings: Settings, backup_type: str | None, exc: Exception) -> None:
+    """A scheduled backup whose catalog cannot even be opened (a read-only or full backup
+    directory, a damaged catalog): nothing can record it, so the notification is all there is."""
+    if not is_automatic(backup_type) or isinstance(exc, BadInput):
+        return
+    prefs = settings.notifications
+    if notify.wanted(prefs, "backup_failed"):
+        msg = notify.backup_failed(f"auto_{backup_type} (not started)", str(exc))
+        notify.dispatch(None, msg, notify.channels(prefs))
+
+
 def after_verify(app: App, outcomes: Sequence[VerifyOutcome]) -> None:
     for o in outcomes:
         if not o.ok:
-            problems = [f"{f['kind']}: {f['error']}" for f in o.failures()]
+            problems = [o.problem] if o.problem else []
+            problems += [f"{f['kind']}: {f['error']}" for f in o.failures()]
             notify.notify(app, notify.verify_failed(o.backup, problems))
 
 
@@ -113,7 +132,10 @@ def after_check(
 
 
 def _sent_since(app: App, detail: str, since: datetime) -> bool:
-    sent = app.catalog.events(subject="check", types=["NotificationSent"])
+    try:
+        sent = app.catalog.events(subject="check", types=["NotificationSent"])
+    except CatalogError:  # a damaged catalog is what `check` reports: notify it
+        return False
     delivered = [r for r in sent if r.payload.get("kind") == "check" and r.payload.get("ok")]
     if not delivered:
         return False

@@ -82,6 +82,8 @@ class Facts:
     # active), as the scheduler says; None when it will.
     schedule_problem: str | None = None
     blobs: BlobsFact | None = None  # None: no store to look at
+    # Backups running for longer than health.stale_running_hours (usecases.backup.abandon).
+    stale_running: tuple[str, ...] = ()
 
 
 def evaluate(facts: Facts, limits: Health, now: datetime) -> list[CheckResult]:
@@ -94,6 +96,7 @@ def evaluate(facts: Facts, limits: Health, now: datetime) -> list[CheckResult]:
         _verification(facts, limits, now),
         _drill(facts, limits, now),
         _schedule(facts),
+        *_stale(facts),
         *_anomalies(facts, limits),
     ]
     if facts.blobs is not None:
@@ -298,6 +301,20 @@ def _schedule(f: Facts) -> CheckResult:
             f"{f.schedule}, but {f.schedule_problem}; `dumpledger schedule status` tells more",
         )
     return _result("schedule", Status.OK, f"{f.schedule}, active")
+
+
+def _stale(f: Facts) -> list[CheckResult]:
+    """Only when some backup is stuck in `running`: its process may be gone with its host."""
+    if not f.stale_running:
+        return []
+    return [
+        _result(
+            "running backups",
+            Status.WARNING,
+            f"{'; '.join(f.stale_running)}: if its process is gone, "
+            "`dumpledger delete --force NAME` records it as abandoned",
+        )
+    ]
 
 
 def _anomalies(f: Facts, limits: Health) -> list[CheckResult]:

@@ -21,6 +21,7 @@ from pgtools.binaries import find_program
 from pgtools.errors import PgError
 from pgtools.restore import leftover_scratch_databases
 from pgtools.session import connect
+from usecases.backup.abandon import is_stale, without_finishing
 from usecases.backup.names import classify
 from usecases.config.settings import Settings
 from usecases.context import App
@@ -40,8 +41,8 @@ def open_for_check(settings: Settings) -> tuple[App | None, str | None]:
             "DUMPLEDGER_BACKUP_DIR points elsewhere"
         )
     try:
-        return App.open(settings), None
-    except (CatalogError, OSError) as exc:
+        return App.open(settings, read_only_ok=True), None
+    except (CatalogError, UseCaseError, OSError) as exc:
         return None, str(exc)
 
 
@@ -51,6 +52,13 @@ def gather(settings: Settings, app: App | None, catalog_error: str | None) -> Fa
     facts.update(_store(settings))
     if app is None:
         return Facts(**facts, catalog_error=catalog_error or "catalog unavailable")
+    try:  # a catalog that opens may still be damaged further in: CRITICAL, not a traceback
+        return _from_catalog(settings, app, facts)
+    except CatalogError as exc:
+        return Facts(**facts, catalog_error=str(exc))
+
+
+def _from_catalog(settings: Settings, app: App, facts: dict[str, Any]) -> Facts:
     report = app.catalog.verify_chain()
     rows = list_backups(app.catalog.engine, BackupFilter())
     autos = _autos(rows)
@@ -66,6 +74,7 @@ def gather(settings: Settings, app: App | None, catalog_error: str | None) -> Fa
         schedule=schedule,
         schedule_problem=schedule_problem,
         blobs=_blobs(app) if settings.store_dir.is_dir() else None,
+        stale_running=_stale_running(app, rows),
     )
 
 
@@ -91,6 +100,11 @@ def _blobs(app: App) -> BlobsFact:
             status.unowned.bytes + status.legacy_kept.bytes,
         ),
     )
+
+
+def _stale_running(app: App, rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    now, limit = app.clock(), app.settings.health.stale_running_hours
+    return tuple(without_finishing(r, now) for r in rows if is_stale(r, now, limit))
 
 
 def _database(settings: Settings) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from catalog.events import NotificationSent
+from usecases.backup.runlog import append_line
 from usecases.config.sections import Notifications
 from usecases.context import App
 from usecases.health.check import size_text
@@ -231,7 +232,7 @@ def _record(app: App | None, msg: Message, attempt: Attempt, log_path: Path | No
         "sent" if attempt.ok else f"FAILED: {attempt.reason}"
     )
     if log_path is not None:
-        _append_line(log_path, line)
+        append_line(log_path, line)
     if app is None:
         return
     try:
@@ -248,20 +249,7 @@ def _record(app: App | None, msg: Message, attempt: Attempt, log_path: Path | No
         )
     except Exception as exc:  # a notification must not fail what it reports on
         if log_path is not None:
-            _append_line(log_path, f"could not record the notification: {scrub(str(exc))}")
-
-
-def _append_line(path: Path, line: str) -> None:
-    from datetime import datetime
-
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, f"{datetime.now():%Y-%m-%d %H:%M:%S} INFO {line}\n".encode())
-        finally:
-            os.close(fd)
-    except OSError:
-        pass  # the run log is a convenience; the catalog has the record
+            append_line(log_path, f"could not record the notification: {scrub(str(exc))}")
 
 
 # -- the messages ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 from catalog.events import BackupDeleted, BackupPinned, BackupUnpinned
 from catalog.queries import deleted_among, get_backup, retention_rows
 from catalog.retention import BackupView, Decision, Policy, evaluate
+from usecases.backup.abandon import settle_stale, stale_hint
 from usecases.backup.names import classify
 from usecases.backup.run import refresh_latest
 from usecases.backup.views import METADATA_SUFFIX, artifact_filename, view_owner
@@ -158,7 +159,8 @@ def _delete(
     if backup["status"] == "deleted":
         problem = f"backup {name} is already deleted"
     elif backup["status"] == "running":
-        problem = f"backup {name} is still running; wait for it to finish"
+        problem = settle_stale(app, backup) if force else stale_hint(app, backup)
+        backup = get_backup(app.catalog.engine, name) if problem is None else backup
     elif backup["pinned"] and not force:
         problem = (
             f"backup {name} is pinned ({backup['pin_reason'] or 'no reason given'}); "

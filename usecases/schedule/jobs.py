@@ -17,7 +17,7 @@ from typing import Protocol
 
 from usecases.backup.names import SCHEDULED_TYPES
 from usecases.config.sections import Slot
-from usecases.errors import BadInput
+from usecases.errors import BadInput, UseCaseError
 from usecases.files import private_dir
 
 # The environment a slot runs with: the actor label then says "via scheduler". Nothing secret
@@ -209,7 +209,13 @@ def check_project(project: Project, jobs: Sequence[Job]) -> None:
 def touch_private(path: Path) -> None:
     """Create a scheduler's log file 0600 before the scheduler opens it with its own umask."""
     private_dir(path.parent)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    try:  # never through a link planted there: the scheduler would append to its target
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600))
+    except OSError as exc:
+        raise UseCaseError(
+            f"cannot create the scheduler's log {path}: {exc.strerror or exc}"
+            + ("; it is a symbolic link: remove it" if path.is_symlink() else "")
+        ) from None
 
 
 def differs(path: Path, text: str) -> bool:
