@@ -45,7 +45,7 @@ def list_cmd(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with reading(settings()) as query:
+    with reading(settings(), on_notice=lambda n: output.info(f"dumpledger: {n}")) as query:
         where = offsite_targets(query, flt)
         rows = [{**r, "offsite": where.get(r["name"], [])} for r in list_backups(query, flt)]
     if json_out:

@@ -42,9 +42,13 @@ def settings(**overrides: Any) -> Settings:
 
 
 def open_app(**overrides: Any) -> App:
-    """Settings, catalog (created or migrated), store; abandoned backups recorded as failed.
+    """Settings, catalog (created or migrated), store; abandoned backups and interrupted
+    restores recorded as failed (and the latter told on stderr).
 
     Imported here, not at the top: `list` and `--help` must not pay for SQLAlchemy/psycopg."""
     from usecases.context import App
 
-    return App.open(settings(**overrides))
+    app = App.open(settings(**overrides))
+    for note in app.notices:  # what the opening recorded: a restore that was interrupted
+        output.info(f"dumpledger: {note}")
+    return app

@@ -34,7 +34,7 @@ from usecases.backup.names import SCHEDULED_TYPES, classify, infer_type, make_na
 from usecases.backup.runlog import close_run_log, open_run_log
 from usecases.backup.views import update_latest_links, write_backup_views
 from usecases.context import App
-from usecases.errors import BackupFailedError, BadInput
+from usecases.errors import BackupFailedError, BadInput, Interrupted, interruption
 from usecases.files import atomic_write
 
 BASE_KINDS = ("full", "globals")
@@ -117,6 +117,12 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
             app.catalog.append(
                 BackupFailed(backup=name, reason=reason, stage="dump"), actor=app.actor
             )
+            if how := interruption(exc):
+                raise Interrupted(
+                    f"backup {name} {how}: recorded as failed, and nothing of it is kept (a part "
+                    "already stored goes with the next `dumpledger cleanup`); run it again",
+                    how=how,
+                ) from exc
             if isinstance(exc, Exception):
                 raise BackupFailedError(f"backup {name} failed: {reason}") from exc
             raise
@@ -242,8 +248,7 @@ def _refuse_existing(app: App, name: str) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text if not isinstance(exc, KeyboardInterrupt) else "interrupted (Ctrl-C)"
+    return interruption(exc) or " ".join(str(exc).split()) or exc.__class__.__name__
 
 
 class _Children:

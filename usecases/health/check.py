@@ -80,6 +80,7 @@ class Facts:
     # Why the installed schedule will not run here (units gone, no cron daemon, timers not
     # active), as the scheduler says; None when it will.
     schedule_problem: str | None = None
+    interrupted_restores: tuple[str, ...] = ()  # of the last days (usecases.restore.interrupted)
 
 
 def evaluate(facts: Facts, limits: Health, now: datetime) -> list[CheckResult]:
@@ -93,6 +94,7 @@ def evaluate(facts: Facts, limits: Health, now: datetime) -> list[CheckResult]:
         _drill(facts, limits, now),
         _schedule(facts),
         *_anomalies(facts, limits),
+        *_restores(facts),
     ]
     return out
 
@@ -293,6 +295,20 @@ def _schedule(f: Facts) -> CheckResult:
             f"{f.schedule}, but {f.schedule_problem}; `dumpledger schedule status` tells more",
         )
     return _result("schedule", Status.OK, f"{f.schedule}, active")
+
+
+def _restores(f: Facts) -> list[CheckResult]:
+    """Shown only when a restore was interrupted, as the anomaly checks only when they apply."""
+    if not f.interrupted_restores:
+        return []
+    return [
+        _result(
+            "restore",
+            Status.WARNING,
+            "; ".join(f.interrupted_restores),
+            interrupted=list(f.interrupted_restores),
+        )
+    ]
 
 
 def _anomalies(f: Facts, limits: Health) -> list[CheckResult]:

@@ -26,6 +26,7 @@ from usecases.config.settings import Settings
 from usecases.context import App
 from usecases.errors import UseCaseError
 from usecases.health.check import TRAILING, BackupFact, Facts
+from usecases.restore.interrupted import recent_interrupted
 from usecases.schedule.jobs import Project
 
 
@@ -64,6 +65,7 @@ def gather(settings: Settings, app: App | None, catalog_error: str | None) -> Fa
         **_drills(rows),
         schedule=schedule,
         schedule_problem=schedule_problem,
+        interrupted_restores=tuple(recent_interrupted(app, app.clock())),
     )
 
 
