@@ -175,10 +175,18 @@ class _RestoreEvent(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RestoreStarted(_RestoreEvent):
+    """v2: the restoring process (host, pid), so that the next command on that host records a
+    restore whose process died as failed; and the scratch and kept-as names a swap uses."""
+
+    schema_version: ClassVar[int] = 2
     artifacts: list[JSON]  # kind, digest (sha256 of the raw dump)
     method: str  # swap (whole database) or partial (--schema/--table into the target)
     safety_backup: str | None
     terminate_connections: bool
+    hostname: str | None = None
+    pid: int | None = None
+    scratch_db: str | None = None  # swap: the database the backup is restored into first
+    keep_as: str | None = None  # swap: the name the replaced database is kept under
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -331,6 +339,14 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("ScheduleRemoved", 1): lambda p: {**p, "project": None},
     # v1 verifications judged the artifacts only.
     ("BackupVerified", 1): lambda p: {**p, "problem": None},
+    # v1 restores named no process: an interrupted one cannot be told from a running one.
+    ("RestoreStarted", 1): lambda p: {
+        **p,
+        "hostname": None,
+        "pid": None,
+        "scratch_db": None,
+        "keep_as": None,
+    },
 }
 
 

@@ -47,7 +47,7 @@ def list_cmd(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     s = settings()
-    with reading(s) as query:
+    with reading(s, on_notice=lambda n: output.info(f"dumpledger: {n}")) as query:
         where = offsite_targets(query, flt)
         rows = [{**r, "offsite": where.get(r["name"], [])} for r in list_backups(query, flt)]
     for r in rows:  # running for longer than a backup should: its process may be gone

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     own errors become one line on stderr with their exit code. Only typer's public names are
     used: typer >= 0.29 carries its own click, whose exceptions are not the click package's."""
     command = typer.main.get_command(app)
+    previous = _on_sigterm()
     try:
         command.main(args=argv, prog_name="dumpledger", standalone_mode=True)
     except SystemExit as exc:
@@ -129,7 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     except KNOWN_ERRORS as exc:
         output.error(str(exc))
         return int(getattr(exc, "exit_code", 1))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _on_sigterm() -> Any:
+    """SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread, as Ctrl-C does: a
+    backup or restore then records what it left and says so, instead of vanishing."""
+    from usecases.errors import Terminated
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, terminated)
 
 
 def run() -> None:

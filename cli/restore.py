@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -40,8 +40,12 @@ def restore(
         bool, typer.Option("--plan", help="Show what would happen; change nothing.")
     ] = False,
     artifact: Annotated[
-        str, typer.Option(help="full (plain SQL through psql) or custom (pg_restore).")
-    ] = "full",
+        str | None,
+        typer.Option(
+            help="full (plain SQL through psql) or custom (pg_restore); default: full, or "
+            "custom with --schema/--table."
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="pg_restore jobs (custom).")] = 2,
     schema: Annotated[
         list[str] | None, typer.Option("--schema", help="Only this schema (custom format).")
@@ -51,6 +55,14 @@ def restore(
     ] = None,
     no_globals: Annotated[
         bool, typer.Option("--no-globals", help="Do not create the backup's missing roles.")
+    ] = False,
+    allow_meta_commands: Annotated[
+        bool,
+        typer.Option(
+            "--allow-meta-commands",
+            help="--file: let psql run the file's meta-commands (\\! runs shell commands); "
+            "without it a file holding any is refused.",
+        ),
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -69,7 +81,10 @@ def restore(
 
       dumpledger restore --file old-scripts/backup_full.sql.gz --yes
 
-      dumpledger restore backup_20261124_120000 --artifact custom --table public.todos
+      dumpledger restore backup_20261124_120000 --table public.todos
+
+    A restore that is interrupted (Ctrl-C, SIGTERM, SIGKILL) commits nothing: the target is as
+    it was, and the message (or the next command) names the safety backup to return to.
     """
     from usecases.restore.run import RestoreRequest, execute_restore, plan_restore
 
@@ -82,6 +97,7 @@ def restore(
         tables=tuple(table or ()),
         jobs=jobs,
         with_globals=not no_globals,
+        allow_meta_commands=allow_meta_commands,
     )
     with open_app() as ctx:
         plan = plan_restore(ctx, req, verify=not plan_only)
@@ -122,14 +138,14 @@ def restore(
 def _print_plan(plan: RestorePlan) -> None:
     doc = plan.to_json()
     print(f"restore {doc['source']} ({doc['format']}) into {plan.target.label()}")
-    if plan.method == "partial":
-        print("  method:        pg_restore --clean of the named schemas/tables, one transaction")
+    if plan.partial is not None:
+        _print_partial(doc["objects_replaced"])
     else:
         print("  method:        restore into a scratch database, then swap it in by renaming")
     print(f"  safety backup: {doc['safety_backup'] or '- (the database does not exist yet)'}")
     roles = ", ".join(doc["roles_to_create"]) or "none (all exist)"
     print(f"  roles created: {roles}")
-    if doc["target_exists"]:
+    if doc["target_exists"] and plan.partial is None:
         objs = ", ".join(f"{k} ({v} tables)" for k, v in doc["objects_replaced"].items())
         print(f"  replaced:      {objs or 'an empty database'}")
         if plan.method == "swap":
@@ -151,15 +167,58 @@ def _print_plan(plan: RestorePlan) -> None:
         print(f"  warning:       {w}")
 
 
+def _print_partial(part: dict[str, Any]) -> None:
+    if "rows_replaced" in part:
+        print("  method:        replace the rows of the named tables, in one transaction")
+        names = [
+            f"{t} (partitions: {', '.join(part['partitions'][t])})"
+            if t in part["partitions"]
+            else t
+            for t in part["rows_replaced"]
+        ]
+        print(f"  rows replaced: {', '.join(names)}")
+        print(f"  emptied with:  {part['emptied_with']}")
+        keys = "; ".join(part["foreign_keys_checked"]) or "none"
+        print(f"  keys checked:  {keys} (fails if a row would point at nothing)")
+        seqs = ", ".join(part["sequences_left_as_they_are"]) or "none"
+        print(f"  sequences:     left as they are: {seqs}")
+        print("  untouched:     every other table")
+    else:
+        print("  method:        drop and recreate the schemas' objects (pg_restore --clean), in")
+        print("                 one transaction")
+        for name, n in part["schemas_replaced"].items():
+            print(
+                f"  replaced:      {name} ({n['tables_now']} tables now, "
+                f"{n['tables_in_backup']} in the backup)"
+            )
+        if part["partitions_detached_and_reattached"]:
+            print(
+                "  partitions:    detached, then attached again from the backup: "
+                + ", ".join(part["partitions_detached_and_reattached"])
+            )
+        if part["foreign_keys_dropped_and_recreated"]:
+            print(
+                "  keys:          dropped, then recreated from the backup: "
+                + "; ".join(part["foreign_keys_dropped_and_recreated"])
+            )
+    counts = part["row_counts_checked"]
+    if counts:
+        shown = ", ".join(f"{k} {v}" for k, v in list(counts.items())[:5])
+        more = f" (+{len(counts) - 5} more)" if len(counts) > 5 else ""
+        print(f"  row counts:    checked against the backup: {shown}{more}")
+
+
 def _confirm(plan: RestorePlan) -> None:
     if not sys.stdin.isatty():
         raise BadInput("restore needs a confirmation: run it in a terminal, or pass --yes")
     _print_plan(plan)
     db = plan.target.dbname
+    swap = plan.partial is None
     note = " Other sessions connected to it will be terminated." if plan.facts.target_exists else ""
+    what = f"database {db}" if swap else f"the parts of database {db} listed above"
     answer = typer.prompt(
-        f"This replaces database {db} with {plan.source.label}.{note} Type the database name "
-        "to go on",
+        f"This replaces {what} with {plan.source.label}.{note if swap else ''} Type the database "
+        "name to go on",
         default="",
         show_default=False,
     )

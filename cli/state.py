@@ -42,10 +42,14 @@ def settings(**overrides: Any) -> Settings:
 
 
 def open_app(*, read_only_ok: bool = False, **overrides: Any) -> App:
-    """Settings, catalog (created or migrated), store; abandoned backups recorded as failed.
-    `read_only_ok`: a reading command, which also runs on a read-only backup directory.
+    """Settings, catalog (created or migrated), store; abandoned backups and interrupted
+    restores recorded as failed (and the latter told on stderr). `read_only_ok`: a reading
+    command, which also runs on a read-only backup directory.
 
     Imported here, not at the top: `list` and `--help` must not pay for SQLAlchemy/psycopg."""
     from usecases.context import App
 
-    return App.open(settings(**overrides), read_only_ok=read_only_ok)
+    app = App.open(settings(**overrides), read_only_ok=read_only_ok)
+    for note in app.notices:  # what the opening recorded: a restore that was interrupted
+        output.info(f"dumpledger: {note}")
+    return app

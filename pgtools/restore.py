@@ -21,6 +21,12 @@ import psycopg
 from psycopg import sql
 
 from pgtools.errors import PgError
+from pgtools.psqlscript import (
+    new_restrict_key,
+    psql_restricts,
+    transaction_script,
+    without_own_restrict,
+)
 from pgtools.session import connect
 from pgtools.target import DbTarget
 
@@ -319,21 +325,17 @@ def run_psql(
     *,
     prelude: str = "",
     postlude: str = "",
-    single_transaction: bool = True,
+    meta_commands: bool = False,
 ) -> None:
-    """Feed SQL to psql with ON_ERROR_STOP, as one transaction: all of it applies, or none."""
-    argv = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]
-    if single_transaction:
-        argv.insert(-2, "--single-transaction")
-    _feed(argv, target, _framed(prelude, chunks, postlude), "psql")
-
-
-def _framed(prelude: str, chunks: Iterable[bytes], postlude: str) -> Iterator[bytes]:
-    if prelude:
-        yield prelude.encode()
-    yield from chunks
-    if postlude:
-        yield b"\n" + postlude.encode()
+    """Feed SQL to psql with ON_ERROR_STOP as one explicit transaction that only the last
+    statement commits (pgtools.psqlscript): all of it applies, or none, also when the input
+    ends early. Meta-commands are refused by psql's restricted mode unless `meta_commands`."""
+    argv = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "AUTOCOMMIT=off"]
+    argv += ["-f", "-"]
+    key = None if meta_commands or not psql_restricts(bindir) else new_restrict_key()
+    body = chunks if key is None else without_own_restrict(chunks)
+    script = transaction_script(body, prelude=prelude, postlude=postlude, restrict_key=key)
+    _feed(argv, target, script, "psql")
 
 
 def _feed(argv: list[str], target: DbTarget, chunks: Iterable[bytes], what: str) -> None:
@@ -407,8 +409,9 @@ def table_data_script(
 ) -> Iterator[bytes]:
     """The data of the given (schema, table)s from a custom-format dump, as SQL for psql.
 
-    Triggers are disabled while the rows load, so the rows come back exactly as dumped.
-    """
+    Triggers are disabled while the rows load, so the rows come back exactly as dumped. Each
+    table's script comes without pg_restore's own `\\restrict` pair (the restore runs under
+    a key of its own)."""
     for schema, table in tables:
         argv = [
             str(bindir / "pg_restore"),
@@ -419,20 +422,34 @@ def table_data_script(
             "--file=-",
             str(dump),
         ]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stderr is not None
-        try:
-            while chunk := proc.stdout.read(1 << 20):
-                yield chunk
-            err = proc.stderr.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            code = proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
-        if code != 0:
-            raise RestoreError(f"pg_restore stopped: {_first_error(err.splitlines())}")
+        yield from without_own_restrict(_script_of(argv))
+
+
+def schema_script(bindir: Path, dump: Path, schemas: Iterable[str]) -> Iterator[bytes]:
+    """The named schemas' objects from a custom-format dump as SQL for psql, each dropped
+    first (pg_restore --clean --if-exists)."""
+    argv = [str(bindir / "pg_restore"), "--clean", "--if-exists"]
+    argv += [f"--schema={s}" for s in schemas]
+    argv += ["--file=-", str(dump)]
+    yield from _script_of(argv)
+
+
+def _script_of(argv: list[str]) -> Iterator[bytes]:
+    """pg_restore's SQL output; raises after the last chunk if pg_restore failed."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        while chunk := proc.stdout.read(1 << 20):
+            yield chunk
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    if code != 0:
+        raise RestoreError(f"pg_restore stopped: {_first_error(err.splitlines())}")
 
 
 def custom_dump_listing(bindir: Path, dump: Path) -> list[str]:

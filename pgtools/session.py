@@ -62,7 +62,7 @@ def database_properties(conn: psycopg.Connection[Any]) -> dict[str, Any]:
 
 def connect(target: DbTarget, **kwargs: Any) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(**target.connect_kwargs(), **kwargs)
+        return psycopg.connect(**{**target.connect_kwargs(), **kwargs})
     except psycopg.OperationalError as exc:
         raise PgConnectionFailed(explain_connect_error(target, str(exc))) from None
 

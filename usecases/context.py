@@ -6,7 +6,7 @@ import getpass
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,6 +44,7 @@ class App:
     store: BlobStore
     actor: str
     clock: Clock = default_clock
+    notices: list[str] = field(default_factory=list)  # for the user's terminal (stderr)
 
     read_only: bool = False  # opened from a read-only backup directory: records nothing
 
@@ -97,7 +98,8 @@ class App:
         self.close()
 
     def settle_abandoned(self) -> list[str]:
-        """Record backups whose process on this host died without finishing as failed."""
+        """Record backups (and restores) whose process on this host died without finishing as
+        failed."""
         host = socket.gethostname()
         settled = []
         for b in running_backups(self.catalog.engine):
@@ -112,6 +114,9 @@ class App:
                 actor=self.actor,
             )
             settled.append(b["name"])
+        from usecases.restore.interrupted import settle_interrupted_restores
+
+        self.notices.extend(settle_interrupted_restores(self))
         with self.store.collecting(wait=0) as alone:
             if alone:  # no backup is writing: every temp file is a dead writer's
                 self.store.remove_stale_temp_files()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -22,9 +22,21 @@ if TYPE_CHECKING:
     from usecases.config.settings import Settings
 
 
+# RestoreStarted events without their end (RestoreCompleted or RestoreFailed, same subject).
+OPEN_RESTORES_SQL = """
+SELECT json_extract(s.payload, '$.hostname') AS hostname, json_extract(s.payload, '$.pid') AS pid
+FROM events s
+WHERE s.type = 'RestoreStarted' AND NOT EXISTS (
+  SELECT 1 FROM events e
+  WHERE e.subject = s.subject AND e.type IN ('RestoreCompleted', 'RestoreFailed')
+    AND json_extract(e.payload, '$.restore_id') = json_extract(s.payload, '$.restore_id'))
+"""
+
+
 @contextmanager
-def reading(settings: Settings) -> Iterator[Query]:
-    """A query runner over the catalog that `settings` names."""
+def reading(settings: Settings, on_notice: Callable[[str], None] | None = None) -> Iterator[Query]:
+    """A query runner over the catalog that `settings` names; `on_notice` hears what opening
+    it recorded (an interrupted restore)."""
     conn = direct_reader(settings)
     if conn is not None:
         try:
@@ -39,6 +51,9 @@ def reading(settings: Settings) -> Iterator[Query]:
     from usecases.context import App
 
     with App.open(settings, read_only_ok=True) as app:
+        if on_notice is not None:
+            for note in app.notices:
+                on_notice(note)
         yield engine_query(app.catalog.engine)
 
 
@@ -52,6 +67,10 @@ def direct_reader(settings: Settings) -> sqlite3.Connection | None:
     running = conn.execute("SELECT hostname, pid FROM backups WHERE status = 'running'")
     if any(r["hostname"] == host and not pid_alive(r["pid"]) for r in running):
         conn.close()  # App.open records it as failed first
+        return None
+    restoring = conn.execute(OPEN_RESTORES_SQL).fetchall()
+    if any(r["hostname"] == host and not pid_alive(r["pid"]) for r in restoring):
+        conn.close()  # an interrupted restore: the same
         return None
     return conn
 

@@ -168,3 +168,23 @@ def test_drill_fails_when_recorded_row_counts_do_not_match(
     assert listed["drifted_20261124_120000"]["last_drill_ok"] is False
     # The scratch database is gone.
     assert "dumpledger_drill_" not in supabase_cluster.psql("SELECT datname FROM pg_database")
+
+
+def test_table_restore_of_a_referenced_table_with_an_exact_plan(
+    env: dict[str, str], supabase_cluster: Cluster
+) -> None:
+    """Before: the guide's `restore NAME --table ...` failed without --artifact custom, --plan
+    said "replaced: auth (1 tables), public (...)", and auth.users, which profiles and todos
+    reference, could not be restored at all (TRUNCATE refused it)."""
+    name = json.loads(run(env, "backup", "deploy", "--json").stdout)["name"]  # all formats
+    before = checksums(supabase_cluster)
+    supabase_cluster.psql("UPDATE auth.users SET email = 'lost@example.com' WHERE email LIKE 'a%'")
+    plan = run(env, "restore", name, "--table", "auth.users", "--plan").stdout
+    assert "rows replaced: auth.users\n" in plan
+    assert "emptied with:  DELETE, triggers suspended" in plan
+    assert "public.profiles (profiles_id_fkey) -> auth.users" in plan
+    assert "public.todos (todos_user_id_fkey) -> auth.users" in plan
+    assert "untouched:     every other table" in plan
+    assert "replaced:      " not in plan
+    run(env, "restore", name, "--table", "auth.users", "--yes")
+    assert checksums(supabase_cluster) == before

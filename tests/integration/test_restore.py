@@ -276,5 +276,9 @@ def test_restore_refuses_template_databases_and_unknown_artifacts(
             plan_restore(app, RestoreRequest(backup=name, target_db="template1"))
         with pytest.raises(BadInput, match="no custom artifact"):
             plan_restore(app, RestoreRequest(backup=name, artifact="custom"))
-        with pytest.raises(BadInput, match="--artifact custom"):
-            plan_restore(app, RestoreRequest(backup=name, tables=("todos",)))
+        # --table/--schema take the custom-format dump by themselves; an automatic backup
+        # has none, and says so.
+        with pytest.raises(BadInput, match=f"need a custom-format dump, and backup {name} has"):
+            plan_restore(app, RestoreRequest(backup=name, tables=("public.todos",)))
+        with pytest.raises(BadInput, match="leave out --artifact full"):
+            plan_restore(app, RestoreRequest(backup=name, artifact="full", schemas=("public",)))

@@ -48,6 +48,26 @@ def test_upcaster_applied_on_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert stored["why"] == "disk full"  # the stored payload is never rewritten
 
 
+def test_restore_started_v1_reads_as_v2_without_a_process() -> None:
+    """v1 named no process, so an interrupted v1 restore cannot be told from a running one."""
+    stored = {
+        "schema_version": 1,
+        "restore_id": "r1",
+        "backup": "b",
+        "source_file": None,
+        "target": {"name": "postgres"},
+        "artifacts": [],
+        "method": "partial",
+        "safety_backup": None,
+        "terminate_connections": True,
+    }
+    decoded = ev.decode("RestoreStarted", stored)
+    assert isinstance(decoded, ev.RestoreStarted)
+    assert (decoded.hostname, decoded.pid, decoded.scratch_db, decoded.keep_as) == (None,) * 4
+    assert decoded.payload()["schema_version"] == 2
+    assert stored["schema_version"] == 1
+
+
 def test_utc_iso_refuses_naive_and_normalises_zones() -> None:
     with pytest.raises(ValueError):
         utc_iso(datetime(2026, 1, 1))

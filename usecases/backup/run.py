@@ -22,7 +22,7 @@ from usecases.backup.names import SCHEDULED_TYPES, classify, infer_type, make_na
 from usecases.backup.runlog import close_run_log, open_run_log
 from usecases.backup.views import update_latest_links, write_backup_views
 from usecases.context import App
-from usecases.errors import BackupFailedError, BadInput
+from usecases.errors import BackupFailedError, BadInput, Interrupted, interruption
 from usecases.storage.roots import attach, record_repairs, refs_of
 
 BASE_KINDS = ("full", "globals")
@@ -155,6 +155,12 @@ def _record_failure(app: App, name: str, logger: Any, exc: BaseException, *, sta
             "on this host records the backup as failed (abandoned) once the catalog can be "
             "written"
         )
+    if how := interruption(exc):
+        raise Interrupted(
+            f"backup {name} {how}: recorded as failed, and nothing of it is kept (a part "
+            "already stored goes with the next `dumpledger cleanup`); run it again",
+            how=how,
+        ) from exc
     if isinstance(exc, Exception):
         raise BackupFailedError(f"backup {name} failed: {reason}", backup=name) from exc
 
@@ -255,5 +261,4 @@ def _refuse_existing(app: App, name: str) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text if not isinstance(exc, KeyboardInterrupt) else "interrupted (Ctrl-C)"
+    return interruption(exc) or " ".join(str(exc).split()) or exc.__class__.__name__

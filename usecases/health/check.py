@@ -84,6 +84,7 @@ class Facts:
     blobs: BlobsFact | None = None  # None: no store to look at
     # Backups running for longer than health.stale_running_hours (usecases.backup.abandon).
     stale_running: tuple[str, ...] = ()
+    interrupted_restores: tuple[str, ...] = ()  # of the last days (usecases.restore.interrupted)
 
 
 def evaluate(facts: Facts, limits: Health, now: datetime) -> list[CheckResult]:
@@ -98,6 +99,7 @@ def evaluate(facts: Facts, limits: Health, now: datetime) -> list[CheckResult]:
         _schedule(facts),
         *_stale(facts),
         *_anomalies(facts, limits),
+        *_restores(facts),
     ]
     if facts.blobs is not None:
         healthy, message = blobs_check(facts.blobs, size_text)
@@ -313,6 +315,20 @@ def _stale(f: Facts) -> list[CheckResult]:
             Status.WARNING,
             f"{'; '.join(f.stale_running)}: if its process is gone, "
             "`dumpledger delete --force NAME` records it as abandoned",
+        )
+    ]
+
+
+def _restores(f: Facts) -> list[CheckResult]:
+    """Shown only when a restore was interrupted, as the anomaly checks only when they apply."""
+    if not f.interrupted_restores:
+        return []
+    return [
+        _result(
+            "restore",
+            Status.WARNING,
+            "; ".join(f.interrupted_restores),
+            interrupted=list(f.interrupted_restores),
         )
     ]
 

@@ -28,6 +28,7 @@ from usecases.context import App
 from usecases.errors import UseCaseError
 from usecases.health.blobcheck import BlobsFact
 from usecases.health.check import TRAILING, BackupFact, Facts
+from usecases.restore.interrupted import recent_interrupted
 from usecases.schedule.jobs import Project
 
 
@@ -75,6 +76,7 @@ def _from_catalog(settings: Settings, app: App, facts: dict[str, Any]) -> Facts:
         schedule_problem=schedule_problem,
         blobs=_blobs(app) if settings.store_dir.is_dir() else None,
         stale_running=_stale_running(app, rows),
+        interrupted_restores=tuple(recent_interrupted(app, app.clock())),
     )
 
 

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import secrets
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,7 +45,6 @@ from pgtools.restore import (
     run_psql,
     server_facts,
     swap_in,
-    table_data_script,
     tolerant_globals,
 )
 from pgtools.target import DbTarget
@@ -55,9 +55,18 @@ from store.local import read_chunks
 from usecases.backup.run import BackupRequest, run_backup, unused_name
 from usecases.backup.verify import naming_recipients
 from usecases.context import App
-from usecases.errors import BadInput, UseCaseError
+from usecases.errors import BadInput, Interrupted, UseCaseError, interruption
 from usecases.files import private_dir
 from usecases.health.check import leftovers_note
+from usecases.restore.lock import restore_lock
+from usecases.restore.partial import (
+    PartialPlan,
+    artifact_for,
+    backup_tables,
+    plan_partial,
+    restore_partial,
+)
+from usecases.restore.stream import checked_chunks, meta_checked
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -78,11 +87,12 @@ class RestoreRequest:
     backup: str | None = None
     file: Path | None = None
     target_db: str | None = None
-    artifact: str = "full"  # full (plain SQL through psql) or custom (pg_restore)
+    artifact: str | None = None  # full (plain SQL, psql) or custom (pg_restore); None: pick
     schemas: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
     jobs: int = 2
     with_globals: bool = True
+    allow_meta_commands: bool = False  # --file: let psql run the file's meta-commands
 
 
 @dataclass(slots=True, kw_only=True)
@@ -100,6 +110,7 @@ class Source:
     event_trigger_owners: set[str] = field(default_factory=set)
     globals_sql: str | None = None
     verified: bool = False
+    allow_meta_commands: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -115,6 +126,7 @@ class RestorePlan:
     source_server_version: str | None
     warnings: list[str]
     last_drill: dict[str, Any] | None
+    partial: PartialPlan | None = None  # --table/--schema: exactly what is touched
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,7 +138,9 @@ class RestorePlan:
             "method": self.method,
             "safety_backup": self.safety_backup,
             "roles_to_create": self.roles_to_create,
-            "objects_replaced": self.facts.tables_by_schema if self.facts.target_exists else {},
+            "objects_replaced": self.partial.to_json()
+            if self.partial
+            else (self.facts.tables_by_schema if self.facts.target_exists else {}),
             "other_sessions_to_terminate": self.facts.other_sessions,
             "replaced_database_kept_as": self.keep_as if self.method == "swap" else None,
             "server_version": self.facts.server_version,
@@ -168,7 +182,9 @@ def load_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
     if (req.backup is None) == (req.file is None):
         raise BadInput("name a backup to restore, or pass --file PATH (not both)")
     if req.file is not None:
-        return _file_source(app, req.file, verify=verify)
+        return _file_source(app, req.file, verify=verify, allow_meta=req.allow_meta_commands)
+    if req.allow_meta_commands:
+        raise BadInput("--allow-meta-commands is for --file: a catalog backup holds none")
     return _catalog_source(app, req, verify=verify)
 
 
@@ -178,19 +194,10 @@ def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
     if backup["status"] != "completed":
         raise BadInput(f"backup {req.backup} is {backup['status']}, not completed: cannot restore")
     arts = {a["kind"]: a for a in backup["artifacts"]}
-    if req.artifact not in ("full", "custom"):
-        raise BadInput(f"--artifact must be full or custom, not {req.artifact!r}")
-    if (req.schemas or req.tables) and req.artifact != "custom":
-        raise BadInput(
-            "--schema/--table restore part of a custom-format artifact: add --artifact custom"
-        )
-    if req.artifact not in arts:
-        raise BadInput(
-            f"backup {req.backup} has no {req.artifact} artifact "
-            f"(it has: {', '.join(sorted(arts))}); use --artifact full, or take a backup "
-            "with --all-formats"
-        )
-    needed = [arts[req.artifact]]
+    kind = artifact_for(
+        req.artifact, partial=bool(req.schemas or req.tables), backup=req.backup, kinds=set(arts)
+    )
+    needed = [arts[kind]]
     if req.with_globals and "globals" in arts:
         needed.append(arts["globals"])
     meta = backup["metadata"]
@@ -199,9 +206,9 @@ def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
         label=req.backup,
         backup=backup,
         file=None,
-        format="custom" if req.artifact == "custom" else "plain",
-        codec=Codec(arts[req.artifact]["codec"]),
-        digest=arts[req.artifact]["digest"],
+        format="custom" if kind == "custom" else "plain",
+        codec=Codec(arts[kind]["codec"]),
+        digest=arts[kind]["digest"],
         artifacts=[{"kind": a["kind"], "digest": a["digest"]} for a in needed],
         properties=props,
         event_trigger_owners=set((props or {}).get("event_trigger_owners") or []),
@@ -245,13 +252,20 @@ def detect_codec(path: Path) -> tuple[str, Codec]:
     return "plain", Codec.NONE
 
 
-def _file_source(app: App, path: Path, *, verify: bool) -> Source:
+def _file_source(app: App, path: Path, *, verify: bool, allow_meta: bool = False) -> Source:
     path = path.expanduser().resolve()
     if not path.is_file():
         raise BadInput(f"no such file: {path}")
     fmt, codec = detect_codec(path)
     src = Source(
-        label=str(path), backup=None, file=path, format=fmt, codec=codec, digest="", artifacts=[]
+        label=str(path),
+        backup=None,
+        file=path,
+        format=fmt,
+        codec=codec,
+        digest="",
+        artifacts=[],
+        allow_meta_commands=allow_meta,
     )
     sha = hashlib.sha256()
     with path.open("rb") as fh:
@@ -268,7 +282,8 @@ def _file_source(app: App, path: Path, *, verify: bool) -> Source:
         tail = b""
         try:
             with path.open("rb") as fh:
-                lines = _lines(decompress(read_chunks(fh), codec), keep_tail=True)
+                sql = meta_checked(decompress(read_chunks(fh), codec), str(path), allow=allow_meta)
+                lines = _lines(sql, keep_tail=True)
                 src.event_trigger_owners = event_trigger_owners_in(lines)
                 tail = lines.tail
         except (EOFError, OSError, ValueError) as exc:
@@ -339,6 +354,15 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
     warnings = []
     if partial and not facts.target_exists:
         raise BadInput(f"database {target.dbname} does not exist: a partial restore needs it")
+    partial_plan = None
+    if partial:
+        partial_plan = plan_partial(
+            target,
+            [split_table(t) for t in req.tables],
+            list(req.schemas),
+            backup_tables(source, bindir_for(app, facts.server_major)),
+            superuser=facts.is_superuser,
+        )
     roles = globals_roles(source.globals_sql) if source.globals_sql else []
     to_create = [r for r in roles if r not in facts.roles]
     owners = source.event_trigger_owners - facts.superusers
@@ -385,6 +409,7 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         source_server_version=src_version,
         warnings=warnings,
         last_drill=last_drill,
+        partial=partial_plan,
     )
 
 
@@ -394,8 +419,9 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
 def execute_restore(
     app: App, plan: RestorePlan, req: RestoreRequest, *, terminate: bool
 ) -> RestoreOutcome:
-    """Run the plan; the backup's blobs are held against collection while it reads them."""
-    with app.store.protect():
+    """Run the plan; the backup's blobs are held against collection while it reads them, and
+    no other restore into the target runs meanwhile."""
+    with app.store.protect(), restore_lock(app, plan.target):
         return _execute(app, plan, req, terminate=terminate)
 
 
@@ -417,6 +443,10 @@ def _execute(
             method=plan.method,
             safety_backup=plan.safety_backup,
             terminate_connections=terminate,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            scratch_db=plan.scratch_db if plan.method == "swap" else None,
+            keep_as=plan.keep_as if plan.method == "swap" else None,
         ),
         actor=app.actor,
     )
@@ -441,9 +471,9 @@ def _execute(
             )
         stage = "restore"
         supers = server_facts(target).superusers
-        if plan.method == "partial":
+        if plan.partial is not None:
             with _materialized(app, src) as dump:
-                _restore_part(bindir, target, dump, req)
+                restore_partial(bindir, target, dump, plan.partial)
             replaced = None
         else:
             create_database(target, plan.scratch_db, src.properties)
@@ -456,7 +486,8 @@ def _execute(
             replaced = swap_in(target, plan.scratch_db, plan.keep_as, terminate=terminate)
             created_scratch = False
     except BaseException as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+        how = interruption(exc)
+        reason = how or " ".join(str(exc).split()) or type(exc).__name__
         if created_scratch:
             _drop_quietly(target, plan.scratch_db)
         duration = round(time.monotonic() - t0, 3)
@@ -470,6 +501,8 @@ def _execute(
             ),
             actor=app.actor,
         )
+        if how:
+            raise Interrupted(_failure_message(app, plan, stage, reason), how=how) from exc
         if isinstance(exc, Exception):
             raise RestoreFailedError(_failure_message(app, plan, stage, reason)) from exc
         raise
@@ -501,22 +534,6 @@ def split_table(name: str) -> tuple[str, str]:
     return schema, table
 
 
-def _restore_part(bindir: Path, target: DbTarget, dump: Path, req: RestoreRequest) -> None:
-    """--schema: drop and recreate the schema's objects from the dump (pg_restore --clean);
-    --table: replace the table's rows (TRUNCATE, then the dump's data). One transaction each:
-    all of it applies, or none."""
-    if req.schemas:
-        run_pg_restore(bindir, target, dump, schemas=req.schemas, clean=True)
-        return
-    tables = [split_table(t) for t in req.tables]
-    truncate = "TRUNCATE " + ", ".join(f"{_ident(s)}.{_ident(t)}" for s, t in tables) + ";\n"
-    run_psql(bindir, target, table_data_script(bindir, dump, tables), prelude=truncate)
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def restore_into(
     app: App, src: Source, bindir: Path, db: DbTarget, superusers: frozenset[str], *, jobs: int
 ) -> None:
@@ -533,18 +550,9 @@ def restore_into(
                 run_psql(bindir, maintenance_target(db), [down.encode()])
         return
     up, down = promotion_sql(src.event_trigger_owners, superusers)
-    with _raw_chunks(app, src) as chunks:
-        run_psql(bindir, db, chunks, prelude=up, postlude=down)
-
-
-@contextmanager
-def _raw_chunks(app: App, src: Source) -> Iterator[Iterator[bytes]]:
-    if src.file is not None:
-        with src.file.open("rb") as fh:
-            yield decompress(read_chunks(fh), src.codec)
-    else:
-        with naming_recipients(src.backup or {}), app.store.open_raw(src.digest, src.codec) as it:
-            yield iter(it)
+    with checked_chunks(app, src) as chunks:
+        meta = src.allow_meta_commands
+        run_psql(bindir, db, chunks, prelude=up, postlude=down, meta_commands=meta)
 
 
 @contextmanager
