@@ -110,6 +110,11 @@ def restore(
     print(f"restored {outcome.source} into {plan.target.dbname} in {outcome.duration_seconds:.1f}s")
     if outcome.roles_created:
         print(f"  roles created: {', '.join(outcome.roles_created)}")
+    if outcome.roles_created and plan.roles_without_password:
+        print(
+            f"  without a password (set one with ALTER ROLE ... PASSWORD): "
+            f"{', '.join(plan.roles_without_password)}"
+        )
     if outcome.safety_backup:
         print(f"  safety backup: {outcome.safety_backup}")
     if outcome.replaced_database:
@@ -129,6 +134,11 @@ def _print_plan(plan: RestorePlan) -> None:
     print(f"  safety backup: {doc['safety_backup'] or '- (the database does not exist yet)'}")
     roles = ", ".join(doc["roles_to_create"]) or "none (all exist)"
     print(f"  roles created: {roles}")
+    if doc["roles_created_without_password"]:
+        print(
+            f"  no password:   {', '.join(doc['roles_created_without_password'])} (the backup "
+            "holds none: set them with ALTER ROLE ... PASSWORD after the restore)"
+        )
     if doc["target_exists"]:
         objs = ", ".join(f"{k} ({v} tables)" for k, v in doc["objects_replaced"].items())
         print(f"  replaced:      {objs or 'an empty database'}")

@@ -23,6 +23,7 @@ APP_ROLES = (
     "supabase_auth_admin",
     "supabase_storage_admin",
     "dashboard_user",
+    "supabase_read_only_user",
     "postgres",
 )
 
@@ -30,6 +31,7 @@ APP_ROLES = (
 def lose_everything(cluster: Cluster, backups: Path) -> None:
     """The database and its roles are gone; so is backups/ with the catalog and the store."""
     cluster.psql("DROP DATABASE postgres WITH (FORCE)", dbname="template1")
+    cluster.psql("REVOKE SET ON PARAMETER session_replication_role FROM postgres", "template1")
     cluster.psql("".join(f"DROP ROLE {r};\n" for r in APP_ROLES), dbname="template1")
     shutil.rmtree(backups)
 

@@ -27,10 +27,12 @@ from pgtools.dump import (
     run_dump,
     supports_restrict_key,
 )
+from pgtools.extensions import extension_facts
 from pgtools.session import SnapshotSession
 from store import Codec, DecryptionKeyError
 from usecases.backup.gitinfo import git_metadata
 from usecases.backup.names import SCHEDULED_TYPES, classify, infer_type, make_name
+from usecases.backup.passwords import passwords_note, role_password_facts
 from usecases.backup.runlog import close_run_log, open_run_log
 from usecases.backup.views import update_latest_links, write_backup_views
 from usecases.context import App
@@ -280,7 +282,12 @@ def _dump_and_verify(
             snap.snapshot_id,
         )
         key = restrict_key(s.backup_dir) if supports_restrict_key(pg_dump.path.parent) else None
-        specs = artifact_specs(snap.snapshot_id, role_passwords=s.role_passwords, restrict_key=key)
+        passwords = role_password_facts(snap.conn, s.role_passwords)
+        if not passwords["included"]:
+            logger.warning("%s", passwords_note(passwords))
+        specs = artifact_specs(
+            snap.snapshot_id, role_passwords=passwords["included"], restrict_key=key
+        )
         children = _Children()
         with ThreadPoolExecutor(max_workers=len(kinds), thread_name_prefix="dump") as pool:
             futures = {
@@ -291,6 +298,7 @@ def _dump_and_verify(
                 row_counts = snap.row_counts()
                 migration = snap.latest_migration()
                 db_props = snap.database_properties()
+                extensions = extension_facts(snap.conn)
                 results = {k: f.result() for k, f in futures.items()}
             except BaseException:
                 children.kill_all()
@@ -314,6 +322,8 @@ def _dump_and_verify(
         "row_counts": row_counts,
         "latest_migration": migration,
         "database_properties": db_props,
+        "extensions": extensions,
+        "role_passwords": passwords,
         "durations": durations,
         "dump_options": {
             k: [a for a in specs[k].args if not a.startswith("--snapshot")] for k in kinds

@@ -67,7 +67,7 @@ class Settings:
     level: int | None = None
     threads: int = 2
     catalog_url: str = ""
-    role_passwords: bool = False
+    role_passwords: bool | None = None  # None: auto (kept when the role can read them)
     pg_bindir: str | None = None
     retention: Policy = field(default_factory=Policy)
     store_path: Path | None = None
@@ -238,6 +238,10 @@ def validation_errors(sources: Sources, exc: ValidationError) -> list[str]:
     return lines
 
 
+def _role_passwords(value: bool | str) -> bool | None:
+    return None if value == "auto" else bool(value)
+
+
 def settings_from(sources: Sources, doc: Mapping[str, Any]) -> Settings:
     """Settings from a validated document (``checked_document``, or ``document(validate(..))``)."""
     root = sources.backup_dir
@@ -263,7 +267,7 @@ def settings_from(sources: Sources, doc: Mapping[str, Any]) -> Settings:
         level=comp["level"],
         threads=comp["threads"],
         catalog_url=doc["catalog_url"] or "",
-        role_passwords=db["include_role_passwords"],
+        role_passwords=_role_passwords(db["include_role_passwords"]),
         pg_bindir=doc["pg_bindir"],
         retention=retention,
         store_path=_under(root, doc["store"]["path"]),

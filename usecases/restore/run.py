@@ -28,6 +28,7 @@ from catalog.queries import get_backup
 from pgtools.binaries import find_program
 from pgtools.dump import PLAIN_TRAILERS
 from pgtools.errors import PgError
+from pgtools.extensions import as_owners, owners_of, restore_custom_as_owners
 from pgtools.restore import (
     TEMPLATE_DBS,
     ServerFacts,
@@ -47,6 +48,7 @@ from pgtools.restore import (
     table_data_script,
     tolerant_globals,
 )
+from pgtools.roles import passwordless_logins, without_passwords
 from pgtools.target import DbTarget
 from store import Codec
 from store.age import AGE_MAGIC
@@ -98,6 +100,7 @@ class Source:
     artifacts: list[dict[str, Any]]
     properties: dict[str, Any] | None = None
     event_trigger_owners: set[str] = field(default_factory=set)
+    extensions: list[dict[str, str]] = field(default_factory=list)  # name, owner, version, schema
     globals_sql: str | None = None
     verified: bool = False
 
@@ -110,6 +113,7 @@ class RestorePlan:
     method: str  # swap or partial
     safety_backup: str | None
     roles_to_create: list[str]
+    roles_without_password: list[str]  # of roles_to_create: login roles the backup has no
     scratch_db: str
     keep_as: str
     source_server_version: str | None
@@ -126,6 +130,7 @@ class RestorePlan:
             "method": self.method,
             "safety_backup": self.safety_backup,
             "roles_to_create": self.roles_to_create,
+            "roles_created_without_password": self.roles_without_password,
             "objects_replaced": self.facts.tables_by_schema if self.facts.target_exists else {},
             "other_sessions_to_terminate": self.facts.other_sessions,
             "replaced_database_kept_as": self.keep_as if self.method == "swap" else None,
@@ -205,6 +210,7 @@ def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
         artifacts=[{"kind": a["kind"], "digest": a["digest"]} for a in needed],
         properties=props,
         event_trigger_owners=set((props or {}).get("event_trigger_owners") or []),
+        extensions=list(meta.get("extensions") or []),
     )
     if verify:
         from usecases.backup.verify import verify_kinds  # the same check `dumpledger verify` runs
@@ -341,6 +347,7 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         raise BadInput(f"database {target.dbname} does not exist: a partial restore needs it")
     roles = globals_roles(source.globals_sql) if source.globals_sql else []
     to_create = [r for r in roles if r not in facts.roles]
+    no_password = passwordless_logins(source.globals_sql or "")
     owners = source.event_trigger_owners - facts.superusers
     if owners and not facts.is_superuser:
         warnings.append(
@@ -380,6 +387,7 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         if facts.target_exists
         else None,
         roles_to_create=to_create,
+        roles_without_password=[r for r in to_create if r in no_password],
         scratch_db=f"{part[:40]}_dlrestore_{secrets.token_hex(3)}",
         keep_as=f"{part[:36]}_replaced_{stamp}",
         source_server_version=src_version,
@@ -437,10 +445,16 @@ def _execute(
             run_psql(
                 bindir,
                 maintenance_target(target),
-                [tolerant_globals(src.globals_sql, server_facts(target).roles).encode()],
+                [
+                    tolerant_globals(
+                        src.globals_sql,
+                        server_facts(target).roles,
+                        keep_grantors=plan.facts.is_superuser,
+                    ).encode()
+                ],
             )
         stage = "restore"
-        supers = server_facts(target).superusers
+        now = server_facts(target)
         if plan.method == "partial":
             with _materialized(app, src) as dump:
                 _restore_part(bindir, target, dump, req)
@@ -449,14 +463,14 @@ def _execute(
             create_database(target, plan.scratch_db, src.properties)
             created_scratch = True
             scratch = dataclasses.replace(target, dbname=plan.scratch_db)
-            restore_into(app, src, bindir, scratch, supers, jobs=req.jobs)
+            restore_into(app, src, bindir, scratch, now.superusers, jobs=req.jobs, roles=now.roles)
             if src.properties:
                 apply_properties(target, plan.scratch_db, src.properties)
             stage = "swap"
             replaced = swap_in(target, plan.scratch_db, plan.keep_as, terminate=terminate)
             created_scratch = False
     except BaseException as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = without_passwords(" ".join(str(exc).split())) or type(exc).__name__
         if created_scratch:
             _drop_quietly(target, plan.scratch_db)
         duration = round(time.monotonic() - t0, 3)
@@ -518,23 +532,41 @@ def _ident(name: str) -> str:
 
 
 def restore_into(
-    app: App, src: Source, bindir: Path, db: DbTarget, superusers: frozenset[str], *, jobs: int
+    app: App,
+    src: Source,
+    bindir: Path,
+    db: DbTarget,
+    superusers: frozenset[str],
+    *,
+    jobs: int,
+    roles: frozenset[str] | None = None,
 ) -> None:
-    """Fill the (fresh) database `db` from the source; all or nothing for plain SQL."""
+    """Fill the (fresh) database `db` from the source; all or nothing for plain SQL.
+
+    Each extension is created by the role that owned it (of those in `roles`), and the
+    non-superuser owners of extensions and event triggers are superusers meanwhile."""
+    owners = {
+        name: owner
+        for name, owner in owners_of(src.extensions).items()
+        if roles is None or owner in roles
+    }
+    up, down = promotion_sql(src.event_trigger_owners | set(owners.values()), superusers)
     if src.format == "custom":
-        up, down = promotion_sql(src.event_trigger_owners, superusers)
         if up:  # pg_restore -j cannot run as one transaction: promote, and always demote
             run_psql(bindir, maintenance_target(db), [up.encode()])
         try:
             with _materialized(app, src) as dump:
-                run_pg_restore(bindir, db, dump, jobs=jobs)
+                if owners:
+                    restore_custom_as_owners(bindir, db, dump, owners, jobs=jobs)
+                else:
+                    run_pg_restore(bindir, db, dump, jobs=jobs)
         finally:
             if down:
                 run_psql(bindir, maintenance_target(db), [down.encode()])
         return
-    up, down = promotion_sql(src.event_trigger_owners, superusers)
     with _raw_chunks(app, src) as chunks:
-        run_psql(bindir, db, chunks, prelude=up, postlude=down)
+        script = as_owners(chunks, owners) if owners else chunks
+        run_psql(bindir, db, script, prelude=up, postlude=down)
 
 
 @contextmanager
