@@ -52,6 +52,15 @@ def restore(
     no_globals: Annotated[
         bool, typer.Option("--no-globals", help="Do not create the backup's missing roles.")
     ] = False,
+    keep_platform: Annotated[
+        bool,
+        typer.Option(
+            "--keep-platform",
+            help="Into a Supabase instance: keep its platform (auth, storage, ... definitions, "
+            "roles), restore your schemas whole and every table's rows. The default when "
+            "connecting as a role that is no superuser (Supabase's postgres).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Put a database back to exactly what a backup holds, safely.
@@ -70,6 +79,9 @@ def restore(
       dumpledger restore --file old-scripts/backup_full.sql.gz --yes
 
       dumpledger restore backup_20261124_120000 --artifact custom --table public.todos
+
+      SUPABASE_DB_USER=postgres dumpledger restore auto_nightly_20261124_020000 --plan
+      (into a Supabase instance as postgres: the platform stays, your project comes back)
     """
     from usecases.restore.run import RestoreRequest, execute_restore, plan_restore
 
@@ -82,6 +94,7 @@ def restore(
         tables=tuple(table or ()),
         jobs=jobs,
         with_globals=not no_globals,
+        keep_platform=keep_platform,
     )
     with open_app() as ctx:
         plan = plan_restore(ctx, req, verify=not plan_only)
@@ -127,7 +140,9 @@ def restore(
 def _print_plan(plan: RestorePlan) -> None:
     doc = plan.to_json()
     print(f"restore {doc['source']} ({doc['format']}) into {plan.target.label()}")
-    if plan.method == "partial":
+    if plan.platform is not None:
+        _print_platform_plan(plan)
+    elif plan.method == "partial":
         print("  method:        pg_restore --clean of the named schemas/tables, one transaction")
     else:
         print("  method:        restore into a scratch database, then swap it in by renaming")
@@ -159,6 +174,32 @@ def _print_plan(plan: RestorePlan) -> None:
         print("  last drill:    never (try `dumpledger drill`)")
     for w in doc["warnings"]:
         print(f"  warning:       {w}")
+
+
+def _print_platform_plan(plan: RestorePlan) -> None:
+    assert plan.platform is not None
+    p = plan.platform.to_json()
+    print(
+        f"  method:        into a Supabase instance as {plan.target.user}: its platform stays; "
+        "one transaction"
+    )
+    print(f"  safety backup: {plan.safety_backup}")
+    whole = ", ".join(f"{k} ({v} tables)" for k, v in p["restored_whole"].items())
+    replaced = _names(p, "target_schemas_replaced")
+    print(f"  restored whole:     {whole or 'none'} (replacing the target's {replaced})")
+    rows = ", ".join(f"{k} ({'?' if v is None else v})" for k, v in p["rows_only"].items())
+    print(f"  only their rows:    {rows or 'none'} (triggers kept from firing)")
+    print(f"  left to platform:   {_names(p, 'left_to_the_platform')}; roles; database settings")
+    if p["created_on_platform_tables"]:
+        print(f"  created:            {_names(p, 'created_on_platform_tables')}")
+    for d in p["platform_differences"]:
+        print(f"  platform differs:   {d}")
+    for b in p["refused_because"]:
+        print(f"  REFUSED:            {b}")
+
+
+def _names(doc: dict[str, list[str]], key: str) -> str:
+    return ", ".join(doc[key]) or "none"
 
 
 def _confirm(plan: RestorePlan) -> None:

@@ -23,6 +23,13 @@ HEADER = re.compile(
     rb"^-- (Data for )?Name: (.*); Type: ([A-Z][A-Z ]*); Schema: (.*); Owner: (.*)$"
 )
 COPY_START = re.compile(rb"^COPY .* FROM stdin;$")
+# What pg_dump writes between entries, before the header of the entry it is for: session
+# state, and psql's \restrict/\unrestrict. Such lines belong to no entry (entry None).
+STATE_LINE = re.compile(
+    rb"^(SET (default_tablespace|default_table_access_method|default_with_oids|"
+    rb"SESSION AUTHORIZATION) |RESET SESSION AUTHORIZATION;|\\(un)?restrict |"
+    rb"SELECT pg_catalog\.set_config\('search_path')"
+)
 TOKEN = re.compile(rb"'|\"|--|/\*|\$(?:[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*)?\$")
 IDENT_CHAR = re.compile(rb"[A-Za-z0-9_$\x80-\xff]")
 COPY_END = b"\\.\n"
@@ -138,8 +145,8 @@ def _escape_string(line: bytes, quote_at: int) -> bool:
 
 class ScriptSplitter:
     """Feed a script's bytes in; get (entry, bytes) pieces out, in order. Pieces before the
-    first header have entry None. Every piece ends at a line end; a header's `--` line above
-    it goes with the entry it announces."""
+    first header, and the session-state lines between entries, have entry None. Every piece
+    ends at a line end; a header's `--` line above it goes with the entry it announces."""
 
     def __init__(self) -> None:
         self.buf = b""
@@ -201,7 +208,8 @@ class ScriptSplitter:
         if top and line == b"--":
             self.pending_dashes = True
             return nl + 1, True
-        out.append((self.entry, self.buf[pos : nl + 1]))
+        state = top and STATE_LINE.match(line) is not None
+        out.append((None if state else self.entry, self.buf[pos : nl + 1]))
         self.lexer.scan(line)
         if top and self.lexer.top and COPY_START.match(line):
             self.copying = True

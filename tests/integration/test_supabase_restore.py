@@ -12,6 +12,7 @@ same backup; and (c) a fresh Supabase-like instance, restored into as `postgres`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from pgtools.cluster import Cluster, supabase_fixture_sql, supabase_platform_sql
 from tests.compare import differences, state
-from tests.support import app_for, settings_for
+from tests.support import app_for, cluster_env, run_cli, settings_for
 from usecases.backup.run import BackupRequest, run_backup
 from usecases.restore.drill import run_drill
 from usecases.restore.run import RestoreRequest, execute_restore, plan_restore
@@ -34,7 +35,11 @@ DELETE FROM public.todos WHERE id % 2 = 0;
 UPDATE public.profiles SET bio = 'the target''s own';
 DELETE FROM storage.objects;
 SELECT setval('public.invoice_number_seq', 7000);
+SET ROLE postgres;
 CREATE TABLE public.target_only (id int);
+CREATE SCHEMA target_own;
+CREATE FUNCTION target_own.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+RESET ROLE;
 """
 
 
@@ -102,7 +107,6 @@ def test_a_drill_of_the_same_backup_passes(
     assert outcome.tables_checked == len(source.state["checksums"])
 
 
-@pytest.mark.xfail(strict=True, reason="restore as postgres: not yet")
 @pytest.mark.parametrize("artifact", ["full", "custom"])
 def test_as_postgres_into_a_fresh_supabase_instance(
     source: Source, make_cluster: Callable[..., Cluster], artifact: str
@@ -110,4 +114,106 @@ def test_as_postgres_into_a_fresh_supabase_instance(
     target = make_cluster("supabase_admin")
     target.psql(supabase_platform_sql())
     restore_into(source, target, user="postgres", artifact=artifact)
+    assert_identical(source, target)
+
+
+def test_as_postgres_over_a_restarted_instance_with_the_projects_migrations(
+    source: Source, make_cluster: Callable[..., Cluster]
+) -> None:
+    """The old guide's `supabase stop && supabase start`: the platform comes back, the project's
+    migrations run again (its schema, the sign-up trigger on auth.users, the storage policy),
+    with other rows. The restore replaces the project's schemas and every table's rows."""
+    target = make_cluster("supabase_admin")
+    target.psql(supabase_fixture_sql())
+    target.psql(OWN_DATA)
+    restore_into(source, target, user="postgres")
+    assert_identical(source, target)
+
+
+def test_the_plan_says_what_is_restored_and_what_the_platform_keeps(
+    source: Source, make_cluster: Callable[..., Cluster]
+) -> None:
+    target = make_cluster("supabase_admin")
+    target.psql(supabase_platform_sql())
+    target.psql(
+        "SET ROLE supabase_auth_admin; ALTER TABLE auth.users ADD COLUMN phone text; RESET ROLE;"
+        "DROP EVENT TRIGGER log_ddl;"
+    )
+    env = cluster_env(target, source.backup_dir / "backups")
+    shown = run_cli(env, "restore", source.name, "--plan").stdout
+    for line in (
+        "into a Supabase instance as postgres: its platform stays; one transaction",
+        "restored whole:     public (3 tables), supabase_migrations (1 tables)",
+        "only their rows:    auth.identities (2), auth.refresh_tokens (5)",
+        "left to platform:   auth, extensions, storage; roles; database settings",
+        "created:            TRIGGER auth.users on_auth_user_created, "
+        "POLICY storage.objects Owners read their objects",
+        "platform differs:   differs on the target, kept: TABLE auth.users",
+        "platform differs:   not on the target, not restored: EVENT TRIGGER log_ddl",
+    ):
+        assert line in shown, shown
+    assert "REFUSED" not in shown
+    doc = json.loads(run_cli(env, "restore", source.name, "--plan", "--json").stdout)
+    assert doc["method"] == "platform" and doc["roles_to_create"] == []
+    assert doc["platform"]["rows_only"]["auth.users"] == 3
+    # The restore goes on: the backup's rows fit the target's newer auth.users.
+    run_cli(env, "restore", source.name, "--yes")
+    assert target.psql("SELECT count(*) FROM auth.users WHERE phone IS NULL").strip() == "3"
+    assert differences(source.state, state(target))  # the platform differs, as the plan said
+
+
+def test_missing_roles_and_no_session_replication_role_refuse_the_restore(
+    source: Source, make_cluster: Callable[..., Cluster]
+) -> None:
+    target = make_cluster("supabase_admin")
+    target.psql(supabase_platform_sql())
+    target.psql(
+        "DROP ROLE supabase_read_only_user;"
+        "REVOKE SET ON PARAMETER session_replication_role FROM postgres;"
+    )
+    before = state(target)
+    env = cluster_env(target, source.backup_dir / "backups")
+    shown = run_cli(env, "restore", source.name, "--plan").stdout
+    assert "REFUSED:            roles the backup has are missing on the target: " in shown
+    assert "supabase_read_only_user (a restore as a non-superuser creates no role" in shown
+    assert "may not set session_replication_role" in shown
+    done = run_cli(env, "restore", source.name, "--yes", check=False)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "nothing was changed" in done.stderr
+    assert "supabase_read_only_user" in done.stderr
+    assert not differences(before, state(target))
+
+
+def test_a_failure_midway_leaves_the_instance_as_it_was(
+    source: Source, make_cluster: Callable[..., Cluster]
+) -> None:
+    target = make_cluster("supabase_admin")
+    target.psql(supabase_fixture_sql())
+    target.psql(OWN_DATA)
+    # The backup's rows no longer fit the target's storage.objects: its COPY fails.
+    target.psql("ALTER TABLE storage.objects DROP COLUMN metadata", user="supabase_storage_admin")
+    before = state(target)
+    done = run_cli(
+        cluster_env(target, source.backup_dir / "backups"),
+        "restore",
+        source.name,
+        "--yes",
+        check=False,
+    )
+    assert done.returncode == 1
+    assert 'column "metadata" of relation "objects" does not exist' in done.stderr
+    assert "postgres was left as it was" in done.stderr
+    assert not differences(before, state(target))
+
+
+def test_keep_platform_chooses_it_for_a_superuser_too(
+    source: Source, make_cluster: Callable[..., Cluster]
+) -> None:
+    target = make_cluster("supabase_admin")
+    target.psql(supabase_platform_sql())
+    req = RestoreRequest(backup=source.name, keep_platform=True)
+    with app_for(settings_for(source.backup_dir, target, user="supabase_admin")) as app:
+        plan = plan_restore(app, req)
+        assert plan.method == "platform" and plan.roles_to_create == []
+        execute_restore(app, plan, req, terminate=True)
     assert_identical(source, target)

@@ -29,6 +29,7 @@ from pgtools.binaries import find_program
 from pgtools.dump import PLAIN_TRAILERS
 from pgtools.errors import PgError
 from pgtools.extensions import as_owners, owners_of, restore_custom_as_owners
+from pgtools.platform import custom_script
 from pgtools.restore import (
     TEMPLATE_DBS,
     ServerFacts,
@@ -60,6 +61,13 @@ from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.files import private_dir
 from usecases.health.check import leftovers_note
+from usecases.restore.platform import (
+    PlatformPlan,
+    plan_platform,
+    refuse_if_blocked,
+    restore_platform,
+    wants_platform,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -85,6 +93,7 @@ class RestoreRequest:
     tables: tuple[str, ...] = ()
     jobs: int = 2
     with_globals: bool = True
+    keep_platform: bool = False  # restore into a Supabase instance, leaving its platform
 
 
 @dataclass(slots=True, kw_only=True)
@@ -119,6 +128,7 @@ class RestorePlan:
     source_server_version: str | None
     warnings: list[str]
     last_drill: dict[str, Any] | None
+    platform: PlatformPlan | None = None  # restoring into a Supabase instance, platform kept
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,7 +141,7 @@ class RestorePlan:
             "safety_backup": self.safety_backup,
             "roles_to_create": self.roles_to_create,
             "roles_created_without_password": self.roles_without_password,
-            "objects_replaced": self.facts.tables_by_schema if self.facts.target_exists else {},
+            "objects_replaced": self._replaced(),
             "other_sessions_to_terminate": self.facts.other_sessions,
             "replaced_database_kept_as": self.keep_as if self.method == "swap" else None,
             "server_version": self.facts.server_version,
@@ -139,7 +149,14 @@ class RestorePlan:
             "connecting_as_superuser": self.facts.is_superuser,
             "warnings": self.warnings,
             "last_drill": self.last_drill,
+            "platform": self.platform.to_json() if self.platform else None,
         }
+
+    def _replaced(self) -> dict[str, int]:
+        tables = self.facts.tables_by_schema if self.facts.target_exists else {}
+        if self.platform is not None:  # the platform's schemas stay
+            return {k: v for k, v in tables.items() if k in self.platform.replaced}
+        return tables
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -346,10 +363,12 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
     if partial and not facts.target_exists:
         raise BadInput(f"database {target.dbname} does not exist: a partial restore needs it")
     roles = globals_roles(source.globals_sql) if source.globals_sql else []
-    to_create = [r for r in roles if r not in facts.roles]
+    meta = (source.backup or {}).get("metadata") or {}
+    platform = _platform_plan(app, req, source, target, facts, roles, meta)
+    to_create = [r for r in roles if r not in facts.roles] if platform is None else []
     no_password = passwordless_logins(source.globals_sql or "")
     owners = source.event_trigger_owners - facts.superusers
-    if owners and not facts.is_superuser:
+    if owners and not facts.is_superuser and platform is None:
         warnings.append(
             f"event triggers owned by {', '.join(sorted(owners))} can only be restored by a "
             f"superuser, and {target.user} is not one: connect as a superuser "
@@ -357,7 +376,6 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         )
     if not facts.is_superuser and to_create:
         warnings.append(f"{target.user} may lack the right to create roles {', '.join(to_create)}")
-    meta = (source.backup or {}).get("metadata") or {}
     src_version = (meta.get("versions") or {}).get("server")
     if src_version:
         src_major = int(str(src_version).split(".")[0])
@@ -382,7 +400,7 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         source=source,
         target=target,
         facts=facts,
-        method="partial" if partial else "swap",
+        method="platform" if platform else "partial" if partial else "swap",
         safety_backup=unused_name(app, f"pre-restore_{part}_{stamp}")
         if facts.target_exists
         else None,
@@ -393,7 +411,41 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         source_server_version=src_version,
         warnings=warnings,
         last_drill=last_drill,
+        platform=platform,
     )
+
+
+def _platform_plan(
+    app: App,
+    req: RestoreRequest,
+    source: Source,
+    target: DbTarget,
+    facts: ServerFacts,
+    roles: list[str],
+    meta: dict[str, Any],
+) -> PlatformPlan | None:
+    partial = bool(req.schemas or req.tables)
+    if not wants_platform(keep_platform=req.keep_platform, partial=partial, facts=facts):
+        return None
+    bindir = bindir_for(app, facts.server_major)
+    return plan_platform(
+        target=target,
+        bindir=bindir,
+        open_script=lambda: script_of(app, source, bindir),
+        metadata=meta,
+        backup_roles=roles,
+    )
+
+
+@contextmanager
+def script_of(app: App, src: Source, bindir: Path) -> Iterator[Iterator[bytes]]:
+    """The source as a plain SQL script, whatever its format."""
+    if src.format == "custom":
+        with _materialized(app, src) as dump:
+            yield custom_script(bindir, dump)
+    else:
+        with _raw_chunks(app, src) as chunks:
+            yield chunks
 
 
 # -- doing it --------------------------------------------------------------------------------
@@ -403,6 +455,8 @@ def execute_restore(
     app: App, plan: RestorePlan, req: RestoreRequest, *, terminate: bool
 ) -> RestoreOutcome:
     """Run the plan; the backup's blobs are held against collection while it reads them."""
+    if plan.platform is not None:
+        refuse_if_blocked(plan.platform, plan.target.user)
     with app.store.protect():
         return _execute(app, plan, req, terminate=terminate)
 
@@ -439,7 +493,7 @@ def _execute(
             )
             run_backup(safety_app, BackupRequest(name=plan.safety_backup, backup_type="pre"))
         bindir = bindir_for(app, plan.facts.server_major)
-        if src.globals_sql:
+        if src.globals_sql and plan.platform is None:  # a platform keeps its roles
             stage = "roles"
             roles_created = plan.roles_to_create
             run_psql(
@@ -455,7 +509,15 @@ def _execute(
             )
         stage = "restore"
         now = server_facts(target)
-        if plan.method == "partial":
+        if plan.platform is not None:
+            restore_platform(
+                plan.platform,
+                target=target,
+                bindir=bindir,
+                open_script=lambda: script_of(app, src, bindir),
+            )
+            replaced = None
+        elif plan.method == "partial":
             with _materialized(app, src) as dump:
                 _restore_part(bindir, target, dump, req)
             replaced = None
