@@ -31,6 +31,7 @@ FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 ORDER BY 1
 """
 CREATE_PREFIX = b"CREATE EXTENSION "
+DATA_TYPES = frozenset({"TABLE DATA", "SEQUENCE SET", "BLOBS", "LARGE OBJECT"})
 # pg_restore --list: "2; 3079 16394 EXTENSION - pgcrypto " and "9; 2615 16476 SCHEMA - auth owner"
 FIRST_PHASE = re.compile(r"^\d+; \d+ \d+ (SCHEMA|EXTENSION) - ")
 
@@ -55,12 +56,15 @@ def as_owners(chunks: Iterable[bytes], owners: Mapping[str, str]) -> Iterator[by
     """The plain script with each `CREATE EXTENSION` of `owners` run as that role.
 
     The extension entries come before any table, function or row, so the script is split
-    only until every named extension has been seen; the rest passes as it is."""
+    only until every named extension has been seen (some, like plpgsql, are never dumped) or
+    the rows begin; the rest passes as it is."""
     pending = set(owners)
     splitter = ScriptSplitter()
     it = iter(chunks)
     for chunk in it:
         for entry, data in splitter.feed(chunk):
+            if entry is not None and entry.type in DATA_TYPES:
+                pending.clear()
             if entry is not None and entry.type == "EXTENSION" and entry.name in owners:
                 pending.discard(entry.name)
                 if data.startswith(CREATE_PREFIX):

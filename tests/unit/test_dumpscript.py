@@ -146,3 +146,12 @@ def test_hashes_are_masked_in_messages() -> None:
     masked = without_passwords(GLOBALS)
     assert "SCRAM" not in masked and "it''s" not in masked
     assert "PASSWORD '***'" in masked
+
+
+def test_splitting_stops_where_the_rows_begin() -> None:
+    """plpgsql is recorded but never dumped: the rows after the pre-data pass unsplit."""
+    owners = {"pgcrypto": "postgres", "plpgsql": "supabase_admin"}
+    chunks = [SCRIPT[:700], SCRIPT[700:900], b"not split: no line end", b" here\n"]
+    out = list(as_owners(chunks, owners))
+    assert out[-2:] == [b"not split: no line end", b" here\n"]
+    assert b"".join(out).count(b"RESET ROLE;") == 1
