@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from pgtools.platform import ScriptIndex, index_script
 from pgtools.restore import RestoreError, _first_error
 from pgtools.session import connect, database_properties
@@ -27,10 +29,6 @@ ACTING_AS_SQL = "SELECT rolname FROM pg_roles WHERE pg_has_role(current_user, oi
 EXTENSIONS_SQL = """
 SELECT e.extname, pg_get_userbyid(e.extowner), e.extversion, e.extnamespace::regnamespace::text
 FROM pg_extension e
-"""
-REPLICATION_ROLE_SQL = """
-SELECT rolsuper OR has_parameter_privilege('session_replication_role', 'SET')
-FROM pg_roles WHERE rolname = current_user
 """
 # Objects in public the restore would drop but may not: owned by a role it cannot act as.
 FOREIGN_IN_PUBLIC_SQL = """
@@ -72,7 +70,6 @@ def target_facts(target: DbTarget) -> TargetFacts:
         def names(query: str) -> frozenset[str]:
             return frozenset(str(r[0]) for r in conn.execute(query).fetchall())
 
-        row: Any = conn.execute(REPLICATION_ROLE_SQL).fetchone()
         return TargetFacts(
             user=str(conn.execute("SELECT current_user").fetchone()[0]),  # type: ignore[index]
             schemas={str(n): str(o) for n, o in conn.execute(SCHEMAS_SQL).fetchall()},
@@ -84,10 +81,21 @@ def target_facts(target: DbTarget) -> TargetFacts:
             },
             event_triggers=names("SELECT evtname FROM pg_event_trigger"),
             publications=names("SELECT pubname FROM pg_publication"),
-            can_set_replication_role=bool(row and row[0]),
+            can_set_replication_role=_may_set_replication_role(conn),
             foreign_in_public=[str(r[0]) for r in conn.execute(FOREIGN_IN_PUBLIC_SQL)],
             database_properties=database_properties(conn),
         )
+
+
+def _may_set_replication_role(conn: psycopg.Connection[Any]) -> bool:
+    """Tried, not looked up: a superuser may, PostgreSQL 15 grants it (SET ON PARAMETER), and
+    Supabase's supautils allows it to postgres on any version."""
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL session_replication_role = replica")
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
 
 
 def privilege_problems(

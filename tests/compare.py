@@ -13,6 +13,15 @@ from typing import Any
 
 from pgtools.cluster import Cluster
 
+# Undo the fixture's GRANT SET ON PARAMETER session_replication_role (PostgreSQL 15 and newer).
+UNGRANT_REPLICATION_ROLE = """
+DO $$ BEGIN
+  IF current_setting('server_version_num')::int >= 150000 THEN
+    EXECUTE 'REVOKE SET ON PARAMETER session_replication_role FROM postgres';
+  END IF;
+END $$;
+"""
+
 TABLES_SQL = """
 SELECT n.nspname || '.' || c.relname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

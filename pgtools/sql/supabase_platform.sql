@@ -66,7 +66,13 @@ RESET SESSION AUTHORIZATION;
 -- As supabase_admin, whose default privileges Supabase sets in public.
 ALTER DEFAULT PRIVILEGES FOR ROLE supabase_admin IN SCHEMA public
     GRANT ALL ON TABLES TO anon, authenticated, service_role;
-GRANT SET ON PARAMETER session_replication_role TO postgres;
+-- Supabase lets postgres set session_replication_role (supautils); PostgreSQL 15 says it so:
+DO $$
+BEGIN
+  IF current_setting('server_version_num')::int >= 150000 THEN
+    EXECUTE 'GRANT SET ON PARAMETER session_replication_role TO postgres';
+  END IF;
+END $$;
 
 -- auth migrations, as GoTrue runs them ------------------------------------------------------
 SET ROLE supabase_auth_admin;

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from catalog import Catalog
 from pgtools.cluster import Cluster
-from tests.compare import roles, state
+from tests.compare import UNGRANT_REPLICATION_ROLE, roles, state
 from tests.s3server import S3_ENV, make_bucket, moto_server
 from tests.support import cluster_env
 from tests.support import run_cli as run
@@ -31,7 +31,7 @@ APP_ROLES = (
 def lose_everything(cluster: Cluster, backups: Path) -> None:
     """The database and its roles are gone; so is backups/ with the catalog and the store."""
     cluster.psql("DROP DATABASE postgres WITH (FORCE)", dbname="template1")
-    cluster.psql("REVOKE SET ON PARAMETER session_replication_role FROM postgres", "template1")
+    cluster.psql(UNGRANT_REPLICATION_ROLE, dbname="template1")  # postgres owns that grant
     cluster.psql("".join(f"DROP ROLE {r};\n" for r in APP_ROLES), dbname="template1")
     shutil.rmtree(backups)
 

@@ -21,11 +21,20 @@ from typing import Any
 import pytest
 
 from pgtools.cluster import Cluster, supabase_fixture_sql, supabase_platform_sql
-from tests.compare import differences, state
+from pgtools.platform import restore_script
+from pgtools.restore import run_psql
+from tests.compare import UNGRANT_REPLICATION_ROLE, differences, state
 from tests.support import app_for, cluster_env, run_cli, settings_for
 from usecases.backup.run import BackupRequest, run_backup
 from usecases.restore.drill import run_drill
-from usecases.restore.run import RestoreRequest, execute_restore, plan_restore
+from usecases.restore.platform import script_head
+from usecases.restore.run import (
+    RestoreRequest,
+    bindir_for,
+    execute_restore,
+    plan_restore,
+    script_of,
+)
 
 OWN_DATA = """
 SET ROLE supabase_auth_admin;
@@ -167,10 +176,7 @@ def test_missing_roles_and_no_session_replication_role_refuse_the_restore(
 ) -> None:
     target = make_cluster("supabase_admin")
     target.psql(supabase_platform_sql())
-    target.psql(
-        "DROP ROLE supabase_read_only_user;"
-        "REVOKE SET ON PARAMETER session_replication_role FROM postgres;"
-    )
+    target.psql("DROP ROLE supabase_read_only_user;" + UNGRANT_REPLICATION_ROLE)
     before = state(target)
     env = cluster_env(target, source.backup_dir / "backups")
     shown = run_cli(env, "restore", source.name, "--plan").stdout
@@ -217,3 +223,25 @@ def test_keep_platform_chooses_it_for_a_superuser_too(
         assert plan.method == "platform" and plan.roles_to_create == []
         execute_restore(app, plan, req, terminate=True)
     assert_identical(source, target)
+
+
+def test_an_early_end_of_its_input_rolls_the_restore_back(
+    source: Source, make_cluster: Callable[..., Cluster]
+) -> None:
+    """The script carries its own BEGIN ... COMMIT: when its input ends before the COMMIT (the
+    restore was killed), psql's session ends with the transaction, which rolls back."""
+    target = make_cluster("supabase_admin")
+    target.psql(supabase_fixture_sql())
+    target.psql(OWN_DATA)
+    before = state(target)
+    req = RestoreRequest(backup=source.name)
+    with app_for(settings_for(source.backup_dir, target, user="postgres")) as app:
+        plan = plan_restore(app, req)
+        assert plan.platform is not None
+        bindir = bindir_for(app, plan.facts.server_major)
+        with script_of(app, plan.source, bindir) as chunks:
+            head = script_head(plan.platform)
+            script = list(restore_script(chunks, head, plan.platform.target))
+    assert script[0].startswith(b"BEGIN;") and script[-1] == b"\nCOMMIT;\n"
+    run_psql(bindir, plan.target, script[:-1], single_transaction=False)  # psql exits 0
+    assert not differences(before, state(target))

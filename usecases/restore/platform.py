@@ -113,11 +113,14 @@ def restore_platform(
 ) -> None:
     """One transaction: drop the target's own schemas, empty the platform tables, run the
     backup's script as `decide` filters it, commit."""
-    head = prologue(plan.replaced, [_qualified(t) for t in plan.rows_only])
     with open_script() as chunks:
-        run_psql(
-            bindir, target, restore_script(chunks, head, plan.target), single_transaction=False
-        )
+        script = restore_script(chunks, script_head(plan), plan.target)
+        run_psql(bindir, target, script, single_transaction=False)
+
+
+def script_head(plan: PlatformPlan) -> str:
+    """What runs before the backup's script: see pgtools.platform.prologue."""
+    return prologue(plan.replaced, [_qualified(t) for t in plan.rows_only])
 
 
 def _qualified(dotted: str) -> str:
