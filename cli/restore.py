@@ -208,9 +208,11 @@ def _confirm(plan: RestorePlan) -> None:
     _print_plan(plan)
     db = plan.target.dbname
     note = " Other sessions connected to it will be terminated." if plan.facts.target_exists else ""
+    what = f"database {db}"
+    if plan.platform is not None:
+        what, note = f"your schemas and the rows of every table in {db}", ""
     answer = typer.prompt(
-        f"This replaces database {db} with {plan.source.label}.{note} Type the database name "
-        "to go on",
+        f"This replaces {what} with {plan.source.label}.{note} Type the database name to go on",
         default="",
         show_default=False,
     )

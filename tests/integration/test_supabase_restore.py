@@ -169,6 +169,13 @@ def test_the_plan_says_what_is_restored_and_what_the_platform_keeps(
     run_cli(env, "restore", source.name, "--yes")
     assert target.psql("SELECT count(*) FROM auth.users WHERE phone IS NULL").strip() == "3"
     assert differences(source.state, state(target))  # the platform differs, as the plan said
+    # A platform table postgres may not read: its definitions cannot be dumped and compared;
+    # the plan says so and goes on.
+    target.psql("CREATE TABLE storage.internal (id int)")
+    shown = run_cli(env, "restore", source.name, "--plan").stdout
+    assert "platform differs:   not compared with the target's definitions: " in shown
+    assert "permission denied for table internal" in shown
+    assert "created:            TRIGGER auth.users on_auth_user_created (if missing)" in shown
 
 
 def test_missing_roles_and_no_session_replication_role_refuse_the_restore(

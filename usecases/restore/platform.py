@@ -29,7 +29,7 @@ from pgtools.platform import (
     schema_named,
 )
 from pgtools.platform_facts import TargetFacts, definitions, privilege_problems, target_facts
-from pgtools.restore import ServerFacts, run_psql
+from pgtools.restore import RestoreError, ServerFacts, run_psql
 from pgtools.target import DbTarget
 from usecases.errors import BadInput
 
@@ -95,7 +95,19 @@ def plan_platform(
         target=mine,
     )
     plan.blockers = _blockers(facts, index, mine, backup_roles, target, plan)
-    _compare(plan, index, definitions(bindir, target), mine)
+    try:
+        theirs = definitions(bindir, target)
+    except RestoreError as exc:  # a table the role may not lock, say: compare nothing
+        plan.differences.append(f"not compared with the target's definitions: {exc}")
+        theirs = None
+    if theirs is not None:
+        _compare(plan, index, theirs, mine)
+    else:  # what the restore would create on platform tables, not knowing what is there
+        plan.additions = [
+            f"{_describe(i.entry)} (if missing)"
+            for i in index.entries
+            if decide(i.entry, mine) == ADD
+        ]
     _versions(plan, facts, metadata)
     return plan
 

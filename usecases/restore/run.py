@@ -119,10 +119,10 @@ class RestorePlan:
     source: Source
     target: DbTarget
     facts: ServerFacts
-    method: str  # swap or partial
+    method: str  # swap, partial, or platform (into a Supabase instance, its platform kept)
     safety_backup: str | None
     roles_to_create: list[str]
-    roles_without_password: list[str]  # of roles_to_create: login roles the backup has no
+    roles_without_password: list[str]  # of roles_to_create: logins the backup has no hash for
     scratch_db: str
     keep_as: str
     source_server_version: str | None
