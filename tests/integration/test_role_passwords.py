@@ -73,6 +73,9 @@ def test_a_backup_that_cannot_read_them_says_so(
         }
         log = (app.settings.backup_dir / backup["metadata"]["log_file"]).read_text()
         assert "role passwords left out" in log
+    info = run_cli(env, "info", name).stdout
+    assert "role passwords:   left out; login roles without one: authenticator, " in info
+    assert "pgcrypto 1.3 (postgres)" in info
     # A restore onto a bare server would create the service roles without a password.
     fresh = make_cluster("supabase_admin")
     with app_for(settings_for(tmp_path, fresh, user="supabase_admin")) as app:
