@@ -80,9 +80,11 @@ def _report_backup(result: BackupResult, auto_report: CleanupReport | None, json
                 "duration_seconds": result.duration_seconds,
                 "stored_bytes_added": result.stored_bytes_added,
                 "log": str(result.log_path),
+                "role_passwords": result.metadata.get("role_passwords"),
                 "retention": auto_report.to_json() if auto_report else None,
             }
         )
+        passwords_note_of(result)
     else:
         print_backup(result)
         if auto_report is not None:
@@ -101,3 +103,13 @@ def print_backup(result: BackupResult) -> None:
         f"backup {result.name} completed and verified in {result.duration_seconds:.1f}s; "
         f"{output.human_size(result.stored_bytes_added)} newly stored"
     )
+    passwords_note_of(result)
+
+
+def passwords_note_of(result: BackupResult) -> None:
+    """One line on stderr when the backup holds no role passwords (also with --json)."""
+    passwords = result.metadata.get("role_passwords")
+    if passwords and not passwords["included"]:
+        from usecases.backup.passwords import passwords_note
+
+        output.info(f"note: {passwords_note(passwords)}")

@@ -158,6 +158,14 @@ def info(name: str, json_out: JsonOpt = False) -> None:
             f"{'versions:':<18}server {meta['versions'].get('server')}, "
             f"pg_dump {meta['versions'].get('pg_dump')}"
         )
+    if meta.get("role_passwords"):
+        rp = meta["role_passwords"]
+        without = ", ".join(rp["login_roles_without_password"]) or "none"
+        kept = "kept" if rp["included"] else "left out"
+        print(f"{'role passwords:':<18}{kept}; login roles without one: {without}")
+    if meta.get("extensions"):
+        exts = ", ".join(f"{e['name']} {e['version']} ({e['owner']})" for e in meta["extensions"])
+        print(f"{'extensions:':<18}{exts}")
     if meta.get("encryption"):
         enc = meta["encryption"]
         print(f"{'encrypted:':<18}{enc['scheme']} to {', '.join(enc['recipients'])}")

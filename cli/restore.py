@@ -64,6 +64,15 @@ def restore(
             "without it a file holding any is refused.",
         ),
     ] = False,
+    keep_platform: Annotated[
+        bool,
+        typer.Option(
+            "--keep-platform",
+            help="Into a Supabase instance: keep its platform (auth, storage, ... definitions, "
+            "roles), restore your schemas whole and every table's rows. The default when "
+            "connecting as a role that is no superuser (Supabase's postgres).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Put a database back to exactly what a backup holds, safely.
@@ -83,6 +92,9 @@ def restore(
 
       dumpledger restore backup_20261124_120000 --table public.todos
 
+      SUPABASE_DB_USER=postgres dumpledger restore auto_nightly_20261124_020000 --plan
+      (into a Supabase instance as postgres: the platform stays, your project comes back)
+
     A restore that is interrupted (Ctrl-C, SIGTERM, SIGKILL) commits nothing: the target is as
     it was, and the message (or the next command) names the safety backup to return to.
     """
@@ -98,6 +110,7 @@ def restore(
         jobs=jobs,
         with_globals=not no_globals,
         allow_meta_commands=allow_meta_commands,
+        keep_platform=keep_platform,
     )
     with open_app() as ctx:
         plan = plan_restore(ctx, req, verify=not plan_only)
@@ -126,6 +139,11 @@ def restore(
     print(f"restored {outcome.source} into {plan.target.dbname} in {outcome.duration_seconds:.1f}s")
     if outcome.roles_created:
         print(f"  roles created: {', '.join(outcome.roles_created)}")
+    if outcome.roles_created and plan.roles_without_password:
+        print(
+            f"  without a password (set one with ALTER ROLE ... PASSWORD): "
+            f"{', '.join(plan.roles_without_password)}"
+        )
     if outcome.safety_backup:
         print(f"  safety backup: {outcome.safety_backup}")
     if outcome.replaced_database:
@@ -138,13 +156,20 @@ def restore(
 def _print_plan(plan: RestorePlan) -> None:
     doc = plan.to_json()
     print(f"restore {doc['source']} ({doc['format']}) into {plan.target.label()}")
-    if plan.partial is not None:
+    if plan.platform is not None:
+        _print_platform_plan(plan)
+    elif plan.partial is not None:
         _print_partial(doc["objects_replaced"])
     else:
         print("  method:        restore into a scratch database, then swap it in by renaming")
     print(f"  safety backup: {doc['safety_backup'] or '- (the database does not exist yet)'}")
     roles = ", ".join(doc["roles_to_create"]) or "none (all exist)"
     print(f"  roles created: {roles}")
+    if doc["roles_created_without_password"]:
+        print(
+            f"  no password:   {', '.join(doc['roles_created_without_password'])} (the backup "
+            "holds none: set them with ALTER ROLE ... PASSWORD after the restore)"
+        )
     if doc["target_exists"] and plan.partial is None:
         objs = ", ".join(f"{k} ({v} tables)" for k, v in doc["objects_replaced"].items())
         print(f"  replaced:      {objs or 'an empty database'}")
@@ -208,6 +233,32 @@ def _print_partial(part: dict[str, Any]) -> None:
         print(f"  row counts:    checked against the backup: {shown}{more}")
 
 
+def _print_platform_plan(plan: RestorePlan) -> None:
+    assert plan.platform is not None
+    p = plan.platform.to_json()
+    print(
+        f"  method:        into a Supabase instance as {plan.target.user}: its platform stays; "
+        "one transaction"
+    )
+    print(f"  safety backup: {plan.safety_backup}")
+    whole = ", ".join(f"{k} ({v} tables)" for k, v in p["restored_whole"].items())
+    replaced = _names(p, "target_schemas_replaced")
+    print(f"  restored whole:     {whole or 'none'} (replacing the target's {replaced})")
+    rows = ", ".join(f"{k} ({'?' if v is None else v})" for k, v in p["rows_only"].items())
+    print(f"  only their rows:    {rows or 'none'} (triggers kept from firing)")
+    print(f"  left to platform:   {_names(p, 'left_to_the_platform')}; roles; database settings")
+    if p["created_on_platform_tables"]:
+        print(f"  created:            {_names(p, 'created_on_platform_tables')}")
+    for d in p["platform_differences"]:
+        print(f"  platform differs:   {d}")
+    for b in p["refused_because"]:
+        print(f"  REFUSED:            {b}")
+
+
+def _names(doc: dict[str, list[str]], key: str) -> str:
+    return ", ".join(doc[key]) or "none"
+
+
 def _confirm(plan: RestorePlan) -> None:
     if not sys.stdin.isatty():
         raise BadInput("restore needs a confirmation: run it in a terminal, or pass --yes")
@@ -216,6 +267,8 @@ def _confirm(plan: RestorePlan) -> None:
     swap = plan.partial is None
     note = " Other sessions connected to it will be terminated." if plan.facts.target_exists else ""
     what = f"database {db}" if swap else f"the parts of database {db} listed above"
+    if plan.platform is not None:
+        what, note = f"your schemas and the rows of every table in {db}", ""
     answer = typer.prompt(
         f"This replaces {what} with {plan.source.label}.{note if swap else ''} Type the database "
         "name to go on",

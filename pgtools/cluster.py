@@ -246,6 +246,14 @@ def _hand_to_server_user(path: Path) -> None:
             os.chown(name, entry.pw_uid, entry.pw_gid)
 
 
+def supabase_platform_sql() -> str:
+    """A fresh Supabase-like instance: roles, extensions, auth and storage, no project yet
+    (run as the bootstrap superuser `supabase_admin`)."""
+    return (Path(__file__).parent / "sql" / "supabase_platform.sql").read_text(encoding="utf-8")
+
+
 def supabase_fixture_sql() -> str:
-    """The Supabase-like schema and sample data (run as the bootstrap superuser)."""
-    return (Path(__file__).parent / "sql" / "supabase_like.sql").read_text(encoding="utf-8")
+    """A Supabase-like project: the platform, then the app's schema and sample data (run as
+    the bootstrap superuser `supabase_admin`)."""
+    app = (Path(__file__).parent / "sql" / "supabase_like.sql").read_text(encoding="utf-8")
+    return supabase_platform_sql() + "\n" + app

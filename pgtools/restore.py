@@ -134,12 +134,15 @@ def globals_roles(globals_sql: str) -> list[str]:
     ]
 
 
-def tolerant_globals(globals_sql: str, existing: Iterable[str]) -> str:
+def tolerant_globals(
+    globals_sql: str, existing: Iterable[str], *, keep_grantors: bool = False
+) -> str:
     """The globals dump, minus every statement about a role that already exists.
 
     Existing roles are left exactly as they are (attributes, passwords, settings); missing
-    ones are created as the backup had them. Memberships are granted by the restoring user
-    (`GRANTED BY` needs that role to be the current one before PostgreSQL 16).
+    ones are created as the backup had them. Memberships keep their grantor (`GRANTED BY`)
+    with `keep_grantors` (a superuser restores); otherwise the restoring user grants them
+    (before PostgreSQL 16 only a superuser may name another grantor).
     """
     have = set(existing)
     out = []
@@ -148,7 +151,7 @@ def tolerant_globals(globals_sql: str, existing: Iterable[str]) -> str:
         if m and unquote_ident(m.group(1)) in have:
             out.append(f"-- dumpledger: role exists, left as it is: {line}")
             continue
-        if line.startswith("GRANT ") and " TO " in line:
+        if line.startswith("GRANT ") and " TO " in line and not keep_grantors:
             line = GRANTED_BY.sub(";", line)
         out.append(line)
     return "\n".join(out) + "\n"

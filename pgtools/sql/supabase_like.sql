@@ -1,87 +1,10 @@
--- A Supabase-like database: the role layout, schemas, grants and objects of a real project.
--- Run as the cluster's bootstrap superuser `supabase_admin`, in database `postgres`,
--- with ON_ERROR_STOP. Used by the test suite and by `dumpledger demo`.
+-- A Supabase project on top of supabase_platform.sql: the app's own schema, policies, users
+-- and rows, made as on Supabase: migrations and SQL as `postgres` (no superuser), sign-ups by
+-- GoTrue as supabase_auth_admin, uploads by the storage API as supabase_storage_admin.
+-- Run (after supabase_platform.sql) as the bootstrap superuser, in database `postgres`.
+-- Used by the test suite and by `dumpledger demo`.
 
--- Roles ------------------------------------------------------------------------------------
--- postgres starts as a superuser so it can own an event trigger, and is demoted at the end,
--- as on Supabase (where it keeps CREATEDB, CREATEROLE, REPLICATION and BYPASSRLS).
-CREATE ROLE postgres WITH LOGIN SUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS;
-CREATE ROLE anon NOLOGIN NOINHERIT;
-CREATE ROLE authenticated NOLOGIN NOINHERIT;
-CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
-CREATE ROLE authenticator WITH LOGIN NOINHERIT;
-CREATE ROLE supabase_auth_admin WITH LOGIN NOINHERIT CREATEROLE;
-CREATE ROLE supabase_storage_admin WITH LOGIN NOINHERIT CREATEROLE;
-CREATE ROLE dashboard_user WITH NOLOGIN CREATEDB CREATEROLE REPLICATION;
-GRANT anon, authenticated, service_role TO authenticator;
-GRANT anon, authenticated, service_role TO postgres WITH ADMIN OPTION;
-GRANT supabase_auth_admin, supabase_storage_admin TO postgres;
-
-ALTER DATABASE postgres OWNER TO postgres;
-GRANT ALL ON DATABASE postgres TO dashboard_user;
-GRANT CONNECT ON DATABASE postgres TO anon, authenticated, service_role;
-COMMENT ON DATABASE postgres IS 'Supabase-like fixture: the app''s main database';
-ALTER DATABASE postgres SET "app.settings.jwt_exp" TO '3600';
-
--- Schemas and extensions --------------------------------------------------------------------
-CREATE SCHEMA extensions AUTHORIZATION postgres;
-GRANT USAGE ON SCHEMA extensions TO anon, authenticated, service_role, dashboard_user,
-    supabase_auth_admin, supabase_storage_admin;
-CREATE EXTENSION pgcrypto WITH SCHEMA extensions;
-CREATE EXTENSION "uuid-ossp" WITH SCHEMA extensions;
-
-CREATE SCHEMA auth AUTHORIZATION supabase_auth_admin;
-CREATE SCHEMA storage AUTHORIZATION supabase_storage_admin;
-GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role, postgres, dashboard_user,
-    supabase_storage_admin;
-GRANT USAGE ON SCHEMA storage TO anon, authenticated, service_role, postgres, dashboard_user;
-ALTER SCHEMA public OWNER TO postgres;
-GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
-
--- auth -------------------------------------------------------------------------------------
-SET ROLE supabase_auth_admin;
-CREATE TABLE auth.users (
-    id uuid PRIMARY KEY DEFAULT extensions.gen_random_uuid(),
-    email text UNIQUE,
-    encrypted_password text,
-    raw_user_meta_data jsonb,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
-  SELECT nullif(coalesce(current_setting('request.jwt.claim.sub', true),
-                         (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')),
-                '')::uuid
-$$;
-GRANT ALL ON auth.users TO postgres, dashboard_user;
-GRANT SELECT ON auth.users TO service_role;
-GRANT EXECUTE ON FUNCTION auth.uid() TO anon, authenticated, service_role, postgres,
-    supabase_storage_admin;
-RESET ROLE;
-
--- storage ----------------------------------------------------------------------------------
-SET ROLE supabase_storage_admin;
-CREATE TABLE storage.buckets (
-    id text PRIMARY KEY,
-    name text NOT NULL UNIQUE,
-    public boolean DEFAULT false,
-    created_at timestamptz DEFAULT now()
-);
-CREATE TABLE storage.objects (
-    id uuid PRIMARY KEY DEFAULT extensions.gen_random_uuid(),
-    bucket_id text REFERENCES storage.buckets (id),
-    name text,
-    owner uuid,
-    metadata jsonb,
-    created_at timestamptz DEFAULT now()
-);
-ALTER TABLE storage.objects ENABLE ROW LEVEL SECURITY;
-CREATE POLICY "Owners read their objects" ON storage.objects FOR SELECT
-    USING (owner = auth.uid());
-GRANT ALL ON ALL TABLES IN SCHEMA storage TO postgres, service_role, dashboard_user;
-GRANT SELECT ON ALL TABLES IN SCHEMA storage TO anon, authenticated;
-RESET ROLE;
-
--- public, owned by postgres --------------------------------------------------------------------
+-- The project's migrations, as postgres -------------------------------------------------------
 SET ROLE postgres;
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public
     GRANT ALL ON TABLES TO anon, authenticated, service_role;
@@ -110,6 +33,7 @@ CREATE TABLE public.todos (
     is_complete boolean DEFAULT false,
     inserted_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER PUBLICATION supabase_realtime ADD TABLE public.todos;
 
 CREATE SEQUENCE public.invoice_number_seq START 1000;
 SELECT setval('public.invoice_number_seq', 1041);
@@ -126,13 +50,35 @@ CREATE VIEW public.todo_summary AS
     SELECT user_id, count(*) AS total, count(*) FILTER (WHERE is_complete) AS done
     FROM public.todos GROUP BY user_id;
 
-CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+-- Supabase's sign-up hook: a trigger on a platform table, calling the app's function. A
+-- restore that lets it fire while auth.users loads would add rows to public.signups.
+CREATE TABLE public.signups (
+    id bigserial PRIMARY KEY,
+    user_id uuid NOT NULL,
+    email text
+);
+CREATE FUNCTION public.handle_new_user() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = '' AS $$
 BEGIN
+  INSERT INTO public.signups (user_id, email) VALUES (NEW.id, NEW.email);
+  RETURN NEW;
 END $$;
-CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION public.log_ddl();
+CREATE TRIGGER on_auth_user_created AFTER INSERT ON auth.users
+    FOR EACH ROW EXECUTE FUNCTION public.handle_new_user();
+
+-- A policy of the app's on a platform table.
+CREATE POLICY "Owners read their objects" ON storage.objects FOR SELECT
+    USING (owner = auth.uid());
+
+-- The Supabase CLI's migration history, whose newest version each backup records.
+CREATE SCHEMA supabase_migrations;
+CREATE TABLE supabase_migrations.schema_migrations (version text PRIMARY KEY, name text);
+INSERT INTO supabase_migrations.schema_migrations VALUES
+  ('20260101120000', 'init'), ('20260315093000', 'profiles'), ('20261102181500', 'todos');
 RESET ROLE;
 
--- Data -------------------------------------------------------------------------------------
+-- Sign-ups, as GoTrue makes them -------------------------------------------------------------
+SET ROLE supabase_auth_admin;
 INSERT INTO auth.users (id, email, encrypted_password, raw_user_meta_data, created_at) VALUES
   ('00000000-0000-4000-8000-000000000001', 'zoe@example.com', 'x', '{"name": "Zoë"}',
    '2026-01-02 03:04:05+00'),
@@ -140,7 +86,18 @@ INSERT INTO auth.users (id, email, encrypted_password, raw_user_meta_data, creat
    '2026-02-03 04:05:06+00'),
   ('00000000-0000-4000-8000-000000000003', 'nobody@example.org', NULL, NULL,
    '2026-03-04 05:06:07+00');
+INSERT INTO auth.identities (id, user_id, provider, identity_data) VALUES
+  ('00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000001', 'email',
+   '{"sub": "00000000-0000-4000-8000-000000000001", "email": "zoe@example.com"}'),
+  ('123456', '00000000-0000-4000-8000-000000000002', 'github', '{"user_name": "kenji"}');
+INSERT INTO auth.refresh_tokens (token, user_id, revoked, created_at)
+SELECT 'token-' || g, '00000000-0000-4000-8000-00000000000' || (1 + g % 2), g % 3 = 0,
+       timestamptz '2026-04-01 00:00:00+00' + g * interval '1 day'
+FROM generate_series(1, 5) AS g;
+RESET ROLE;
 
+-- The app's rows, as postgres ------------------------------------------------------------------
+SET ROLE postgres;
 INSERT INTO public.profiles (id, username, bio, avatar, settings, updated_at) VALUES
   ('00000000-0000-4000-8000-000000000001', 'zoë', 'Ships 🚀 on Fridays', '\x00ff00deadbeef00'::bytea,
    '{"theme": "dark", "langs": ["fr", "en"], "nested": {"emoji": "🚀", "n": 1.5}}',
@@ -155,17 +112,12 @@ SELECT ('00000000-0000-4000-8000-00000000000' || (1 + g % 3))::uuid,
        g % 2 = 0,
        timestamptz '2026-01-01 00:00:00+00' + g * interval '1 hour'
 FROM generate_series(1, 200) AS g;
+RESET ROLE;
 
+-- Uploads, as the storage API makes them -----------------------------------------------------
+SET ROLE supabase_storage_admin;
 INSERT INTO storage.buckets (id, name, public) VALUES ('avatars', 'avatars', true);
 INSERT INTO storage.objects (bucket_id, name, owner, metadata) VALUES
   ('avatars', 'zoe.png', '00000000-0000-4000-8000-000000000001', '{"size": 1234}'),
   ('avatars', 'kenji.png', '00000000-0000-4000-8000-000000000002', NULL);
-
--- The Supabase CLI's migration history, whose newest version each backup records.
-CREATE SCHEMA supabase_migrations AUTHORIZATION postgres;
-CREATE TABLE supabase_migrations.schema_migrations (version text PRIMARY KEY, name text);
-ALTER TABLE supabase_migrations.schema_migrations OWNER TO postgres;
-INSERT INTO supabase_migrations.schema_migrations VALUES
-  ('20260101120000', 'init'), ('20260315093000', 'profiles'), ('20261102181500', 'todos');
-
-ALTER ROLE postgres NOSUPERUSER;
+RESET ROLE;

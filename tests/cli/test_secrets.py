@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from catalog import Catalog
 from pgtools.cluster import Cluster, supabase_fixture_sql
-from tests.support import DUMPLEDGER
+from tests.support import DUMPLEDGER, cluster_env
 from tests.support import run_cli as run
 
 PASSWORD = "Sup3r-s3cret-Pa55word"
@@ -100,3 +101,36 @@ def test_wrong_password_is_one_clear_line(tmp_path: Path, password_cluster: Clus
     with Catalog.open(f"sqlite:///{tmp_path}/backups/catalog.db") as cat:
         assert [e.type for e in cat.events()] == ["BackupStarted", "BackupFailed"]
         assert cat.verify_chain().ok
+
+
+def test_role_password_hashes_stay_in_the_globals_dump(
+    tmp_path: Path, password_cluster: Cluster
+) -> None:
+    """A superuser's backup keeps the hashes, in its globals dump only: never in a log, the
+    metadata, an event, the settings cache, or what backup, restore --plan and restore print."""
+    hashes = password_cluster.psql(
+        "SELECT rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL"
+    ).split()
+    assert len(hashes) >= 5 and all(h.startswith("SCRAM-SHA-256$") for h in hashes)
+    backup_dir = tmp_path / "backups"
+    env = cluster_env(password_cluster, backup_dir)
+    env.update(SUPABASE_DB_USER="supabase_admin", DUMPLEDGER_CACHE_DIR=str(tmp_path / "cache"))
+    done = run(env, "backup", "--json")
+    name = json.loads(done.stdout)["name"]
+    printed = [done.stdout + done.stderr]
+    with Catalog.open(f"sqlite:///{backup_dir}/catalog.db") as cat:
+        (art,) = [a for a in cat.events()[-1].payload["artifacts"] if a["kind"] == "globals"]
+    blob = next((backup_dir / "store").rglob(f"{art['digest']}*"))
+    assert hashes[0].encode() in gzip.decompress(blob.read_bytes())  # where pg_dumpall puts it
+    for args in (("--plan",), ("--plan", "--json"), ("--target-db", "copy", "--yes")):
+        done = run(env, "restore", name, *args)
+        printed.append(done.stdout + done.stderr)
+
+    needles = [h.encode() for h in hashes] + [b"SCRAM-SHA-256$"]
+    assert not [n for n in needles for text in printed if n in text.encode()]
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_symlink() and "store" not in path.parts:
+            assert not [n for n in needles if n in path.read_bytes()], path
+    with Catalog.open(f"sqlite:///{backup_dir}/catalog.db") as cat:
+        events = json.dumps([e.to_json() for e in cat.events()]).encode()
+    assert not [n for n in needles if n in events]

@@ -11,7 +11,7 @@ from typing import Any
 
 from catalog import Catalog
 from pgtools.cluster import Cluster
-from tests.compare import roles, state
+from tests.compare import UNGRANT_REPLICATION_ROLE, roles, state
 from tests.s3server import S3_ENV, make_bucket, moto_server
 from tests.support import cluster_env
 from tests.support import run_cli as run
@@ -24,6 +24,7 @@ APP_ROLES = (
     "supabase_auth_admin",
     "supabase_storage_admin",
     "dashboard_user",
+    "supabase_read_only_user",
     "postgres",
 )
 
@@ -31,6 +32,7 @@ APP_ROLES = (
 def lose_everything(cluster: Cluster, backups: Path) -> None:
     """The database and its roles are gone; so is backups/ with the catalog and the store."""
     cluster.psql("DROP DATABASE postgres WITH (FORCE)", dbname="template1")
+    cluster.psql(UNGRANT_REPLICATION_ROLE, dbname="template1")  # postgres owns that grant
     cluster.psql("".join(f"DROP ROLE {r};\n" for r in APP_ROLES), dbname="template1")
     shutil.rmtree(backups)
 

@@ -258,7 +258,7 @@ def test_restore_plan_changes_nothing(tmp_path: Path, supabase_cluster: Cluster)
         plan = plan_restore(app, RestoreRequest(backup=name), verify=False)
         doc = plan.to_json()
         assert doc["safety_backup"].startswith("pre-restore_postgres_")
-        assert doc["objects_replaced"]["public"] == 2
+        assert doc["objects_replaced"]["public"] == 3
         assert doc["roles_to_create"] == []
         assert doc["last_drill"] is None
         assert app.catalog.count() == n_events

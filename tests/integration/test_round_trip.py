@@ -18,7 +18,8 @@ def test_globals_and_full_restore_into_a_fresh_cluster(
     tmp_path: Path, supabase_db: Any, make_cluster: Callable[..., Cluster]
 ) -> None:
     source = supabase_db.cluster
-    with app_for(settings_for(tmp_path, source)) as app:
+    # As the superuser, so the globals keep the role passwords, as pg_dumpall does.
+    with app_for(settings_for(tmp_path, source, user="supabase_admin")) as app:
         result = run_backup(app, BackupRequest(backup_type="nightly"))
         arts = {a["kind"]: a for a in result.artifacts}
         sql = {
@@ -31,10 +32,11 @@ def test_globals_and_full_restore_into_a_fresh_cluster(
     # supabase_admin already exists in the target (its bootstrap superuser): that one
     # CREATE ROLE fails and psql goes on, as it would for a person restoring by hand.
     target.psql(sql["globals"], on_error_stop=False)
-    # As on Supabase, an event trigger must be owned by a superuser: postgres is promoted
-    # while the dump replays and demoted again afterwards (the restore command will do this).
+    # By hand, as on Supabase: postgres owns the extensions and an event trigger, which only a
+    # superuser may own: it is promoted while the dump replays, as itself, so the extensions
+    # it creates are its own, and demoted again afterwards (the restore command does this).
     target.psql("ALTER ROLE postgres SUPERUSER")
-    target.psql(sql["full"], on_error_stop=True)
+    target.psql(sql["full"], user="postgres", on_error_stop=True)
     target.psql("ALTER ROLE postgres NOSUPERUSER")
 
     assert roles(target) == roles(source)

@@ -26,9 +26,11 @@ from pgtools.dump import (
     run_dump,
     supports_restrict_key,
 )
+from pgtools.extensions import extension_facts
 from pgtools.locks import PgLockTimeout, lock_timeout_error
 from pgtools.session import SnapshotSession
 from store import BlobInfo, Codec, DecryptionKeyError
+from usecases.backup.passwords import passwords_note, role_password_facts
 from usecases.context import App
 from usecases.errors import BackupFailedError
 from usecases.files import atomic_write
@@ -78,6 +80,8 @@ class _Dumped:
     row_counts: dict[str, int]
     migration: str | None
     db_props: dict[str, Any]
+    extensions: list[dict[str, str]]  # pgtools.extensions.extension_facts
+    passwords: dict[str, Any]  # usecases.backup.passwords.role_password_facts
 
 
 def dump_and_verify(
@@ -121,9 +125,12 @@ def _dump_all(
         snap.snapshot_id,
     )
     key = restrict_key(s.backup_dir) if supports_restrict_key(pg_dump.path.parent) else None
+    passwords = role_password_facts(snap.conn, s.role_passwords)
+    if not passwords["included"]:
+        logger.warning("%s", passwords_note(passwords))
     specs = artifact_specs(
         snap.snapshot_id,
-        role_passwords=s.role_passwords,
+        role_passwords=passwords["included"],
         restrict_key=key,
         lock_wait_timeout_ms=wait_ms,
     )
@@ -139,6 +146,7 @@ def _dump_all(
             row_counts = snap.row_counts()
             migration = snap.latest_migration()
             db_props = snap.database_properties()
+            extensions = extension_facts(snap.conn)
             results = {k: f.result() for k, f in futures.items()}
         except BaseException:
             children.kill_all()
@@ -151,6 +159,8 @@ def _dump_all(
         row_counts=row_counts,
         migration=migration,
         db_props=db_props,
+        extensions=extensions,
+        passwords=passwords,
     )
 
 
@@ -176,6 +186,8 @@ def _read_back(
         "row_counts": d.row_counts,
         "latest_migration": d.migration,
         "database_properties": d.db_props,
+        "extensions": d.extensions,
+        "role_passwords": d.passwords,
         "durations": durations,
         "dump_options": {
             k: [a for a in d.specs[k].args if not a.startswith("--snapshot")] for k in kinds

@@ -28,7 +28,9 @@ class DatabaseSection(_Section):
     user: str = "postgres"
     name: str = "postgres"
     password: str | None = None  # allowed, warned about: prefer SUPABASE_DB_PASSWORD or .env
-    include_role_passwords: bool = False
+    # "auto": the password hashes when the backup's role can read them (a superuser), as
+    # pg_dumpall keeps them; true/false decide it outright (true needs a superuser).
+    include_role_passwords: bool | Literal["auto"] = "auto"
     # How long a backup waits for a table another session locked, then fails naming it.
     lock_wait_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
 

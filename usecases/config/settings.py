@@ -69,7 +69,7 @@ class Settings:
     level: int | None = None
     threads: int = 2
     catalog_url: str = ""
-    role_passwords: bool = False
+    role_passwords: bool | None = None  # None: auto (kept when the role can read them)
     lock_wait_timeout: float = 300.0  # seconds: database.lock_wait_timeout_seconds
     pg_bindir: str | None = None
     retention: Policy = field(default_factory=Policy)
@@ -241,6 +241,10 @@ def validation_errors(sources: Sources, exc: ValidationError) -> list[str]:
     return lines
 
 
+def _role_passwords(value: bool | str) -> bool | None:
+    return None if value == "auto" else bool(value)
+
+
 def settings_from(sources: Sources, doc: Mapping[str, Any]) -> Settings:
     """Settings from a validated document (``checked_document``, or ``document(validate(..))``)."""
     root = sources.backup_dir
@@ -266,7 +270,7 @@ def settings_from(sources: Sources, doc: Mapping[str, Any]) -> Settings:
         level=comp["level"],
         threads=comp["threads"],
         catalog_url=doc["catalog_url"] or "",
-        role_passwords=db["include_role_passwords"],
+        role_passwords=_role_passwords(db["include_role_passwords"]),
         lock_wait_timeout=db["lock_wait_timeout_seconds"],
         pg_bindir=doc["pg_bindir"],
         retention=retention,

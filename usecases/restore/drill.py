@@ -87,11 +87,16 @@ def _drill(app: App, name: str | None, server: DbTarget | None) -> DrillOutcome:
                 run_psql(
                     bindir,
                     maintenance_target(db),
-                    [tolerant_globals(src.globals_sql, facts.roles).encode()],
+                    [
+                        tolerant_globals(
+                            src.globals_sql, facts.roles, keep_grantors=facts.is_superuser
+                        ).encode()
+                    ],
                 )
         create_database(base, scratch, src.properties)
         created = True
-        restore_into(app, src, bindir, db, server_facts(base).superusers, jobs=1)
+        now = server_facts(base)
+        restore_into(app, src, bindir, db, now.superusers, jobs=1, roles=now.roles)
         restore_s = round(time.monotonic() - t0, 3)
         t1 = time.monotonic()
         checked, mismatches = compare(db, expected)

@@ -29,6 +29,8 @@ from catalog.queries import get_backup
 from pgtools.binaries import find_program
 from pgtools.dump import PLAIN_TRAILERS
 from pgtools.errors import PgError
+from pgtools.extensions import as_owners, owners_of, restore_custom_as_owners
+from pgtools.platform import custom_script
 from pgtools.restore import (
     TEMPLATE_DBS,
     ServerFacts,
@@ -47,6 +49,7 @@ from pgtools.restore import (
     swap_in,
     tolerant_globals,
 )
+from pgtools.roles import passwordless_logins, without_passwords
 from pgtools.target import DbTarget
 from store import Codec
 from store.age import AGE_MAGIC
@@ -65,6 +68,13 @@ from usecases.restore.partial import (
     backup_tables,
     plan_partial,
     restore_partial,
+)
+from usecases.restore.platform import (
+    PlatformPlan,
+    plan_platform,
+    refuse_if_blocked,
+    restore_platform,
+    wants_platform,
 )
 from usecases.restore.stream import checked_chunks, meta_checked
 
@@ -93,6 +103,7 @@ class RestoreRequest:
     jobs: int = 2
     with_globals: bool = True
     allow_meta_commands: bool = False  # --file: let psql run the file's meta-commands
+    keep_platform: bool = False  # restore into a Supabase instance, leaving its platform
 
 
 @dataclass(slots=True, kw_only=True)
@@ -108,6 +119,7 @@ class Source:
     artifacts: list[dict[str, Any]]
     properties: dict[str, Any] | None = None
     event_trigger_owners: set[str] = field(default_factory=set)
+    extensions: list[dict[str, str]] = field(default_factory=list)  # name, owner, version, schema
     globals_sql: str | None = None
     verified: bool = False
     allow_meta_commands: bool = False
@@ -118,15 +130,17 @@ class RestorePlan:
     source: Source
     target: DbTarget
     facts: ServerFacts
-    method: str  # swap or partial
+    method: str  # swap, partial, or platform (into a Supabase instance, its platform kept)
     safety_backup: str | None
     roles_to_create: list[str]
+    roles_without_password: list[str]  # of roles_to_create: logins the backup has no hash for
     scratch_db: str
     keep_as: str
     source_server_version: str | None
     warnings: list[str]
     last_drill: dict[str, Any] | None
     partial: PartialPlan | None = None  # --table/--schema: exactly what is touched
+    platform: PlatformPlan | None = None  # restoring into a Supabase instance, platform kept
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,9 +152,8 @@ class RestorePlan:
             "method": self.method,
             "safety_backup": self.safety_backup,
             "roles_to_create": self.roles_to_create,
-            "objects_replaced": self.partial.to_json()
-            if self.partial
-            else (self.facts.tables_by_schema if self.facts.target_exists else {}),
+            "roles_created_without_password": self.roles_without_password,
+            "objects_replaced": self.partial.to_json() if self.partial else self._replaced(),
             "other_sessions_to_terminate": self.facts.other_sessions,
             "replaced_database_kept_as": self.keep_as if self.method == "swap" else None,
             "server_version": self.facts.server_version,
@@ -148,7 +161,14 @@ class RestorePlan:
             "connecting_as_superuser": self.facts.is_superuser,
             "warnings": self.warnings,
             "last_drill": self.last_drill,
+            "platform": self.platform.to_json() if self.platform else None,
         }
+
+    def _replaced(self) -> dict[str, int]:
+        tables = self.facts.tables_by_schema if self.facts.target_exists else {}
+        if self.platform is not None:  # the platform's schemas stay
+            return {k: v for k, v in tables.items() if k in self.platform.replaced}
+        return tables
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,6 +232,7 @@ def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
         artifacts=[{"kind": a["kind"], "digest": a["digest"]} for a in needed],
         properties=props,
         event_trigger_owners=set((props or {}).get("event_trigger_owners") or []),
+        extensions=list(meta.get("extensions") or []),
     )
     if verify:
         from usecases.backup.verify import verify_kinds  # the same check `dumpledger verify` runs
@@ -364,9 +385,12 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
             superuser=facts.is_superuser,
         )
     roles = globals_roles(source.globals_sql) if source.globals_sql else []
-    to_create = [r for r in roles if r not in facts.roles]
+    meta = (source.backup or {}).get("metadata") or {}
+    platform = _platform_plan(app, req, source, target, facts, roles, meta)
+    to_create = [r for r in roles if r not in facts.roles] if platform is None else []
+    no_password = passwordless_logins(source.globals_sql or "")
     owners = source.event_trigger_owners - facts.superusers
-    if owners and not facts.is_superuser:
+    if owners and not facts.is_superuser and platform is None:
         warnings.append(
             f"event triggers owned by {', '.join(sorted(owners))} can only be restored by a "
             f"superuser, and {target.user} is not one: connect as a superuser "
@@ -374,7 +398,6 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         )
     if not facts.is_superuser and to_create:
         warnings.append(f"{target.user} may lack the right to create roles {', '.join(to_create)}")
-    meta = (source.backup or {}).get("metadata") or {}
     src_version = (meta.get("versions") or {}).get("server")
     if src_version:
         src_major = int(str(src_version).split(".")[0])
@@ -399,18 +422,53 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         source=source,
         target=target,
         facts=facts,
-        method="partial" if partial else "swap",
+        method="platform" if platform else "partial" if partial else "swap",
         safety_backup=unused_name(app, f"pre-restore_{part}_{stamp}")
         if facts.target_exists
         else None,
         roles_to_create=to_create,
+        roles_without_password=[r for r in to_create if r in no_password],
         scratch_db=f"{part[:40]}_dlrestore_{secrets.token_hex(3)}",
         keep_as=f"{part[:36]}_replaced_{stamp}",
         source_server_version=src_version,
         warnings=warnings,
         last_drill=last_drill,
         partial=partial_plan,
+        platform=platform,
     )
+
+
+def _platform_plan(
+    app: App,
+    req: RestoreRequest,
+    source: Source,
+    target: DbTarget,
+    facts: ServerFacts,
+    roles: list[str],
+    meta: dict[str, Any],
+) -> PlatformPlan | None:
+    partial = bool(req.schemas or req.tables)
+    if not wants_platform(keep_platform=req.keep_platform, partial=partial, facts=facts):
+        return None
+    bindir = bindir_for(app, facts.server_major)
+    return plan_platform(
+        target=target,
+        bindir=bindir,
+        open_script=lambda: script_of(app, source, bindir),
+        metadata=meta,
+        backup_roles=roles,
+    )
+
+
+@contextmanager
+def script_of(app: App, src: Source, bindir: Path) -> Iterator[Iterator[bytes]]:
+    """The source as a plain SQL script, whatever its format."""
+    if src.format == "custom":
+        with _materialized(app, src) as dump:
+            yield custom_script(bindir, dump)
+    else:
+        with checked_chunks(app, src) as chunks:
+            yield chunks
 
 
 # -- doing it --------------------------------------------------------------------------------
@@ -421,6 +479,8 @@ def execute_restore(
 ) -> RestoreOutcome:
     """Run the plan; the backup's blobs are held against collection while it reads them, and
     no other restore into the target runs meanwhile."""
+    if plan.platform is not None:
+        refuse_if_blocked(plan.platform, plan.target.user)
     with app.store.protect(), restore_lock(app, plan.target):
         return _execute(app, plan, req, terminate=terminate)
 
@@ -461,17 +521,31 @@ def _execute(
             )
             run_backup(safety_app, BackupRequest(name=plan.safety_backup, backup_type="pre"))
         bindir = bindir_for(app, plan.facts.server_major)
-        if src.globals_sql:
+        if src.globals_sql and plan.platform is None:  # a platform keeps its roles
             stage = "roles"
             roles_created = plan.roles_to_create
             run_psql(
                 bindir,
                 maintenance_target(target),
-                [tolerant_globals(src.globals_sql, server_facts(target).roles).encode()],
+                [
+                    tolerant_globals(
+                        src.globals_sql,
+                        server_facts(target).roles,
+                        keep_grantors=plan.facts.is_superuser,
+                    ).encode()
+                ],
             )
         stage = "restore"
-        supers = server_facts(target).superusers
-        if plan.partial is not None:
+        now = server_facts(target)
+        if plan.platform is not None:
+            restore_platform(
+                plan.platform,
+                target=target,
+                bindir=bindir,
+                open_script=lambda: script_of(app, src, bindir),
+            )
+            replaced = None
+        elif plan.partial is not None:
             with _materialized(app, src) as dump:
                 restore_partial(bindir, target, dump, plan.partial)
             replaced = None
@@ -479,7 +553,7 @@ def _execute(
             create_database(target, plan.scratch_db, src.properties)
             created_scratch = True
             scratch = dataclasses.replace(target, dbname=plan.scratch_db)
-            restore_into(app, src, bindir, scratch, supers, jobs=req.jobs)
+            restore_into(app, src, bindir, scratch, now.superusers, jobs=req.jobs, roles=now.roles)
             if src.properties:
                 apply_properties(target, plan.scratch_db, src.properties)
             stage = "swap"
@@ -487,7 +561,7 @@ def _execute(
             created_scratch = False
     except BaseException as exc:
         how = interruption(exc)
-        reason = how or " ".join(str(exc).split()) or type(exc).__name__
+        reason = how or without_passwords(" ".join(str(exc).split())) or type(exc).__name__
         if created_scratch:
             _drop_quietly(target, plan.scratch_db)
         duration = round(time.monotonic() - t0, 3)
@@ -535,24 +609,43 @@ def split_table(name: str) -> tuple[str, str]:
 
 
 def restore_into(
-    app: App, src: Source, bindir: Path, db: DbTarget, superusers: frozenset[str], *, jobs: int
+    app: App,
+    src: Source,
+    bindir: Path,
+    db: DbTarget,
+    superusers: frozenset[str],
+    *,
+    jobs: int,
+    roles: frozenset[str] | None = None,
 ) -> None:
-    """Fill the (fresh) database `db` from the source; all or nothing for plain SQL."""
+    """Fill the (fresh) database `db` from the source; all or nothing for plain SQL.
+
+    Each extension is created by the role that owned it (of those in `roles`), and the
+    non-superuser owners of extensions and event triggers are superusers meanwhile."""
+    owners = {
+        name: owner
+        for name, owner in owners_of(src.extensions).items()
+        if roles is None or owner in roles
+    }
+    up, down = promotion_sql(src.event_trigger_owners | set(owners.values()), superusers)
     if src.format == "custom":
-        up, down = promotion_sql(src.event_trigger_owners, superusers)
         if up:  # pg_restore -j cannot run as one transaction: promote, and always demote
             run_psql(bindir, maintenance_target(db), [up.encode()])
         try:
             with _materialized(app, src) as dump:
-                run_pg_restore(bindir, db, dump, jobs=jobs)
+                if owners:
+                    restore_custom_as_owners(bindir, db, dump, owners, jobs=jobs)
+                else:
+                    run_pg_restore(bindir, db, dump, jobs=jobs)
         finally:
             if down:
                 run_psql(bindir, maintenance_target(db), [down.encode()])
         return
-    up, down = promotion_sql(src.event_trigger_owners, superusers)
     with checked_chunks(app, src) as chunks:
-        meta = src.allow_meta_commands
-        run_psql(bindir, db, chunks, prelude=up, postlude=down, meta_commands=meta)
+        script = as_owners(chunks, owners) if owners else chunks
+        run_psql(
+            bindir, db, script, prelude=up, postlude=down, meta_commands=src.allow_meta_commands
+        )
 
 
 @contextmanager
