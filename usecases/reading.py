@@ -37,12 +37,15 @@ WHERE s.type = 'RestoreStarted' AND NOT EXISTS (
 def reading(settings: Settings, on_notice: Callable[[str], None] | None = None) -> Iterator[Query]:
     """A query runner over the catalog that `settings` names; `on_notice` hears what opening
     it recorded (an interrupted restore)."""
-    conn = direct_reader(settings)
+    where = str(sqlite_file(settings.effective_catalog_url()))
+    try:
+        conn = direct_reader(settings)
+    except sqlite3.Error as exc:  # a damaged file: one line, as the full path says it
+        raise explain_database_error(str(exc), where) from exc
     if conn is not None:
         try:
             yield sqlite_query(conn)
-        except sqlite3.Error as exc:  # a damaged file: one line, as the full path says it
-            where = str(sqlite_file(settings.effective_catalog_url()))
+        except sqlite3.Error as exc:
             raise explain_database_error(str(exc), where) from exc
         finally:
             conn.close()
@@ -63,16 +66,24 @@ def direct_reader(settings: Settings) -> sqlite3.Connection | None:
     conn = open_sqlite(path) if path is not None else None
     if conn is None:
         return None
+    try:
+        if _something_to_record(conn):
+            conn.close()  # App.open records it first
+            return None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _something_to_record(conn: sqlite3.Connection) -> bool:
+    """A backup or a restore of this host whose process died: App.open records it as failed."""
     host = socket.gethostname()
     running = conn.execute("SELECT hostname, pid FROM backups WHERE status = 'running'")
     if any(r["hostname"] == host and not pid_alive(r["pid"]) for r in running):
-        conn.close()  # App.open records it as failed first
-        return None
+        return True
     restoring = conn.execute(OPEN_RESTORES_SQL).fetchall()
-    if any(r["hostname"] == host and not pid_alive(r["pid"]) for r in restoring):
-        conn.close()  # an interrupted restore: the same
-        return None
-    return conn
+    return any(r["hostname"] == host and not pid_alive(r["pid"]) for r in restoring)
 
 
 def pid_alive(pid: int | None) -> bool:
