@@ -1,0 +1,165 @@
+"""The chunk index: which pack holds each (chunk digest, codec), at which offset.
+
+SQLite from the standard library (`store/index.sqlite`, WAL, synchronous=FULL), on disk so
+memory stays bounded whatever the store's size. It is derived data: a pack's rows are
+committed only after the pack is durable, and `reconcile` rebuilds it from the packs'
+trailers (rows for packs it lacks, none for packs gone); a missing or damaged index file is
+set aside and rebuilt from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from store.chunked.layout import PACK_SUFFIX
+from store.chunked.packs import CODEC_IDS, Entry, read_trailer
+from store.codecs import Codec
+from store.errors import BlobCorrupted, StoreError
+
+BATCH = 500  # digests per lookup query (SQLite allows 999 parameters at least)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS packs (name TEXT PRIMARY KEY, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    digest BLOB NOT NULL, codec INTEGER NOT NULL, pack TEXT NOT NULL,
+    offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
+    PRIMARY KEY (digest, codec)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_pack ON chunks (pack);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    pack: str
+    offset: int
+    stored_len: int
+    raw_len: int
+
+
+class ChunkIndex:
+    """One connection: open one per thread (a put, a reader), close it after."""
+
+    def __init__(self, path: Path, packs_dir: Path) -> None:
+        self.path = path
+        self.packs_dir = packs_dir
+        existed = path.exists()
+        try:
+            self.db = self._connect()
+        except sqlite3.DatabaseError:
+            self.db = self._rebuild_damaged()
+            existed = False
+        if not existed:
+            self.reconcile()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT count(*) FROM packs").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)
+        return db
+
+    def _rebuild_damaged(self) -> sqlite3.Connection:
+        aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                src.replace(Path(f"{aside}{suffix}"))
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot create the chunk index {self.path}: {exc}; check the disk"
+            ) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- packs ---------------------------------------------------------------------------
+
+    def add_pack(self, name: str, size: int, entries: Sequence[Entry]) -> None:
+        """Record a durable pack and its chunks, in one transaction; a chunk already indexed
+        in another pack keeps its row (the second copy is dead weight for collection)."""
+        rows = [
+            (e.digest, CODEC_IDS[e.codec], name, e.offset, e.stored_len, e.raw_len) for e in entries
+        ]
+        with self._transaction():
+            self.db.execute("INSERT OR IGNORE INTO packs VALUES (?, ?)", (name, size))
+            self.db.executemany("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def drop_pack(self, name: str) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM chunks WHERE pack = ?", (name,))
+            self.db.execute("DELETE FROM packs WHERE name = ?", (name,))
+
+    def pack_names(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT name FROM packs")}
+
+    def reconcile(self) -> int:
+        """Index the packs on disk it lacks, forget those gone; how many packs changed."""
+        on_disk = {p.name.removesuffix(PACK_SUFFIX): p for p in _pack_files(self.packs_dir)}
+        known = self.pack_names()
+        changed = 0
+        for name in sorted(known - on_disk.keys()):
+            self.drop_pack(name)
+            changed += 1
+        for name in sorted(on_disk.keys() - known):
+            path = on_disk[name]
+            try:
+                entries = read_trailer(path)
+            except BlobCorrupted:
+                continue  # verify reports it; its chunks are stored again when needed
+            with contextlib.suppress(OSError):  # its name must be durable before rows name it
+                fd = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self.add_pack(name, path.stat().st_size, entries)
+            changed += 1
+        return changed
+
+    # -- chunks --------------------------------------------------------------------------
+
+    def lookup(self, digests: Iterable[bytes], codec: Codec) -> dict[bytes, Location]:
+        """Where each of `digests` is stored with `codec`; absent ones are left out."""
+        cid = CODEC_IDS[Codec(codec)]
+        wanted = list(dict.fromkeys(digests))
+        found: dict[bytes, Location] = {}
+        for i in range(0, len(wanted), BATCH):
+            part = wanted[i : i + BATCH]
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                "SELECT digest, pack, offset, stored_len, raw_len FROM chunks "
+                f"WHERE codec = ? AND digest IN ({marks})",
+                (cid, *part),
+            )
+            for digest, pack, offset, stored_len, raw_len in rows:
+                found[digest] = Location(pack, offset, stored_len, raw_len)
+        return found
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+
+def _pack_files(packs_dir: Path) -> Iterator[Path]:
+    if packs_dir.is_dir():
+        yield from packs_dir.glob(f"??/*{PACK_SUFFIX}")

@@ -1,0 +1,243 @@
+"""The chunked side of a local store: put, read, verify, list and adopt chunked artifacts.
+
+An artifact is addressed by (digest of its whole raw stream, codec): its manifest lives at
+manifests/<2 hex>/<digest>.<codec>.manifest and its SHA-256 is the artifact's stored_sha256.
+Chunks are stored with the artifact's codec (gzip or zstd); a custom-format dump (codec
+"none": its file is the raw dump) has its chunks compressed with `chunk_codec`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from store.chunked import layout
+from store.chunked.compress import empty_stream
+from store.chunked.index import ChunkIndex
+from store.chunked.manifest import Manifest
+from store.chunked.packs import hash_file, publish
+from store.chunked.reader import locate, read_artifact
+from store.chunked.writer import ChunkWriter, Stored
+from store.codecs import Codec
+from store.errors import BlobCorrupted, BlobMissing, StoreError
+from store.results import VerifyResult
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredObject:
+    """A file of the store, as an offsite copy names and checks it."""
+
+    rel: str  # relative POSIX path under the store: the key under store/ on a target
+    path: Path
+    sha256: str
+    size: int
+
+
+class ChunkStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.packs_dir = root / layout.PACKS
+        self.manifests_dir = root / layout.MANIFESTS
+        self.index_path = root / layout.INDEX
+        self._pack_ok: dict[tuple[str, int, int], bool] = {}  # pack re-hashes of this process
+
+    def manifest_path(self, digest: str, codec: Codec) -> Path:
+        return self.root / layout.manifest_rel(digest, codec)
+
+    def pack_path(self, name: str) -> Path:
+        return self.root / layout.pack_rel(name)
+
+    def has(self, digest: str, codec: Codec) -> bool:
+        return self.manifest_path(digest, codec).is_file()
+
+    @contextmanager
+    def index(self) -> Iterator[ChunkIndex]:
+        idx = ChunkIndex(self.index_path, self.packs_dir)
+        try:
+            yield idx
+        finally:
+            idx.close()
+
+    def put(
+        self,
+        pieces: Iterable[bytes],
+        codec: Codec,
+        *,
+        chunk_codec: Codec,
+        level: int | None,
+        threads: int,
+        progress: Progress | None,
+    ) -> Stored:
+        with self.index() as idx:
+            idx.reconcile()  # packs a killed writer published but did not index
+            writer = ChunkWriter(
+                idx, self.packs_dir, self.manifests_dir, chunk_codec, level, threads
+            )
+            return writer.put(pieces, codec, lambda d: self.manifest_path(d, codec), progress)
+
+    def manifest(self, digest: str, codec: Codec) -> Manifest:
+        path = self.manifest_path(digest, codec)
+        if not path.is_file():
+            raise BlobMissing(f"artifact {digest} is missing: no manifest {path}")
+        found = Manifest(path)
+        if found.footer.digest != digest:
+            raise BlobCorrupted(f"manifest {path} describes {found.footer.digest}, not {digest}")
+        return found
+
+    def read(self, digest: str, codec: Codec, *, stored: bool = False) -> Iterator[bytes]:
+        """Raw bytes, or the file form (`stored`): for gzip/zstd the chunks' stored bytes,
+        for "none" the raw dump. Every chunk and the whole digest are checked."""
+        found = self.manifest(digest, codec)
+        keep = stored and Codec(codec).compression is not Codec.NONE
+        if keep and found.footer.chunks == 0:
+            yield empty_stream(Codec(found.footer.chunk_codec))
+        with self.index() as idx:
+            yield from read_artifact(idx, self.packs_dir, found, digest, stored=keep)
+
+    # -- verify ----------------------------------------------------------------------------
+
+    def verify(
+        self,
+        digest: str,
+        codec: Codec,
+        *,
+        expected_stored_sha256: str | None,
+        progress: Progress | None,
+        read_data: bool,
+    ) -> VerifyResult:
+        """Default: the manifest's SHA-256, every chunk located, every pack it uses re-hashed
+        against its name. `read_data`: also decompress and re-hash every chunk and the stream."""
+        path = self.manifest_path(digest, codec)
+        if not path.is_file():
+            return VerifyResult.failed(digest, f"manifest {path} is missing")
+        manifest_sha, _ = hash_file(path)
+        try:
+            found = self.manifest(digest, codec)
+            size, actual = found.footer.raw_size, digest
+            if read_data:  # first: a damaged chunk is named, not only its pack
+                actual, size = self._rehash(digest, codec, progress)
+            elif progress:
+                progress(size)
+            stored_size, packs = self._structure(found, digest)
+            for name in sorted(packs):
+                self._check_pack(name)
+        except StoreError as exc:
+            return VerifyResult.failed(digest, str(exc))
+        return VerifyResult.check(
+            digest, actual, size, manifest_sha, stored_size, expected_stored_sha256, path
+        )
+
+    def _structure(self, found: Manifest, digest: str) -> tuple[int, set[str]]:
+        """The stored size and the packs of an artifact; BlobMissing/BlobCorrupted if the
+        manifest does not add up or a chunk is in no pack."""
+        codec = Codec(found.footer.chunk_codec)
+        stored, raw, packs = 0, 0, set()
+        with self.index() as idx:
+            for records in found.records():
+                where = locate(idx, records, codec, f"artifact {digest}")
+                for d, raw_len in records:
+                    stored += where[d].stored_len
+                    raw += raw_len
+                    packs.add(where[d].pack)
+        if raw != found.footer.raw_size:
+            raise BlobCorrupted(
+                f"manifest {found.path}: its chunks add up to {raw} bytes, not "
+                f"{found.footer.raw_size}"
+            )
+        return stored, packs
+
+    def _check_pack(self, name: str) -> None:
+        path = self.pack_path(name)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise BlobMissing(f"pack {path} is missing") from None
+        key = (name, st.st_size, st.st_mtime_ns)
+        if key not in self._pack_ok:
+            self._pack_ok[key] = hash_file(path)[0] == name
+        if not self._pack_ok[key]:
+            raise BlobCorrupted(f"pack {path} is damaged: its bytes no longer hash to its name")
+
+    def _rehash(self, digest: str, codec: Codec, progress: Progress | None) -> tuple[str, int]:
+        sha, size = hashlib.sha256(), 0
+        for piece in self.read(digest, codec):
+            sha.update(piece)
+            size += len(piece)
+            if progress:
+                progress(size)
+        return sha.hexdigest(), size
+
+    def packs_of(self, digest: str, codec: Codec) -> set[str]:
+        found = self.manifest(digest, codec)
+        return self._structure(found, digest)[1]
+
+    # -- files -----------------------------------------------------------------------------
+
+    def objects(self, digest: str, codec: Codec) -> list[StoredObject]:
+        """The manifest, then every pack its chunks are in (a copy needs them all)."""
+        path = self.manifest_path(digest, codec)
+        sha, size = hash_file(path)
+        out = [
+            StoredObject(rel=layout.manifest_rel(digest, codec), path=path, sha256=sha, size=size)
+        ]
+        for name in sorted(self.packs_of(digest, codec)):
+            pack = self.pack_path(name)
+            out.append(
+                StoredObject(
+                    rel=layout.pack_rel(name), path=pack, sha256=name, size=pack.stat().st_size
+                )
+            )
+        return out
+
+    def adopt(self, rel: str, tmp: Path, sha256: str) -> bool:
+        """Publish a downloaded pack or manifest (already in a temp file of this store, its
+        SHA-256 checked by the caller); a pack's chunks are indexed."""
+        final = self.root / rel
+        created = publish(tmp, final)
+        kind = layout.parse_rel(rel)
+        if kind is not None and kind[0] == "pack":
+            with self.index() as idx:
+                idx.reconcile()
+        return created
+
+    def delete(self, digest: str, codec: Codec) -> bool:
+        """Remove the manifest; its chunks stay in their packs (collected with the packs)."""
+        path = self.manifest_path(digest, codec)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def iter_manifests(self) -> Iterator[tuple[str, Codec, Path]]:
+        if not self.manifests_dir.is_dir():
+            return
+        for path in sorted(self.manifests_dir.glob(f"??/*{layout.MANIFEST_SUFFIX}")):
+            parsed = layout.parse_rel(path.relative_to(self.root).as_posix())
+            if parsed is not None and parsed[2] is not None:
+                yield parsed[1], parsed[2], path
+
+    def temp_dirs(self) -> list[Path]:
+        return [self.packs_dir, self.manifests_dir]
+
+    def remove_stale_temp_files(self, older_than_seconds: float) -> int:
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for directory in self.temp_dirs():
+            if not directory.is_dir():
+                continue
+            for tmp in directory.glob(f"{layout.TMP_PREFIX}*"):
+                try:
+                    if tmp.stat().st_mtime <= cutoff:
+                        os.unlink(tmp)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
