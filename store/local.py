@@ -67,6 +67,10 @@ class LocalStore:
             return blob
         return self.chunks.manifest_path(digest, codec)
 
+    def blob_file(self, digest: str, codec: Codec) -> Path | None:
+        blob = self.blob_path(digest, codec)
+        return blob if blob.is_file() else None
+
     def _is_whole(self, digest: str, codec: Codec) -> bool:
         return self.blob_path(digest, codec).is_file()
 
@@ -363,18 +367,18 @@ class LocalStore:
         self.chunks.manifest(digest, codec)
         return self.chunks.read(digest, codec, stored=True)
 
-    def objects_of(self, digest: str, codec: Codec) -> list[StoredObject]:
+    def objects_of(self, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
         """The files an offsite copy needs for this artifact: the blob, or the manifest and
-        every pack its chunks are in."""
+        every pack its chunks are in. The first (blob or manifest) is taken to hash to
+        `stored_sha256` (the catalog's); a pack hashes to its name."""
         blob = self.blob_path(digest, codec)
         if blob.is_file() or not self.chunks.has(digest, codec):
             if not blob.is_file():
                 raise BlobMissing(f"blob {digest} is missing from {blob.parent}")
-            sha, size = _hash_file(blob)
-            return [
-                StoredObject(rel=layout.blob_rel(digest, codec), path=blob, sha256=sha, size=size)
-            ]
-        return self.chunks.objects(digest, codec)
+            rel = layout.blob_rel(digest, codec)
+            size = blob.stat().st_size
+            return [StoredObject(rel=rel, path=blob, sha256=stored_sha256, size=size)]
+        return self.chunks.objects(digest, codec, stored_sha256)
 
     def adopt(self, rel: str, data: Iterable[bytes], *, sha256: str) -> bool:
         """Take a file of another store (an offsite copy) at its relative path, if its bytes

@@ -30,6 +30,9 @@ class MemoryStore:
     def exists(self, digest: str, codec: Codec) -> bool:
         return (check_digest(digest), Codec(codec)) in self.blobs
 
+    def blob_file(self, digest: str, codec: Codec) -> Path | None:
+        return None  # nothing is on disk
+
     def put_file(self, fh: BinaryIO, codec: Codec, **kwargs: object) -> BlobInfo:
         return self.put(read_chunks(fh), codec, **kwargs)  # type: ignore[arg-type]
 
@@ -146,7 +149,7 @@ class MemoryStore:
             raise BlobCorrupted(f"blob {digest} hashes to {actual}, not {expected_stored_sha256}")
         return iter([data])
 
-    def objects_of(self, digest: str, codec: Codec) -> list[StoredObject]:
+    def objects_of(self, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
         raise StoreError("the memory store has no files to copy")
 
     def adopt(self, rel: str, data: Iterable[bytes], *, sha256: str) -> bool:

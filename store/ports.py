@@ -20,6 +20,11 @@ class BlobStore(Protocol):
 
     def exists(self, digest: str, codec: Codec) -> bool: ...
 
+    def blob_file(self, digest: str, codec: Codec) -> Path | None:
+        """The file of an artifact stored whole (the first layout), readable in place; None
+        for a chunked one."""
+        ...
+
     def put(
         self,
         chunks: Iterable[bytes],
@@ -64,8 +69,9 @@ class BlobStore(Protocol):
         """The bytes `materialize` writes, checked as they are read."""
         ...
 
-    def objects_of(self, digest: str, codec: Codec) -> list[StoredObject]:
-        """The files an offsite copy of the artifact needs, with their relative paths."""
+    def objects_of(self, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
+        """The files an offsite copy of the artifact needs, with their relative paths: the
+        blob or manifest first (taken to hash to `stored_sha256`), then its packs."""
         ...
 
     def adopt(self, rel: str, data: Iterable[bytes], *, sha256: str) -> bool:

@@ -57,6 +57,8 @@ class ChunkIndex:
             self.reconcile()
 
     def _connect(self) -> sqlite3.Connection:
+        # Created 0600 first: SQLite gives its -wal and -shm files the database file's mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -66,8 +68,6 @@ class ChunkIndex:
         except BaseException:
             db.close()
             raise
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)
         return db
 
     def _rebuild_damaged(self) -> sqlite3.Connection:

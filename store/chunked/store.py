@@ -20,7 +20,7 @@ from store.chunked import layout
 from store.chunked.compress import empty_stream
 from store.chunked.index import ChunkIndex
 from store.chunked.manifest import Manifest
-from store.chunked.packs import hash_file, publish
+from store.chunked.packs import hash_file, publish, read_trailer
 from store.chunked.reader import locate, read_artifact
 from store.chunked.writer import ChunkWriter, Stored
 from store.codecs import Codec
@@ -180,10 +180,10 @@ class ChunkStore:
 
     # -- files -----------------------------------------------------------------------------
 
-    def objects(self, digest: str, codec: Codec) -> list[StoredObject]:
+    def objects(self, digest: str, codec: Codec, manifest_sha256: str) -> list[StoredObject]:
         """The manifest, then every pack its chunks are in (a copy needs them all)."""
         path = self.manifest_path(digest, codec)
-        sha, size = hash_file(path)
+        sha, size = manifest_sha256, path.stat().st_size
         out = [
             StoredObject(rel=layout.manifest_rel(digest, codec), path=path, sha256=sha, size=size)
         ]
@@ -204,7 +204,7 @@ class ChunkStore:
         kind = layout.parse_rel(rel)
         if kind is not None and kind[0] == "pack":
             with self.index() as idx:
-                idx.reconcile()
+                idx.add_pack(kind[1], final.stat().st_size, read_trailer(final))
         return created
 
     def delete(self, digest: str, codec: Codec) -> bool:
