@@ -37,12 +37,18 @@ class DumpSpec:
 
 
 def artifact_specs(
-    snapshot_id: str, *, role_passwords: bool = False, restrict_key: str | None = None
+    snapshot_id: str,
+    *,
+    role_passwords: bool = False,
+    restrict_key: str | None = None,
+    compress_custom: bool = True,
 ) -> dict[str, DumpSpec]:
     """The pg_dump/pg_dumpall invocations of each artifact kind.
 
     `restrict_key` pins psql's `\\restrict` key (pg_dump 15.14/16.10/17.6 and newer pick a
     random one per run otherwise), so an unchanged database dumps to identical bytes.
+    `compress_custom=False` dumps the custom format uncompressed (`--compress=0`): a chunked
+    store deduplicates it and compresses its chunks itself.
     """
     common: tuple[str, ...] = ("--no-password", f"--snapshot={snapshot_id}")
     plain: tuple[str, ...] = ("--format=plain",)
@@ -56,7 +62,12 @@ def artifact_specs(
         "globals": DumpSpec("globals", "pg_dumpall", globals_args),
         "schema": DumpSpec("schema", "pg_dump", (*common, *plain, "--schema-only")),
         "data": DumpSpec("data", "pg_dump", (*common, *plain, "--data-only", "--column-inserts")),
-        "custom": DumpSpec("custom", "pg_dump", (*common, "--format=custom"), plain=False),
+        "custom": DumpSpec(
+            "custom",
+            "pg_dump",
+            (*common, "--format=custom", *(() if compress_custom else ("--compress=0",))),
+            plain=False,
+        ),
     }
 
 

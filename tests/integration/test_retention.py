@@ -105,10 +105,7 @@ def test_cleanup_days_over_the_old_systems_history(tmp_path: Path, supabase_db: 
             assert not (app.settings.database_dir / f"{name}_full.sql.gz").exists()
         assert (app.settings.database_dir / "auto_nightly_000_full.sql.gz").exists()
         latest = app.settings.database_dir / "latest_auto.sql.gz"
-        assert (
-            latest.resolve()
-            == (app.settings.database_dir / "auto_nightly_000_full.sql.gz").resolve()
-        )
+        assert latest.samefile(app.settings.database_dir / "auto_nightly_000_full.sql.gz")
         assert cleanup(app, days=30).deleted == []
 
 

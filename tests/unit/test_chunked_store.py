@@ -247,7 +247,7 @@ def test_whole_blobs_and_chunked_artifacts_side_by_side(tmp_path: Path) -> None:
 def test_adopting_files_of_another_store(tmp_path: Path) -> None:
     source = LocalStore(tmp_path / "a")
     info = source.put(pieces(DUMP, 1 << 20), Codec.GZIP)
-    objects = source.objects_of(info.digest, Codec.GZIP)
+    objects = source.objects_of(info.digest, Codec.GZIP, info.stored_sha256)
     assert [o.rel.split("/")[0] for o in objects] == ["manifests", "packs"]
     copy = LocalStore(tmp_path / "b")
     with pytest.raises(BlobCorrupted):
@@ -257,3 +257,22 @@ def test_adopting_files_of_another_store(tmp_path: Path) -> None:
     for obj in objects:
         assert copy.adopt(obj.rel, [obj.path.read_bytes()], sha256=obj.sha256)
     assert copy.verify(info.digest, Codec.GZIP, read_data=True).ok
+
+
+def test_no_manifest_before_its_packs_are_indexed(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between publishing a pack and indexing it: no manifest names its chunks; the
+    pack is found and used by the next writer."""
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ChunkIndex, "add_pack", killed)
+    with pytest.raises(KeyboardInterrupt):
+        store.put(pieces(DUMP, 1 << 20), Codec.GZIP)
+    assert list(store.iter_blobs()) == [] and len(packs(store)) == 1
+    monkeypatch.undo()
+    again = store.put(pieces(DUMP, 1 << 20), Codec.GZIP)
+    assert again.new_chunks == 0 and len(packs(store)) == 1
+    assert store.verify(again.digest, Codec.GZIP, read_data=True).ok

@@ -30,9 +30,11 @@ from pgtools.dump import (
 from pgtools.session import SnapshotSession
 from store import Codec, DecryptionKeyError
 from usecases.backup.gitinfo import git_metadata
+from usecases.backup.latest import reusable_files, update_latest_files
 from usecases.backup.names import SCHEDULED_TYPES, classify, infer_type, make_name
 from usecases.backup.runlog import close_run_log, open_run_log
-from usecases.backup.views import update_latest_links, write_backup_views
+from usecases.backup.standalone import install_standalone_script
+from usecases.backup.views import METADATA_SUFFIX, view_owner, write_backup_views
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput
 from usecases.files import atomic_write
@@ -133,7 +135,7 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
             actor=app.actor,
         )
     refresh_views(app, name)
-    added = sum(a["stored_size"] for a in artifacts if a["created"])
+    added = sum(int(a.get("added_bytes", 0)) for a in artifacts)
     logger.info("backup %s completed in %.1fs, %d new stored bytes", name, duration, added)
     close_run_log(logger)
     return BackupResult(
@@ -148,20 +150,19 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
 
 
 def refresh_views(app: App, name: str) -> None:
-    """Rewrite the backup's files under backups/database/ and the latest_* links."""
+    """Write the backup's metadata file, the newest backups' files and latest_* under
+    backups/database/, and the standard-library restore script beside them."""
     write_backup_views(
-        app.settings.database_dir,
-        app.store,
-        get_backup(app.catalog.engine, name),
-        app.settings.retention,
+        app.settings.database_dir, get_backup(app.catalog.engine, name), app.settings.retention
     )
     refresh_latest(app)
+    install_standalone_script(app.settings.backup_dir)
 
 
 def refresh_latest(app: App) -> None:
-    """Point latest_full/latest_auto at the newest remaining backups whose full dump is in the
-    store (after a recover from a target that lacked some blobs it may not be), or remove
-    them: a latest_* link never points at a missing file."""
+    """The newest backup's files and latest_full/latest_auto: of the newest remaining backups
+    whose full dump is in the store (after a recover from a target that lacked some blobs it
+    may not be); a latest_* file is never missing its dump, nor left from a deleted backup."""
     newest: dict[str, Any] | None = None
     newest_auto: dict[str, Any] | None = None
     for row in _completed_newest_first(app):
@@ -175,8 +176,28 @@ def refresh_latest(app: App) -> None:
         if auto:
             newest_auto = backup
             break
-    chosen = [b for b in (newest, newest_auto) if b is not None]
-    update_latest_links(app.settings.database_dir, app.store, chosen)
+    database_dir = app.settings.database_dir
+    reuse = reusable_files(database_dir, _owners_of_files(app, database_dir))
+    update_latest_files(database_dir, app.store, newest, newest_auto, reuse)
+
+
+def _owners_of_files(app: App, database_dir: Path) -> list[dict[str, Any]]:
+    """The completed backups whose artifact files are under database_dir now."""
+    names = set()
+    if database_dir.is_dir():
+        for path in database_dir.iterdir():
+            owner = view_owner(path.name)
+            if owner and not path.name.endswith(METADATA_SUFFIX) and not path.is_symlink():
+                names.add(owner)
+    out = []
+    for name in sorted(names):
+        try:
+            backup = get_backup(app.catalog.engine, name)
+        except UnknownBackup:
+            continue
+        if backup["status"] == "completed":
+            out.append(backup)
+    return out
 
 
 def _completed_newest_first(app: App, page: int = 50) -> Iterator[dict[str, Any]]:
@@ -280,7 +301,14 @@ def _dump_and_verify(
             snap.snapshot_id,
         )
         key = restrict_key(s.backup_dir) if supports_restrict_key(pg_dump.path.parent) else None
-        specs = artifact_specs(snap.snapshot_id, role_passwords=s.role_passwords, restrict_key=key)
+        specs = artifact_specs(
+            snap.snapshot_id,
+            role_passwords=s.role_passwords,
+            restrict_key=key,
+            # Chunked, the custom dump is stored uncompressed so it deduplicates; the store
+            # compresses its chunks. Encrypted artifacts are still whole blobs: pg_dump's own.
+            compress_custom=s.encryption.enabled,
+        )
         children = _Children()
         with ThreadPoolExecutor(max_workers=len(kinds), thread_name_prefix="dump") as pool:
             futures = {
@@ -321,7 +349,17 @@ def _dump_and_verify(
     }
     if (encryption := encryption_summary(artifacts)) is not None:
         meta["encryption"] = encryption
+    meta["store"] = store_summary(artifacts)
     return artifacts, meta
+
+
+def store_summary(artifacts: list[dict[str, Any]]) -> dict[str, int]:
+    """metadata["store"]: what this backup added to the store (new chunks and bytes)."""
+    return {
+        "added_bytes": sum(int(a.get("added_bytes", 0)) for a in artifacts),
+        "chunks": sum(int(a.get("chunks", 0)) for a in artifacts),
+        "new_chunks": sum(int(a.get("new_chunks", 0)) for a in artifacts),
+    }
 
 
 def _dump_one(
@@ -338,7 +376,12 @@ def _dump_one(
         bindir,
         s.database,
         lambda chunks: app.store.put(
-            chunks, codec, level=s.level, threads=s.threads, progress=report
+            chunks,
+            codec,
+            level=s.level,
+            threads=s.threads,
+            progress=report,
+            chunk_codec=Codec(s.codec),
         ),
         on_start=children.add,
     )
@@ -350,6 +393,9 @@ def _dump_one(
         "stored_size": info.stored_size,
         "stored_sha256": info.stored_sha256,
         "created": info.created,
+        "added_bytes": info.added_bytes,
+        "chunks": info.chunks,
+        "new_chunks": info.new_chunks,
     }
     if codec.sealed:
         art["encryption"] = _encryption_of(app, art)

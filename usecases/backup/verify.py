@@ -37,17 +37,20 @@ def verify_backups(
     *,
     all_backups: bool = False,
     progress: ProgressFn | None = None,
+    read_data: bool = False,
 ) -> list[VerifyOutcome]:
     if all_backups:
         rows = list_backups(app.catalog.engine, BackupFilter(status="completed"))
         names = [r["name"] for r in reversed(rows)]
     if not names:
         raise BadInput("name a backup to verify, or pass --all")
-    return [verify_one(app, name, progress=progress) for name in names]
+    return [verify_one(app, name, progress=progress, read_data=read_data) for name in names]
 
 
-def verify_one(app: App, name: str, *, progress: ProgressFn | None = None) -> VerifyOutcome:
-    return verify_kinds(app, name, None, progress=progress)
+def verify_one(
+    app: App, name: str, *, progress: ProgressFn | None = None, read_data: bool = False
+) -> VerifyOutcome:
+    return verify_kinds(app, name, None, progress=progress, read_data=read_data)
 
 
 def verify_kinds(
@@ -57,8 +60,12 @@ def verify_kinds(
     *,
     progress: ProgressFn | None = None,
     decode_custom: bool = True,
+    read_data: bool = False,
 ) -> VerifyOutcome:
     """Verify the artifacts of `kinds` (all when None) and append BackupVerified.
+
+    A chunked artifact's manifest and packs are re-hashed; `read_data` also decompresses and
+    re-hashes every chunk and the whole stream (a whole blob is always read whole).
 
     `decode_custom=False` skips decoding a custom-format dump with pg_restore: the hashes
     prove it is byte for byte the dump that decoded when it was stored (restore uses this,
@@ -69,7 +76,7 @@ def verify_kinds(
         raise BadInput(f"backup {name} is {backup['status']}, not completed: nothing to verify")
     arts = [a for a in backup["artifacts"] if kinds is None or a["kind"] in kinds]
     with naming_recipients(backup):
-        results = [_check(app, backup, art, progress, decode_custom) for art in arts]
+        results = [_check(app, backup, art, progress, decode_custom, read_data) for art in arts]
     ok = all(r["ok"] for r in results)
     app.catalog.append(BackupVerified(backup=name, ok=ok, artifacts=results), actor=app.actor)
     return VerifyOutcome(backup=name, ok=ok, artifacts=results)
@@ -81,12 +88,17 @@ def _check(
     art: dict[str, Any],
     progress: ProgressFn | None,
     decode_custom: bool = True,
+    read_data: bool = False,
 ) -> dict[str, Any]:
     codec = Codec(art["codec"])
     path = app.store.path_for(art["digest"], codec)
     report = (lambda n: progress(art["kind"], n)) if progress else None
     res = app.store.verify(
-        art["digest"], codec, expected_stored_sha256=art["stored_sha256"], progress=report
+        art["digest"],
+        codec,
+        expected_stored_sha256=art["stored_sha256"],
+        progress=report,
+        read_data=read_data,
     )
     error = res.error
     if res.ok and art["kind"] == "custom" and decode_custom and res.note is None:
