@@ -61,6 +61,7 @@ DELETE FROM app_events WHERE random() < 0.001;
 VACUUM app_events;
 """
 TOOLS = ("old", "today", "gzip", "zstd", "restic", "borg")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -76,9 +77,11 @@ class Series:
     files: list[int] = field(default_factory=list)  # dumpledger: backups/database/ bytes
 
 
-def measure(argv: list[str], env: dict[str, str]) -> Run:
+def measure(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -130,9 +133,10 @@ class Bench:
 
     def _dumpledger(self, s: Series, bdir: Path, codec: str, root: Path | None = None) -> None:
         env = {**self.dl_env, "DUMPLEDGER_BACKUP_DIR": str(bdir), "DUMPLEDGER_CODEC": codec}
-        if root is not None:
+        if root is not None:  # `python -m` puts the working directory first on sys.path
             env["PYTHONPATH"] = str(root)
-        s.runs.append(measure([sys.executable, "-m", "cli", "backup", "--type", "nightly"], env))
+        argv = [sys.executable, "-m", "cli", "backup", "--type", "nightly"]
+        s.runs.append(measure(argv, env, cwd=root or ROOT))
         s.stored.append(du(bdir / "store"))
         s.files.append(du(bdir / "database"))
 

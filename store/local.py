@@ -365,7 +365,14 @@ class LocalStore:
         if blob.is_file() or not self.chunks.has(digest, codec):
             return checked_copy(blob, digest, expected_stored_sha256)
         self.chunks.manifest(digest, codec)
-        return self.chunks.read(digest, codec, stored=True)
+        if expected_stored_sha256:
+            actual, _ = _hash_file(self.chunks.manifest_path(digest, codec))
+            if actual != expected_stored_sha256:
+                raise BlobCorrupted(
+                    f"manifest {self.chunks.manifest_path(digest, codec)} hashes to {actual}, "
+                    f"not {expected_stored_sha256}; run `dumpledger verify --all`"
+                )
+        return self.chunks.file_bytes(digest, codec)
 
     def objects_of(self, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
         """The files an offsite copy needs for this artifact: the blob, or the manifest and

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 AVG = 4096
 MIN = 1024
 MAX = 16384
-FEED = 4 << 20  # bytes cut per call: large, so the per-call cost vanishes
+FEED = 2 << 20  # bytes cut per call: large, so the per-call cost vanishes
 NAME = f"fastcdc2020 avg={AVG} min={MIN} max={MAX}"
 
 

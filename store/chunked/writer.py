@@ -1,7 +1,7 @@
 """Storing one stream as chunks: cut, hash, look up, compress what is new, pack, manifest.
 
-Threads: a reader pulls the producer (pg_dump's pipe) and hashes the whole stream; this
-thread cuts chunks, hashes them and looks them up in the index a batch at a time; a pool
+Threads: a reader pulls the producer (pg_dump's pipe) and hashes the whole stream; another
+cuts chunks and hashes them; this one looks them up in the index a batch at a time; a pool
 compresses the new ones (zlib-ng and zstd release the GIL), in order, at most a few batches
 ahead, so memory stays bounded whatever the stream's length. Durable in this order: each
 pack (fsynced, published), then its index rows, then the manifest; the caller records the
@@ -103,7 +103,10 @@ class ChunkWriter:
         try:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="chunks") as pool:
                 pending: deque[tuple[Future[list[bytes]], list[tuple[bytes, int]]]] = deque()
-                for batch in _batches(chunker.cut(prefetch(counted, depth=8))):
+                # reading + whole digest | cutting + chunk digests | lookups + packs: three
+                # threads, each stage a bounded queue ahead of the next
+                stream = chunker.cut(prefetch(counted, depth=8))
+                for batch in prefetch(_batches(stream), depth=4):
                     new = self._take(batch, manifest)
                     if new:
                         views = [v for _, v in new]

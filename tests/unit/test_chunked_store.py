@@ -10,6 +10,7 @@ import os
 import random
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -276,3 +277,25 @@ def test_no_manifest_before_its_packs_are_indexed(
     again = store.put(pieces(DUMP, 1 << 20), Codec.GZIP)
     assert again.new_chunks == 0 and len(packs(store)) == 1
     assert store.verify(again.digest, Codec.GZIP, read_data=True).ok
+
+
+def test_a_file_is_copied_as_stored_only_after_its_packs_re_hashed_in_this_process(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    """A backup's files are byte copies of packs its read-back just re-hashed; any other
+    copy checks every chunk."""
+    info = store.put(pieces(DUMP, 1 << 20), Codec.GZIP)
+    [pack] = packs(store)
+    victim = read_trailer(pack)[3]
+    assert store.verify(info.digest, Codec.GZIP).ok  # this process re-hashed the pack
+    fast = tmp_path / "fast.sql.gz"
+    store.materialize(info.digest, Codec.GZIP, fast)
+    assert gzip.decompress(fast.read_bytes()) == DUMP
+    time.sleep(0.05)  # past the filesystem's timestamp granularity
+    flip(pack, victim.offset + victim.stored_len // 2)  # changed since: every chunk is checked
+    with pytest.raises(BlobCorrupted, match=victim.digest.hex()):
+        store.materialize(info.digest, Codec.GZIP, tmp_path / "slow.sql.gz")
+    assert not (tmp_path / "slow.sql.gz").exists()
+    fresh = LocalStore(store.root)  # another process: nothing re-hashed yet
+    with pytest.raises(BlobCorrupted, match=victim.digest.hex()):
+        fresh.materialize(info.digest, Codec.GZIP, tmp_path / "other.sql.gz")
