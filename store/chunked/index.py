@@ -41,6 +41,9 @@ class Location:
     raw_len: int
 
 
+_CHECKED: set[Path] = set()  # index files this process found sound (PRAGMA quick_check)
+
+
 class ChunkIndex:
     """One connection: open one per thread (a put, a reader), close it after."""
 
@@ -50,11 +53,22 @@ class ChunkIndex:
         existed = path.exists()
         try:
             self.db = self._connect()
+            self._check_once()
         except sqlite3.DatabaseError:
             self.db = self._rebuild_damaged()
             existed = False
         if not existed:
             self.reconcile()
+
+    def _check_once(self) -> None:
+        """A damaged index file is rebuilt, not trusted: checked once per process."""
+        if self.path in _CHECKED:
+            return
+        row = self.db.execute("PRAGMA quick_check").fetchone()
+        if not row or row[0] != "ok":
+            self.db.close()
+            raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+        _CHECKED.add(self.path)
 
     def _connect(self) -> sqlite3.Connection:
         # Created 0600 first: SQLite gives its -wal and -shm files the database file's mode.
@@ -71,6 +85,8 @@ class ChunkIndex:
         return db
 
     def _rebuild_damaged(self) -> sqlite3.Connection:
+        """Set the damaged file aside (kept for a post-mortem) and start an empty one, which
+        `reconcile` fills from the packs' trailers."""
         aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
         for suffix in ("", "-wal", "-shm"):
             src = Path(f"{self.path}{suffix}")
@@ -140,20 +156,38 @@ class ChunkIndex:
         for i in range(0, len(wanted), BATCH):
             part = wanted[i : i + BATCH]
             marks = ",".join("?" * len(part))
-            rows = self.db.execute(
-                "SELECT digest, pack, offset, stored_len, raw_len FROM chunks "
-                f"WHERE codec = ? AND digest IN ({marks})",
-                (cid, *part),
-            )
+            try:
+                rows = self.db.execute(
+                    "SELECT digest, pack, offset, stored_len, raw_len FROM chunks "
+                    f"WHERE codec = ? AND digest IN ({marks})",
+                    (cid, *part),
+                ).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._damaged(exc) from None
             for digest, pack, offset, stored_len, raw_len in rows:
                 found[digest] = Location(pack, offset, stored_len, raw_len)
         return found
 
+    def _damaged(self, exc: sqlite3.DatabaseError) -> StoreError:
+        if isinstance(exc, sqlite3.OperationalError):  # locked, I/O error: not the file's fault
+            return StoreError(f"the chunk index {self.path}: {exc}; check the disk, try again")
+        _CHECKED.discard(self.path)  # the next open checks it again, and rebuilds it
+        return StoreError(
+            f"the chunk index {self.path} cannot be read ({exc}); run the command again: "
+            "a damaged index is rebuilt from the packs"
+        )
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from None
         try:
             yield
+        except sqlite3.DatabaseError as exc:
+            self.db.execute("ROLLBACK")
+            raise self._damaged(exc) from None
         except BaseException:
             self.db.execute("ROLLBACK")
             raise

@@ -126,16 +126,23 @@ def test_a_pack_fills_up_and_the_next_one_starts(
         assert b"".join(raw) == DUMP
 
 
-@pytest.mark.parametrize("damage", ["missing", "garbage"])
-def test_the_index_is_rebuilt_from_the_packs(store: LocalStore, damage: str) -> None:
+@pytest.mark.parametrize("damage", ["missing", "garbage", "torn pages"])
+def test_the_index_is_rebuilt_from_the_packs(
+    store: LocalStore, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     info = store.put(pieces(DUMP, 1 << 20), Codec.ZSTD)
     index = store.root / layout.INDEX
     for extra in ("-wal", "-shm"):
         Path(f"{index}{extra}").unlink(missing_ok=True)
     if damage == "missing":
         index.unlink()
-    else:
+    elif damage == "garbage":
         index.write_bytes(b"this is not an SQLite database" * 100)
+    else:  # a valid header, damaged pages: found by the check of a new process
+        data = bytearray(index.read_bytes())
+        data[4096:] = b"\xa5" * (len(data) - 4096)
+        index.write_bytes(bytes(data))
+        monkeypatch.setattr("store.chunked.index._CHECKED", set())
     assert store.verify(info.digest, Codec.ZSTD, read_data=True).ok
     again = store.put(pieces(DUMP, 4096), Codec.ZSTD)
     assert (again.new_chunks, again.added_bytes) == (0, 0)
