@@ -6,9 +6,10 @@
 
 They are real files (0600), so `gunzip -c latest_full.sql.gz | psql` restores with nothing
 but gzip: a byte copy of the artifact's stored form, never a recompression (from packs the
-backup's read-back re-hashed, or with every chunk checked as it is copied). Older backups keep their `<name>_metadata.json`; their artifact files go when
-a newer backup arrives (`dumpledger export NAME` writes one again). Symlinks a backup of the
-first layout left (into store/sha256/) stay.
+backup's read-back re-hashed, or with every chunk checked as it is copied). Older backups
+keep their `<name>_metadata.json`; their artifact files go when a newer backup arrives
+(`dumpledger export NAME` writes one again). Symlinks a backup of the first layout left (into
+store/sha256/) stay.
 """
 
 from __future__ import annotations
