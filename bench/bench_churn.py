@@ -12,7 +12,7 @@ and, between two backups, a 6-hour slice of application writes: 0.5 % of the row
 side on the same database state:
 - bare:   pg_dump > /dev/null                                 (the floor)
 - old:    pg_dump | gzip -9 > FILE (the old scripts; every file is kept)
-- today:  the first backup of dumpledger before chunking (--today DIR: a checkout of it)
+- today:  dumpledger before chunking, gzip (--today DIR: a checkout of it)
 - gzip:   dumpledger backup --type nightly, DUMPLEDGER_CODEC=gzip (a real process)
 - zstd:   the same with zstd
 - restic: pg_dump | restic backup --stdin (defaults), when restic is installed
@@ -121,8 +121,6 @@ class Bench:
         s = self.series
         s["bare"].runs.append(self.sh(f"{self.pg_dump} > /dev/null"))
         for tool in self.tools:
-            if tool == "today" and n > 0:
-                continue
             getattr(self, f"run_{tool}")(n, s[tool])
 
     def run_old(self, n: int, s: Series) -> None:
@@ -219,7 +217,7 @@ def summary(bench: Bench, rounds: int) -> dict[str, object]:
 def print_round(bench: Bench, n: int) -> None:
     cells = []
     for tool, series in bench.series.items():
-        if len(series.runs) <= (n if tool != "today" else 0) or (tool == "today" and n):
+        if len(series.runs) <= n:
             continue
         run = series.runs[-1]
         stored = f" {series.stored[-1] / 2**20:7.1f}MB" if series.stored else ""

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from store.chunked.layout import PACK_SUFFIX
 from store.chunked.packs import CODEC_IDS, Entry, read_trailer
@@ -23,13 +24,16 @@ from store.codecs import Codec
 from store.errors import BlobCorrupted, StoreError
 
 BATCH = 500  # digests per lookup query (SQLite allows 999 parameters at least)
+VERSION = 1  # PRAGMA user_version; an index of another version is rebuilt
+# Packs by a small integer id: ~55 bytes per chunk row on disk (a pack's 64-hex name in every
+# row, and an index on it, made it ~260).
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS packs (name TEXT PRIMARY KEY, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS packs (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
-    digest BLOB NOT NULL, codec INTEGER NOT NULL, pack TEXT NOT NULL,
+    digest BLOB NOT NULL, codec INTEGER NOT NULL, pack INTEGER NOT NULL,
     offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
     PRIMARY KEY (digest, codec)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS chunks_pack ON chunks (pack);
 """
 
 
@@ -50,6 +54,7 @@ class ChunkIndex:
     def __init__(self, path: Path, packs_dir: Path) -> None:
         self.path = path
         self.packs_dir = packs_dir
+        self._names: dict[int, str] = {}  # pack id -> name
         existed = path.exists()
         try:
             self.db = self._connect()
@@ -77,7 +82,12 @@ class ChunkIndex:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            fresh = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+            if not fresh and version != VERSION:
+                raise sqlite3.DatabaseError(f"index version {version}, not {VERSION}")
             db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {VERSION}")
             db.execute("SELECT count(*) FROM packs").fetchone()
         except BaseException:
             db.close()
@@ -107,20 +117,33 @@ class ChunkIndex:
     def add_pack(self, name: str, size: int, entries: Sequence[Entry]) -> None:
         """Record a durable pack and its chunks, in one transaction; a chunk already indexed
         in another pack keeps its row (the second copy is dead weight for collection)."""
-        rows = [
-            (e.digest, CODEC_IDS[e.codec], name, e.offset, e.stored_len, e.raw_len) for e in entries
-        ]
         with self._transaction():
-            self.db.execute("INSERT OR IGNORE INTO packs VALUES (?, ?)", (name, size))
+            self.db.execute("INSERT OR IGNORE INTO packs (name, size) VALUES (?, ?)", (name, size))
+            pid = self.db.execute("SELECT id FROM packs WHERE name = ?", (name,)).fetchone()[0]
+            rows = [
+                (e.digest, CODEC_IDS[e.codec], pid, e.offset, e.stored_len, e.raw_len)
+                for e in entries
+            ]
             self.db.executemany("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._names[pid] = name
 
     def drop_pack(self, name: str) -> None:
         with self._transaction():
-            self.db.execute("DELETE FROM chunks WHERE pack = ?", (name,))
-            self.db.execute("DELETE FROM packs WHERE name = ?", (name,))
+            row = self.db.execute("SELECT id FROM packs WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                self.db.execute("DELETE FROM chunks WHERE pack = ?", (row[0],))  # a scan: rare
+                self.db.execute("DELETE FROM packs WHERE id = ?", (row[0],))
+                self._names.pop(row[0], None)
 
     def pack_names(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT name FROM packs")}
+
+    def _pack_name(self, pid: int) -> str:
+        name = self._names.get(pid)
+        if name is None:
+            self._names = dict(self.db.execute("SELECT id, name FROM packs").fetchall())
+            name = self._names[pid]
+        return name
 
     def reconcile(self) -> int:
         """Index the packs on disk it lacks, forget those gone; how many packs changed."""
@@ -150,23 +173,35 @@ class ChunkIndex:
 
     def lookup(self, digests: Iterable[bytes], codec: Codec) -> dict[bytes, Location]:
         """Where each of `digests` is stored with `codec`; absent ones are left out."""
+        found: dict[bytes, Location] = {}
+        for digest, pid, offset, stored_len, raw_len in self._select(
+            "digest, pack, offset, stored_len, raw_len", digests, codec
+        ):
+            found[digest] = Location(self._pack_name(pid), offset, stored_len, raw_len)
+        return found
+
+    def known(self, digests: Iterable[bytes], codec: Codec) -> dict[bytes, tuple[int, int]]:
+        """(stored length, pack id) of each of `digests` the index holds: what a put needs."""
+        return {d: (n, p) for d, n, p in self._select("digest, stored_len, pack", digests, codec)}
+
+    def pack_name(self, pid: int) -> str:
+        return self._pack_name(pid)
+
+    def _select(self, columns: str, digests: Iterable[bytes], codec: Codec) -> list[Any]:
         cid = CODEC_IDS[Codec(codec)]
         wanted = list(dict.fromkeys(digests))
-        found: dict[bytes, Location] = {}
+        rows: list[Any] = []
         for i in range(0, len(wanted), BATCH):
             part = wanted[i : i + BATCH]
             marks = ",".join("?" * len(part))
             try:
-                rows = self.db.execute(
-                    "SELECT digest, pack, offset, stored_len, raw_len FROM chunks "
-                    f"WHERE codec = ? AND digest IN ({marks})",
+                rows += self.db.execute(
+                    f"SELECT {columns} FROM chunks WHERE codec = ? AND digest IN ({marks})",
                     (cid, *part),
                 ).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise self._damaged(exc) from None
-            for digest, pack, offset, stored_len, raw_len in rows:
-                found[digest] = Location(pack, offset, stored_len, raw_len)
-        return found
+        return rows
 
     def _damaged(self, exc: sqlite3.DatabaseError) -> StoreError:
         if isinstance(exc, sqlite3.OperationalError):  # locked, I/O error: not the file's fault

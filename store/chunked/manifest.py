@@ -73,9 +73,10 @@ class ManifestWriter:
         self.sha.update(data)
         self.size += len(data)
 
-    def add(self, digest: bytes, raw_len: int) -> None:
-        self._write(RECORD.pack(digest, raw_len))
-        self.count += 1
+    def add(self, records: list[tuple[bytes, int]]) -> None:
+        """Append (chunk digest, raw length) records, in stream order."""
+        self._write(b"".join([RECORD.pack(d, n) for d, n in records]))
+        self.count += len(records)
 
     def finish(self, footer: Footer, final: Path) -> tuple[bool, str, int]:
         """Write the footer, fsync, publish at `final`; (created, SHA-256, size) of the file

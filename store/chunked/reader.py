@@ -26,7 +26,7 @@ JOB = 128  # chunks per decompression job
 _OPEN_PACKS = 32
 
 
-class _Packs:
+class Packs:
     """Open pack files, the most recently used kept open."""
 
     def __init__(self, packs_dir: Path) -> None:
@@ -96,7 +96,7 @@ def read_artifact(
     each checked; the whole digest is checked at the end."""
     what = f"artifact {digest}"
     codec = Codec(manifest.footer.chunk_codec)
-    packs = _Packs(packs_dir)
+    packs = Packs(packs_dir)
     whole = hashlib.sha256()
     size = 0
     try:
@@ -135,7 +135,7 @@ _Item = tuple[bytes, Location, bytes]
 
 def _emit(
     entry: tuple[Future[list[tuple[bytes | None, str | None]]], list[_Item]],
-    packs: _Packs,
+    packs: Packs,
     what: str,
     stored: bool,
 ) -> Iterator[tuple[bytes, bytes]]:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from store.chunked import layout
 from store.chunked.compress import empty_stream
-from store.chunked.index import ChunkIndex
+from store.chunked.index import ChunkIndex, Location
 from store.chunked.manifest import Manifest
 from store.chunked.packs import hash_file, publish, read_trailer
-from store.chunked.reader import locate, read_artifact
+from store.chunked.reader import Packs, locate, read_artifact
 from store.chunked.writer import ChunkWriter, Stored
 from store.codecs import Codec
 from store.errors import BlobCorrupted, BlobMissing, StoreError
@@ -48,6 +48,8 @@ class ChunkStore:
         self.manifests_dir = root / layout.MANIFESTS
         self.index_path = root / layout.INDEX
         self._pack_ok: dict[tuple[str, int, int, int], bool] = {}  # this process's re-hashes
+        # (digest, codec) -> (manifest SHA-256, stored size, packs) of this process's puts
+        self._structures: dict[tuple[str, Codec], tuple[str, int, list[str]]] = {}
 
     def manifest_path(self, digest: str, codec: Codec) -> Path:
         return self.root / layout.manifest_rel(digest, codec)
@@ -81,7 +83,10 @@ class ChunkStore:
             writer = ChunkWriter(
                 idx, self.packs_dir, self.manifests_dir, chunk_codec, level, threads
             )
-            return writer.put(pieces, codec, lambda d: self.manifest_path(d, codec), progress)
+            out = writer.put(pieces, codec, lambda d: self.manifest_path(d, codec), progress)
+        # The put located every chunk: this process's read-back need not look them up again.
+        self._structures[(out.digest, codec)] = (out.manifest_sha256, out.stored_size, out.packs)
+        return out
 
     def manifest(self, digest: str, codec: Codec) -> Manifest:
         path = self.manifest_path(digest, codec)
@@ -111,38 +116,37 @@ class ChunkStore:
         if Codec(codec).compression is Codec.NONE or found.footer.chunks == 0:
             yield from self.read(digest, codec, stored=True)
             return
-        _, packs = self._structure(found, digest)
+        _, packs = self._structure(found, digest, hash_file(found.path)[0])
         if not all(self._pack_ok.get(self._pack_key(name)) for name in packs):
             yield from self.read(digest, codec, stored=True)
             return
         yield from self._copy_stored(found, digest)
 
     def _copy_stored(self, found: Manifest, digest: str) -> Iterator[bytes]:
-        """Stored bytes in manifest order, adjacent chunks of a pack read at once."""
+        """Stored bytes in manifest order, adjacent chunks of a pack read at once; a pack
+        not re-hashed yet in this process is re-hashed before it is read from."""
         codec = Codec(found.footer.chunk_codec)
         run: tuple[str, int, int] | None = None  # pack, offset, length
-        with self.index() as idx:
-            for records in found.records():
-                where = locate(idx, records, codec, f"artifact {digest}")
-                for d, _ in records:
-                    loc = where[d]
-                    adjacent = run and run[0] == loc.pack and run[1] + run[2] == loc.offset
-                    if run and adjacent and run[2] < COPY_RUN:
-                        run = (run[0], run[1], run[2] + loc.stored_len)
-                        continue
-                    if run:
-                        yield self._pread(*run)
-                    run = (loc.pack, loc.offset, loc.stored_len)
-        if run:
-            yield self._pread(*run)
-
-    def _pread(self, pack: str, offset: int, length: int) -> bytes:
-        with self.pack_path(pack).open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read(length)
-        if len(data) != length:
-            raise BlobCorrupted(f"pack {self.pack_path(pack)} is truncated")
-        return data
+        packs = Packs(self.packs_dir)
+        try:
+            with self.index() as idx:
+                for records in found.records():
+                    where = locate(idx, records, codec, f"artifact {digest}")
+                    for d, _ in records:
+                        loc = where[d]
+                        adjacent = run and run[0] == loc.pack and run[1] + run[2] == loc.offset
+                        if run and adjacent and run[2] < COPY_RUN:
+                            run = (run[0], run[1], run[2] + loc.stored_len)
+                            continue
+                        if run:
+                            yield packs.read(Location(run[0], run[1], run[2], 0))
+                        if not self._pack_ok.get(self._pack_key(loc.pack)):
+                            self._check_pack(loc.pack)
+                        run = (loc.pack, loc.offset, loc.stored_len)
+            if run:
+                yield packs.read(Location(run[0], run[1], run[2], 0))
+        finally:
+            packs.close()
 
     # -- verify ----------------------------------------------------------------------------
 
@@ -168,7 +172,7 @@ class ChunkStore:
                 actual, size = self._rehash(digest, codec, progress)
             elif progress:
                 progress(size)
-            stored_size, packs = self._structure(found, digest)
+            stored_size, packs = self._structure(found, digest, manifest_sha)
             for name in sorted(packs):
                 self._check_pack(name)
         except StoreError as exc:
@@ -177,9 +181,15 @@ class ChunkStore:
             digest, actual, size, manifest_sha, stored_size, expected_stored_sha256, path
         )
 
-    def _structure(self, found: Manifest, digest: str) -> tuple[int, set[str]]:
+    def _structure(
+        self, found: Manifest, digest: str, manifest_sha: str | None = None
+    ) -> tuple[int, set[str]]:
         """The stored size and the packs of an artifact; BlobMissing/BlobCorrupted if the
-        manifest does not add up or a chunk is in no pack."""
+        manifest does not add up or a chunk is in no pack. A manifest this process wrote (the
+        same SHA-256) was located chunk by chunk as it was written."""
+        memo = self._structures.get((digest, Codec(found.footer.codec)))
+        if memo is not None and manifest_sha is not None and memo[0] == manifest_sha:
+            return memo[1], set(memo[2])
         codec = Codec(found.footer.chunk_codec)
         stored, raw, packs = 0, 0, set()
         with self.index() as idx:

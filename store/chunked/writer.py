@@ -49,7 +49,7 @@ class Stored:
     added_bytes: int = 0  # new packs and the manifest, if new
     chunks: int = 0
     new_chunks: int = 0
-    packs: list[str] = field(default_factory=list)
+    packs: list[str] = field(default_factory=list)  # every pack its chunks are in
 
 
 class _Counted:
@@ -88,6 +88,7 @@ class ChunkWriter:
         self.threads = max(1, threads)
         self.fresh: dict[bytes, _Fresh] = {}
         self.pack: PackWriter | None = None
+        self.pack_ids: set[int] = set()  # packs of the chunks found in the index
         self.out = Stored()
 
     def put(
@@ -137,17 +138,18 @@ class ChunkWriter:
             raise
         out.created = created
         out.added_bytes += out.manifest_size if created else 0
+        out.packs = sorted({*out.packs, *map(self.index.pack_name, self.pack_ids)})
         return out
 
     def _take(
         self, batch: list[tuple[bytes, memoryview]], manifest: ManifestWriter
     ) -> list[tuple[bytes, memoryview]]:
         """Record the batch in the manifest; return the chunks to store (new ones, once)."""
-        known = self.index.lookup((d for d, _ in batch if d not in self.fresh), self.codec)
+        known = self.index.known((d for d, _ in batch if d not in self.fresh), self.codec)
         new = []
+        manifest.add([(digest, len(view)) for digest, view in batch])
+        self.out.chunks += len(batch)
         for digest, view in batch:
-            manifest.add(digest, len(view))
-            self.out.chunks += 1
             fresh = self.fresh.get(digest)
             if fresh is not None:
                 if fresh.stored_len is None:
@@ -155,7 +157,9 @@ class ChunkWriter:
                 else:
                     self.out.stored_size += fresh.stored_len
             elif digest in known:
-                self.out.stored_size += known[digest].stored_len
+                stored_len, pack = known[digest]
+                self.out.stored_size += stored_len
+                self.pack_ids.add(pack)
             else:
                 self.fresh[digest] = _Fresh()
                 new.append((digest, view))
