@@ -242,7 +242,11 @@ class LocalStore:
         path = self.blob_path(digest, codec)
         if not path.is_file() and self.chunks.has(digest, codec):
             self.chunks.manifest(digest, codec)  # a damaged manifest fails here, not later
-            yield self.chunks.read(digest, codec)
+            chunks = self.chunks.read(digest, codec)
+            try:
+                yield chunks
+            finally:
+                chunks.close()  # a reader that stopped early: packs and manifest closed now
             return
         try:
             fh = path.open("rb")

@@ -59,6 +59,10 @@ class ChunkIndex:
         try:
             self.db = self._connect()
             self._check_once()
+        except sqlite3.OperationalError as exc:  # locked, I/O error: not damage, no rebuild
+            raise StoreError(
+                f"cannot open the chunk index {path}: {exc}; check the disk and try again"
+            ) from None
         except sqlite3.DatabaseError:
             self.db = self._rebuild_damaged()
             existed = False
@@ -82,12 +86,8 @@ class ChunkIndex:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            fresh = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-            if not fresh and version != VERSION:
-                raise sqlite3.DatabaseError(f"index version {version}, not {VERSION}")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {VERSION}")
+            if db.execute("PRAGMA user_version").fetchone()[0] != VERSION:
+                _create(db)
             db.execute("SELECT count(*) FROM packs").fetchone()
         except BaseException:
             db.close()
@@ -227,6 +227,26 @@ class ChunkIndex:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+
+def _create(db: sqlite3.Connection) -> None:
+    """Create the tables, under the write lock: threads and processes opening a new index
+    at once must not see it half made (and take that for damage)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if tables and version != VERSION:
+            raise sqlite3.DatabaseError(f"index version {version}, not {VERSION}")
+        if not tables:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _pack_files(packs_dir: Path) -> Iterator[Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +97,9 @@ class ChunkStore:
             raise BlobCorrupted(f"manifest {path} describes {found.footer.digest}, not {digest}")
         return found
 
-    def read(self, digest: str, codec: Codec, *, stored: bool = False) -> Iterator[bytes]:
+    def read(
+        self, digest: str, codec: Codec, *, stored: bool = False
+    ) -> Generator[bytes, None, None]:
         """Raw bytes, or the file form (`stored`): for gzip/zstd the chunks' stored bytes,
         for "none" the raw dump. Every chunk and the whole digest are checked."""
         found = self.manifest(digest, codec)

@@ -306,3 +306,19 @@ def test_a_file_is_copied_as_stored_only_after_its_packs_re_hashed_in_this_proce
     fresh = LocalStore(store.root)  # another process: nothing re-hashed yet
     with pytest.raises(BlobCorrupted, match=victim.digest.hex()):
         fresh.materialize(info.digest, Codec.GZIP, tmp_path / "other.sql.gz")
+
+
+def test_puts_in_many_threads_share_a_new_index(tmp_path: Path) -> None:
+    """A manual backup's five dumps open the new store's index at once: none may take the
+    half-made index for a damaged one (that failed backups: 'no such table', 'malformed')."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    dumps = [dump_like(3_000, seed) for seed in range(8)]
+    for attempt in range(6):
+        store = LocalStore(tmp_path / f"store{attempt}")
+        with ThreadPoolExecutor(len(dumps)) as pool:
+            infos = list(pool.map(lambda d: store.put(iter([d]), Codec.GZIP), dumps))
+        assert not list(store.root.glob("index.sqlite.damaged-*"))
+        for info, data in zip(infos, dumps, strict=True):
+            with store.open_raw(info.digest, Codec.GZIP) as raw:
+                assert b"".join(raw) == data
