@@ -317,7 +317,8 @@ def test_puts_in_many_threads_share_a_new_index(tmp_path: Path) -> None:
     for attempt in range(6):
         store = LocalStore(tmp_path / f"store{attempt}")
         with ThreadPoolExecutor(len(dumps)) as pool:
-            infos = list(pool.map(lambda d: store.put(iter([d]), Codec.GZIP), dumps))
+            puts = [pool.submit(store.put, iter([d]), Codec.GZIP) for d in dumps]
+            infos = [p.result() for p in puts]
         assert not list(store.root.glob("index.sqlite.damaged-*"))
         for info, data in zip(infos, dumps, strict=True):
             with store.open_raw(info.digest, Codec.GZIP) as raw:
