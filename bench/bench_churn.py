@@ -136,7 +136,7 @@ class Bench:
         argv = [sys.executable, "-m", "cli", "backup", "--type", "nightly"]
         s.runs.append(measure(argv, env, cwd=root or ROOT))
         s.stored.append(du(bdir / "store"))
-        s.files.append(du(bdir / "database"))
+        s.files.append(du_files(bdir / "database"))
 
     def run_today(self, n: int, s: Series) -> None:
         self._dumpledger(s, self.work / "dl-today", "gzip", root=self.today)
@@ -169,6 +169,16 @@ class Bench:
             self.sh(f'{self.pg_dump} | borg create --stdin-name churn.sql "{repo}::r{n}" -')
         )
         s.stored.append(du(repo))
+
+
+def du_files(path: Path) -> int:
+    """Bytes of the real files under `path`: each inode once (hard links), no symlinks."""
+    seen: dict[int, int] = {}
+    for p in path.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            st = p.stat()
+            seen[st.st_ino] = st.st_size
+    return sum(seen.values())
 
 
 def setup(cluster: Cluster, rows: int) -> int:
