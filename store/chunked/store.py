@@ -8,6 +8,7 @@ Chunks are stored with the artifact's codec (gzip or zstd); a custom-format dump
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -28,6 +29,7 @@ from store.errors import BlobCorrupted, BlobMissing, StoreError
 from store.results import VerifyResult
 
 Progress = Callable[[int], None]
+DAMAGED_SUFFIX = ".damaged"  # a pack set aside: not read, not indexed, not collected yet
 COPY_RUN = 4 << 20  # adjacent stored chunks copied in one read, up to this many bytes
 
 
@@ -218,7 +220,24 @@ class ChunkStore:
         if key not in self._pack_ok:
             self._pack_ok[key] = hash_file(path)[0] == name
         if not self._pack_ok[key]:
-            raise BlobCorrupted(f"pack {path} is damaged: its bytes no longer hash to its name")
+            aside = self._quarantine(name)
+            raise BlobCorrupted(
+                f"pack {path} is damaged: its bytes no longer hash to its name; it was set "
+                f"aside as {aside.name}, so the next backup stores its chunks again (and the "
+                "backups that used them read again once a backup has)"
+            )
+
+    def _quarantine(self, name: str) -> Path:
+        """Move a damaged pack out of use: renamed (kept for a post-mortem), then its index
+        rows dropped, so no backup deduplicates against it any more. A chunk is addressed by
+        its digest, so once a later backup stores it again, every manifest naming it reads."""
+        path = self.pack_path(name)
+        aside = path.with_name(f"{path.name}{DAMAGED_SUFFIX}")
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, aside)
+        with self.index() as idx:
+            idx.drop_pack(name)
+        return aside
 
     def _pack_key(self, name: str) -> tuple[str, int, int, int]:
         try:
