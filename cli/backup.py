@@ -95,6 +95,11 @@ def _report_backup(result: BackupResult, auto_report: CleanupReport | None, json
 def print_backup(result: BackupResult) -> None:
     for art in result.artifacts:
         note = "new" if art["created"] else "already stored"
+        if art.get("chunks"):
+            note = (
+                f"{note}; {art['new_chunks']} of {art['chunks']} chunks new, "
+                f"+{output.human_size(art['added_bytes'])}"
+            )
         print(
             f"  {art['kind']:<8} {output.human_size(art['raw_size']):>10} -> "
             f"{output.human_size(art['stored_size']):>10}  sha256:{art['digest'][:12]}  ({note})"

@@ -175,6 +175,12 @@ def info(name: str, json_out: JsonOpt = False) -> None:
             f"  {a['kind']:<8} {a['codec']:<8} raw {output.human_size(a['raw_size']):>10}  "
             f"stored {output.human_size(a['stored_size']):>10}  sha256:{a['digest']}"
         )
+    if meta.get("store"):
+        added = meta["store"]
+        print(
+            f"{'newly stored:':<18}{output.human_size(added['added_bytes'])} "
+            f"({added['new_chunks']} of {added['chunks']} chunks new)"
+        )
     if meta.get("row_counts"):
         print("row counts:")
         for table, n in sorted(meta["row_counts"].items()):

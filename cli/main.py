@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import backup, browse, demo, health, offsite, output, restore, retention, verify
+from cli import backup, browse, demo, export, health, offsite, output, restore, retention, verify
 from cli.catalog_cmd import catalog_app
 from cli.config_cmd import config_app
 from cli.legacy import import_legacy_cmd
@@ -75,6 +75,8 @@ app.command(context_settings=CONTEXT)(backup.backup)
 app.command("list", context_settings=CONTEXT)(browse.list_cmd)
 app.command(context_settings=CONTEXT)(browse.info)
 app.command(context_settings=CONTEXT)(verify.verify)
+app.command(context_settings=CONTEXT)(export.export)
+app.command(context_settings=CONTEXT)(export.cat)
 app.command(context_settings=CONTEXT)(restore.restore)
 app.command(context_settings=CONTEXT)(restore.drill)
 app.command(context_settings=CONTEXT)(browse.audit)

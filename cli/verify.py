@@ -20,11 +20,22 @@ def verify(
         str | None, typer.Option("--target", help="Verify the copies on this offsite target.")
     ] = None,
     endpoint_url: offsite.EndpointOpt = None,
+    read_data: Annotated[
+        bool,
+        typer.Option(
+            "--read-data",
+            help="Also decompress and re-hash every chunk and the whole dump (slower).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Re-read, decompress and re-hash every artifact; record the result in the catalog.
+    """Re-read and re-hash every artifact; record the result in the catalog.
 
-    Examples: dumpledger verify backup_20261124_120000 ; dumpledger verify --all ;
+    By default a chunked artifact's manifest and every pack it uses are re-hashed (a flipped
+    byte anywhere in them is found); --read-data also decompresses and re-hashes every chunk
+    and the whole dump. An artifact stored whole (before chunking) is always read whole.
+
+    Examples: dumpledger verify backup_20261124_120000 ; dumpledger verify --all --read-data ;
     dumpledger verify --target drive
     """
     if target is not None:
@@ -35,7 +46,9 @@ def verify(
     with open_app(read_only_ok=True) as ctx:
         progress = output.Progress("verifying")
         try:
-            outcomes = verify_backups(ctx, names, all_backups=all_backups, progress=progress)
+            outcomes = verify_backups(
+                ctx, names, all_backups=all_backups, progress=progress, read_data=read_data
+            )
         finally:
             progress.finish()
         after_verify(ctx, outcomes)

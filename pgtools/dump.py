@@ -44,6 +44,7 @@ def artifact_specs(
     role_passwords: bool = False,
     restrict_key: str | None = None,
     lock_wait_timeout_ms: int = 0,
+    compress_custom: bool = True,
 ) -> dict[str, DumpSpec]:
     """The pg_dump/pg_dumpall invocations of each artifact kind.
 
@@ -51,6 +52,8 @@ def artifact_specs(
     random one per run otherwise), so an unchanged database dumps to identical bytes.
     `lock_wait_timeout_ms` (0: wait for ever): pg_dump fails instead of queueing longer for a
     table another session locked.
+    `compress_custom=False` dumps the custom format uncompressed (`--compress=0`): a chunked
+    store deduplicates it and compresses its chunks itself.
     """
     common: tuple[str, ...] = ("--no-password", f"--snapshot={snapshot_id}")
     if lock_wait_timeout_ms > 0:
@@ -66,7 +69,12 @@ def artifact_specs(
         "globals": DumpSpec("globals", "pg_dumpall", globals_args),
         "schema": DumpSpec("schema", "pg_dump", (*common, *plain, "--schema-only")),
         "data": DumpSpec("data", "pg_dump", (*common, *plain, "--data-only", "--column-inserts")),
-        "custom": DumpSpec("custom", "pg_dump", (*common, "--format=custom"), plain=False),
+        "custom": DumpSpec(
+            "custom",
+            "pg_dump",
+            (*common, "--format=custom", *(() if compress_custom else ("--compress=0",))),
+            plain=False,
+        ),
     }
 
 

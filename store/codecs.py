@@ -163,14 +163,24 @@ def _gunzip_checked(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _unzstd(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Feed small slices, so each call's output stays small even at 100:1 ratios."""
+    """Frame after frame (an exported chunked artifact is one frame per chunk); small slices
+    are fed, so each call's output stays small even at 100:1 ratios."""
     zstandard = _zstd()
-    dobj = zstandard.ZstdDecompressor().decompressobj()
+    dctx = zstandard.ZstdDecompressor()
+    dobj = dctx.decompressobj()
+    in_frame = False
     for chunk in chunks:
         view = memoryview(chunk)
         for start in range(0, len(view), ZSTD_FEED):
-            out = dobj.decompress(view[start : start + ZSTD_FEED])
-            if out:
-                yield out
-    if not dobj.eof:
+            data = bytes(view[start : start + ZSTD_FEED])
+            while data:
+                in_frame = True
+                out = dobj.decompress(data)
+                if out:
+                    yield out
+                data = b""
+                if dobj.eof:
+                    data, in_frame = dobj.unused_data, False
+                    dobj = dctx.decompressobj()
+    if in_frame:
         raise EOFError("zstd stream is truncated: no end-of-frame")

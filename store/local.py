@@ -1,8 +1,11 @@
-"""The local store: blobs under <root>/sha256/<2 hex>/<64 hex><suffix>.
+"""The local store: chunked artifacts (store/chunked/: packs, manifests, an index) and the
+first layout's whole blobs under <root>/sha256/<2 hex>/<64 hex><suffix>, read side by side.
 
-Writes stream through a temp file in <root>/sha256 (same filesystem), which is fsynced and
-renamed into place; a digest already present is never written twice. Blob files are 0600 and
-directories 0700 (not read-only 0400: cleanup must be able to remove them without chmod).
+New artifacts are stored chunked, except with encryption (age), which still writes whole
+age-encrypted blobs. Whole blobs stream through a temp file in <root>/sha256 (same
+filesystem), which is fsynced and renamed into place; a digest already present is never
+written twice. Files are 0600 and directories 0700 (not read-only 0400: cleanup must be able
+to remove them without chmod).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import errno
 import fcntl
 import hashlib
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
@@ -19,10 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from store import age
 from store.age import AgeKeys
-from store.codecs import READ_CHUNK, SUFFIXES, Codec, compress, decompress
+from store.chunked import layout
+from store.chunked.store import ChunkStore, StoredObject
+from store.codecs import SUFFIXES, Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
+from store.files import checked_copy, write_file
+from store.files import fsync_dir as _fsync_dir
 from store.pipeline import prefetch
 from store.results import BlobInfo, VerifyResult
 from store.rootdir import RootDir
@@ -35,91 +40,54 @@ from store.roots import (
     check_owner,
 )
 from store.roots import plan as plan_for
+from store.streams import (
+    DIGEST,
+    _Counting,
+    check_digest,
+    opened_stream,
+    read_chunks,
+    sealed_stream,
+)
+from store.streams import hash_file as _hash_file
 
-DIGEST = re.compile(r"^[0-9a-f]{64}$")
+__all__ = ["LocalStore", "check_digest", "opened_stream", "read_chunks", "sealed_stream"]
+
 TMP_PREFIX = ".tmp-"
 LOCK_FILE = ".collect.lock"
 Progress = Callable[[int], None]
 
 
-def check_digest(digest: str) -> str:
-    if not DIGEST.fullmatch(digest):
-        raise ValueError(f"not a SHA-256 hex digest: {digest!r}")
-    return digest
-
-
-def read_chunks(fh: BinaryIO, size: int = READ_CHUNK) -> Iterator[bytes]:
-    while chunk := fh.read(size):
-        yield chunk
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    sha, size = hashlib.sha256(), 0
-    with path.open("rb") as fh:
-        for chunk in read_chunks(fh):
-            sha.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), size
-
-
-class _Counting:
-    """Hashes and counts the raw bytes as the compressor pulls them."""
-
-    def __init__(self, chunks: Iterable[bytes], progress: Progress | None) -> None:
-        self.chunks = chunks
-        self.sha = hashlib.sha256()
-        self.size = 0
-        self.progress = progress
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.chunks:
-            self.sha.update(chunk)
-            self.size += len(chunk)
-            if self.progress:
-                self.progress(self.size)
-            yield chunk
-
-
-def sealed_stream(
-    chunks: Iterable[bytes], codec: Codec, keys: AgeKeys, level: int | None, threads: int
-) -> Iterator[bytes]:
-    """Compress, then age-encrypt when the codec says so (recipients checked up front)."""
-    recipients = keys.parsed_recipients() if codec.sealed else None
-    stream = compress(chunks, codec, level, threads)
-    return stream if recipients is None else age.encrypt(stream, recipients)
-
-
-def opened_stream(
-    chunks: Iterable[bytes], codec: Codec, keys: AgeKeys, what: str
-) -> Iterator[bytes]:
-    """Decrypt when the codec says so (identities loaded up front), then decompress."""
-    if codec.sealed:
-        chunks = age.decrypt(chunks, keys.identities(), what=what, key_file=keys.identity_file)
-    return decompress(chunks, codec)
-
-
 class LocalStore:
-    def __init__(self, root: Path, keys: AgeKeys | None = None) -> None:
+    def __init__(self, root: Path, keys: AgeKeys | None = None, *, chunked: bool = True) -> None:
         self.root = Path(root)
         self.blobs_dir = self.root / "sha256"
         self.keys = keys or AgeKeys()
+        self.chunks = ChunkStore(self.root)
+        self.chunked = chunked  # False writes whole blobs, as the first layout did
         self.roots = RootDir(self.root)
         self.writer: str | None = None  # whose journal records this object's writes
 
-    def path_for(self, digest: str, codec: Codec) -> Path:
+    def blob_path(self, digest: str, codec: Codec) -> Path:
         digest = check_digest(digest)
         return self.blobs_dir / digest[:2] / f"{digest}{SUFFIXES[Codec(codec)]}"
 
+    def path_for(self, digest: str, codec: Codec) -> Path:
+        """The stored object that identifies the artifact (its stored_sha256 is this file's):
+        the whole blob, or else the manifest of a chunked artifact."""
+        blob = self.blob_path(digest, codec)
+        if blob.is_file() or not self.chunks.has(digest, codec):
+            return blob
+        return self.chunks.manifest_path(digest, codec)
+
+    def blob_file(self, digest: str, codec: Codec) -> Path | None:
+        blob = self.blob_path(digest, codec)
+        return blob if blob.is_file() else None
+
+    def _is_whole(self, digest: str, codec: Codec) -> bool:
+        return self.blob_path(digest, codec).is_file()
+
     def exists(self, digest: str, codec: Codec) -> bool:
-        return self.path_for(digest, codec).is_file()
+        return self._is_whole(digest, codec) or self.chunks.has(digest, codec)
 
     def put_file(self, fh: BinaryIO, codec: Codec, **kwargs: object) -> BlobInfo:
         return self.put(read_chunks(fh), codec, **kwargs)  # type: ignore[arg-type]
@@ -132,9 +100,16 @@ class LocalStore:
         level: int | None = None,
         threads: int = 2,
         progress: Progress | None = None,
+        chunk_codec: Codec = Codec.GZIP,
     ) -> BlobInfo:
-        """Stream `chunks` in; return where they landed and whether new bytes were stored."""
+        """Stream `chunks` in; return where they landed and whether new bytes were stored.
+
+        Chunked unless the codec is encrypted (or the store writes whole blobs); chunks of a
+        "none" artifact (a custom-format dump) are compressed with `chunk_codec`.
+        """
         codec = Codec(codec)
+        if self.chunked and not codec.sealed:
+            return self._put_chunked(chunks, codec, level, threads, progress, chunk_codec)
         self._mkdir(self.blobs_dir)
         tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         raw = _Counting(chunks, progress)
@@ -144,7 +119,7 @@ class LocalStore:
                 tmp, sealed_stream(prefetch(raw, depth=16), codec, self.keys, level, threads)
             )
             digest = raw.sha.hexdigest()
-            final = self.path_for(digest, codec)
+            final = self.blob_path(digest, codec)
             self._claim(digest, codec)
             created = self._link(tmp, final)
             repair: tuple[str, str] | None = None
@@ -171,6 +146,7 @@ class LocalStore:
             stored_sha256=stored_sha,
             path=final,
             created=created,
+            added_bytes=stored_size if created or repair else 0,
             repaired_from=repair[0] if repair else None,
             repair_reason=repair[1] if repair else None,
         )
@@ -189,9 +165,67 @@ class LocalStore:
         return there, check.error or "failed verification"
 
     def _claim(self, digest: str, codec: Codec) -> None:
-        """Journal the write as the writer's before the blob is published (see store.roots)."""
+        """Journal the write as the writer's before it is published (see store.roots)."""
         if self.writer is not None:
             self.roots.journal(self.writer, Ref(digest, Codec(codec)))
+
+    def _put_chunked(
+        self,
+        chunks: Iterable[bytes],
+        codec: Codec,
+        level: int | None,
+        threads: int,
+        progress: Progress | None,
+        chunk_codec: Codec,
+    ) -> BlobInfo:
+        inner = codec if codec is not Codec.NONE else Codec(chunk_codec).compression
+        self._mkdir(self.root)
+        try:
+            out = self.chunks.put(
+                chunks,
+                codec,
+                chunk_codec=inner,
+                level=level,
+                threads=threads,
+                progress=progress,
+                claim=lambda digest: self._claim(digest, codec),
+            )
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise StoreFull(str(self.root)) from None
+            raise
+        blob = self.blob_path(out.digest, codec)
+        if blob.is_file():  # stored whole before chunking came: that blob stays the artifact
+            if out.created:
+                self.chunks.delete(out.digest, codec)
+                out.added_bytes -= out.manifest_size
+            sha, size = _hash_file(blob)
+            return BlobInfo(
+                digest=out.digest,
+                codec=codec,
+                raw_size=out.raw_size,
+                stored_size=size,
+                stored_sha256=sha,
+                path=blob,
+                created=False,
+                added_bytes=out.added_bytes,  # its chunks, for the next backups to share
+                chunks=out.chunks,
+                new_chunks=out.new_chunks,
+            )
+        return BlobInfo(
+            digest=out.digest,
+            codec=codec,
+            raw_size=out.raw_size,
+            stored_size=out.stored_size,
+            stored_sha256=out.manifest_sha256,
+            path=self.chunks.manifest_path(out.digest, codec),
+            created=out.created,
+            added_bytes=out.added_bytes,
+            chunks=out.chunks,
+            new_chunks=out.new_chunks,
+            repaired_from=out.repaired_from,
+            repair_reason=out.repair_reason,
+        )
 
     def put_stored(
         self, chunks: Iterable[bytes], digest: str, codec: Codec, *, stored_sha256: str
@@ -200,7 +234,7 @@ class LocalStore:
 
         Published only if they hash to `stored_sha256`; False when the digest was present.
         """
-        final = self.path_for(digest, codec)
+        final = self.blob_path(digest, codec)
         self._mkdir(self.blobs_dir)
         tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         try:
@@ -249,8 +283,17 @@ class LocalStore:
 
     @contextmanager
     def open_raw(self, digest: str, codec: Codec) -> Iterator[Iterator[bytes]]:
-        """Yield an iterator over the blob's uncompressed bytes."""
-        path = self.path_for(digest, codec)
+        """Yield an iterator over the artifact's uncompressed bytes (a chunked artifact's
+        chunks are checked as they are read, the whole digest at the end)."""
+        path = self.blob_path(digest, codec)
+        if not path.is_file() and self.chunks.has(digest, codec):
+            self.chunks.manifest(digest, codec)  # a damaged manifest fails here, not later
+            chunks = self.chunks.read(digest, codec)
+            try:
+                yield chunks
+            finally:
+                chunks.close()  # a reader that stopped early: packs and manifest closed now
+            return
         try:
             fh = path.open("rb")
         except FileNotFoundError:
@@ -267,10 +310,24 @@ class LocalStore:
         *,
         expected_stored_sha256: str | None = None,
         progress: Progress | None = None,
+        read_data: bool = False,
     ) -> VerifyResult:
-        """Re-read, decompress and re-hash; problems are reported, not raised."""
+        """Check the stored artifact; problems are reported, not raised.
+
+        A whole blob is always re-read, decompressed and re-hashed. A chunked artifact: its
+        manifest and every pack it uses re-hashed; with `read_data`, also every chunk and the
+        whole stream decompressed and re-hashed.
+        """
         codec = Codec(codec)
-        path = self.path_for(digest, codec)
+        path = self.blob_path(digest, codec)
+        if not path.is_file() and self.chunks.has(digest, codec):
+            return self.chunks.verify(
+                digest,
+                codec,
+                expected_stored_sha256=expected_stored_sha256,
+                progress=progress,
+                read_data=read_data,
+            )
         if not path.is_file():
             return VerifyResult.failed(digest, f"blob file {path} is missing")
         if codec.sealed and self.keys.identity_file is None:
@@ -313,15 +370,23 @@ class LocalStore:
         )
 
     def delete(self, digest: str, codec: Codec) -> bool:
-        path = self.path_for(digest, codec)
+        """Remove the blob or the manifest (a chunked artifact's chunks stay in their packs
+        until pack collection, which is not there yet)."""
+        path = self.blob_path(digest, codec)
+        gone = self.chunks.delete(digest, codec)
         try:
             path.unlink()
         except FileNotFoundError:
-            return False
+            return gone
         _fsync_dir(path.parent)
         return True
 
     def iter_blobs(self) -> Iterator[tuple[str, Codec, Path]]:
+        """Every stored artifact: whole blobs, then chunked ones (by their manifests)."""
+        yield from self._whole_blobs()
+        yield from self.chunks.iter_manifests()
+
+    def _whole_blobs(self) -> Iterator[tuple[str, Codec, Path]]:
         by_suffix = {suffix: codec for codec, suffix in SUFFIXES.items()}
         if not self.blobs_dir.is_dir():
             return
@@ -330,6 +395,72 @@ class LocalStore:
             codec = by_suffix.get(path.name[len(digest) :])
             if codec is not None and DIGEST.fullmatch(digest):
                 yield digest, codec, path
+
+    # -- files for people and for copies -------------------------------------------------
+
+    def materialize(
+        self, digest: str, codec: Codec, dest: Path, *, expected_stored_sha256: str | None = None
+    ) -> int:
+        """Write the artifact's file (what `gunzip -c FILE | psql` or pg_restore reads) to
+        `dest`: a copy of a whole blob (checked against `expected_stored_sha256`), or a
+        chunked artifact's chunks, each checked; 0600, atomically. Returns its size."""
+        return write_file(dest, self.file_stream(digest, codec, expected_stored_sha256))
+
+    def file_stream(
+        self, digest: str, codec: Codec, expected_stored_sha256: str | None = None
+    ) -> Iterator[bytes]:
+        """The bytes `materialize` writes, as a stream (export to stdout)."""
+        codec = Codec(codec)
+        blob = self.blob_path(digest, codec)
+        if blob.is_file() or not self.chunks.has(digest, codec):
+            return checked_copy(blob, digest, expected_stored_sha256)
+        self.chunks.manifest(digest, codec)
+        if expected_stored_sha256:
+            actual, _ = _hash_file(self.chunks.manifest_path(digest, codec))
+            if actual != expected_stored_sha256:
+                raise BlobCorrupted(
+                    f"manifest {self.chunks.manifest_path(digest, codec)} hashes to {actual}, "
+                    f"not {expected_stored_sha256}; run `dumpledger verify --all`"
+                )
+        return self.chunks.file_bytes(digest, codec)
+
+    def objects_of(self, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
+        """The files an offsite copy needs for this artifact: the blob, or the manifest and
+        every pack its chunks are in. The first (blob or manifest) is taken to hash to
+        `stored_sha256` (the catalog's); a pack hashes to its name."""
+        blob = self.blob_path(digest, codec)
+        if blob.is_file() or not self.chunks.has(digest, codec):
+            if not blob.is_file():
+                raise BlobMissing(f"blob {digest} is missing from {blob.parent}")
+            rel = layout.blob_rel(digest, codec)
+            size = blob.stat().st_size
+            return [StoredObject(rel=rel, path=blob, sha256=stored_sha256, size=size)]
+        return self.chunks.objects(digest, codec, stored_sha256)
+
+    def adopt_file(self, rel: str, data: Iterable[bytes], *, sha256: str) -> bool:
+        """Take a file of another store (an offsite copy) at its relative path, if its bytes
+        hash to `sha256`: a blob, a manifest or a pack (whose chunks are then indexed)."""
+        parsed = layout.parse_rel(rel)
+        if parsed is None:
+            raise StoreError(f"{rel} is not a file of a dumpledger store")
+        kind, digest, codec = parsed
+        if kind == "blob":
+            assert codec is not None
+            return self.put_stored(data, digest, codec, stored_sha256=sha256)
+        final = self.root / rel
+        self._mkdir(final.parent)
+        tmp = final.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            actual, _ = self._write_tmp(tmp, data)
+            if actual != sha256:
+                raise BlobCorrupted(
+                    f"{rel}: the copy hashes to {actual}, not {sha256}; verify the copy it "
+                    "came from (dumpledger verify --target)"
+                )
+            return self.chunks.adopt(rel, tmp, sha256)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     # -- collection protocol ---------------------------------------------------------------
     # A backup holds a shared lock from its first put until the catalog references its blobs
@@ -374,10 +505,10 @@ class LocalStore:
 
     def remove_stale_temp_files(self, older_than_seconds: float = 0) -> int:
         """Remove temp files that crashed writers left behind."""
+        removed = self.chunks.remove_stale_temp_files(older_than_seconds)
         if not self.blobs_dir.is_dir():
-            return 0
+            return removed
         cutoff = time.time() - older_than_seconds
-        removed = 0
         for tmp in self.blobs_dir.glob(f"{TMP_PREFIX}*"):
             if tmp.stat().st_mtime <= cutoff:
                 tmp.unlink(missing_ok=True)

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from store.age import AgeKeys
+from store.chunked import layout
+from store.chunked.store import StoredObject
 from store.codecs import SUFFIXES, Codec
-from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError
+from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
+from store.files import write_file
 from store.local import check_digest, opened_stream, read_chunks, sealed_stream
 from store.results import BlobInfo, VerifyResult
 from store.roots import (
@@ -46,6 +49,9 @@ class MemoryStore:
     def exists(self, digest: str, codec: Codec) -> bool:
         return (check_digest(digest), Codec(codec)) in self.blobs
 
+    def blob_file(self, digest: str, codec: Codec) -> Path | None:
+        return None  # nothing is on disk
+
     def put_file(self, fh: BinaryIO, codec: Codec, **kwargs: object) -> BlobInfo:
         return self.put(read_chunks(fh), codec, **kwargs)  # type: ignore[arg-type]
 
@@ -57,7 +63,9 @@ class MemoryStore:
         level: int | None = None,
         threads: int = 2,
         progress: Callable[[int], None] | None = None,
+        chunk_codec: Codec = Codec.GZIP,
     ) -> BlobInfo:
+        """Whole blobs, as the first layout stored them (a small, fast stand-in)."""
         codec = Codec(codec)
         raw_sha, raw_size = hashlib.sha256(), 0
 
@@ -93,6 +101,7 @@ class MemoryStore:
             created=created,
             repaired_from=repaired_from,
             repair_reason=reason,
+            added_bytes=len(stored) if created or repaired_from else 0,
         )
 
     def _claim(self, digest: str, codec: Codec) -> None:
@@ -129,6 +138,7 @@ class MemoryStore:
         *,
         expected_stored_sha256: str | None = None,
         progress: Callable[[int], None] | None = None,
+        read_data: bool = False,
     ) -> VerifyResult:
         codec = Codec(codec)
         data = self.blobs.get((check_digest(digest), codec))
@@ -157,6 +167,31 @@ class MemoryStore:
             expected_stored_sha256,
             "memory",
         )
+
+    def materialize(
+        self, digest: str, codec: Codec, dest: Path, *, expected_stored_sha256: str | None = None
+    ) -> int:
+        return write_file(dest, self.file_stream(digest, codec, expected_stored_sha256))
+
+    def file_stream(
+        self, digest: str, codec: Codec, expected_stored_sha256: str | None = None
+    ) -> Iterator[bytes]:
+        data = self.blobs.get((check_digest(digest), Codec(codec)))
+        if data is None:
+            raise BlobMissing(f"blob {digest} is missing from the memory store")
+        actual = hashlib.sha256(data).hexdigest()
+        if expected_stored_sha256 and actual != expected_stored_sha256:
+            raise BlobCorrupted(f"blob {digest} hashes to {actual}, not {expected_stored_sha256}")
+        return iter([data])
+
+    def objects_of(self, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
+        raise StoreError("the memory store has no files to copy")
+
+    def adopt_file(self, rel: str, data: Iterable[bytes], *, sha256: str) -> bool:
+        parsed = layout.parse_rel(rel)
+        if parsed is None or parsed[0] != "blob" or parsed[2] is None:
+            raise StoreError(f"the memory store takes whole blobs only, not {rel}")
+        return self.put_stored(data, parsed[1], parsed[2], stored_sha256=sha256)
 
     def delete(self, digest: str, codec: Codec) -> bool:
         return self.blobs.pop((check_digest(digest), Codec(codec)), None) is not None

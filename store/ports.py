@@ -7,15 +7,24 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from store.chunked.store import StoredObject
 from store.codecs import Codec
 from store.results import BlobInfo, VerifyResult
 from store.roots import AdoptResult, CollectionPlan, OwnerInfo, Ref
 
 
 class BlobStore(Protocol):
-    def path_for(self, digest: str, codec: Codec) -> Path: ...
+    def path_for(self, digest: str, codec: Codec) -> Path:
+        """The stored object whose SHA-256 is the artifact's stored_sha256 (a whole blob or a
+        chunked artifact's manifest): for messages, not for reading the artifact."""
+        ...
 
     def exists(self, digest: str, codec: Codec) -> bool: ...
+
+    def blob_file(self, digest: str, codec: Codec) -> Path | None:
+        """The file of an artifact stored whole (the first layout), readable in place; None
+        for a chunked one."""
+        ...
 
     def put(
         self,
@@ -25,6 +34,7 @@ class BlobStore(Protocol):
         level: int | None = None,
         threads: int = 2,
         progress: Callable[[int], None] | None = None,
+        chunk_codec: Codec = Codec.GZIP,
     ) -> BlobInfo:
         """Store the stream under the SHA-256 of its bytes. A digest already present is not
         written again, unless its stored copy fails its check: then the fresh bytes replace
@@ -46,7 +56,32 @@ class BlobStore(Protocol):
         *,
         expected_stored_sha256: str | None = None,
         progress: Callable[[int], None] | None = None,
-    ) -> VerifyResult: ...
+        read_data: bool = False,
+    ) -> VerifyResult:
+        """Graded for chunked artifacts: stored objects re-hashed by default, every chunk
+        decompressed and re-hashed with `read_data`; a whole blob is always read whole."""
+        ...
+
+    def materialize(
+        self, digest: str, codec: Codec, dest: Path, *, expected_stored_sha256: str | None = None
+    ) -> int:
+        """Write the artifact's file (gzip/zstd stream; a custom dump as is) to `dest`."""
+        ...
+
+    def file_stream(
+        self, digest: str, codec: Codec, expected_stored_sha256: str | None = None
+    ) -> Iterator[bytes]:
+        """The bytes `materialize` writes, checked as they are read."""
+        ...
+
+    def objects_of(self, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
+        """The files an offsite copy of the artifact needs, with their relative paths: the
+        blob or manifest first (taken to hash to `stored_sha256`), then its packs."""
+        ...
+
+    def adopt_file(self, rel: str, data: Iterable[bytes], *, sha256: str) -> bool:
+        """Take a file of another store at its relative path if it hashes to `sha256`."""
+        ...
 
     def delete(self, digest: str, codec: Codec) -> bool: ...
 

@@ -15,12 +15,15 @@ class BlobInfo:
     raw_size: int
     stored_size: int
     stored_sha256: str  # SHA-256 of the bytes on disk
-    path: Path | None
+    path: Path | None  # the stored object: the blob file, or the artifact's manifest
     created: bool  # False when the digest was already stored
     # When the stored copy of this digest failed its check and these bytes replaced it: the
     # SHA-256 of the damaged copy, and what was wrong with it.
     repaired_from: str | None = None
     repair_reason: str | None = None
+    added_bytes: int = 0  # what this put newly stored: new packs and manifest, or a new blob
+    chunks: int = 0  # chunks of the stream (0 for a whole blob)
+    new_chunks: int = 0  # of which this put stored
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

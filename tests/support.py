@@ -33,6 +33,14 @@ def store_files(app: App) -> list[Path]:
     return [p for p in (app.settings.store_dir / "sha256").rglob("*") if p.is_file()]
 
 
+def pack_of(backup_dir: Path, digest: str, codec: str = "gzip") -> Path:
+    """A pack file holding chunks of a chunked artifact (to damage it)."""
+    from store import Codec, LocalStore
+
+    store = LocalStore(backup_dir / "store")
+    return store.chunks.pack_path(min(store.chunks.packs_of(digest, Codec(codec))))
+
+
 def cluster_env(cluster: Any, backup_dir: Path) -> dict[str, str]:
     """Environment for a `dumpledger` child process aimed at `cluster`."""
     import os

@@ -80,15 +80,17 @@ def test_server_down_exits_1_and_records_failure(env: dict[str, str]) -> None:
 
 
 def test_corrupted_blob_is_named_and_exit_1(env: dict[str, str]) -> None:
-    name = json.loads(run(env, "backup", "--type", "noon", "--json").stdout)["name"]
-    link = Path(env["DUMPLEDGER_BACKUP_DIR"]) / "database" / f"{name}_full.sql.gz"
-    blob = link.resolve()
-    data = bytearray(blob.read_bytes())
-    data[-12] ^= 0x01
-    blob.write_bytes(bytes(data))
+    from tests.support import pack_of
+
+    out = json.loads(run(env, "backup", "--type", "noon", "--json").stdout)
+    name, full = out["name"], out["artifacts"][0]
+    pack = pack_of(Path(env["DUMPLEDGER_BACKUP_DIR"]), full["digest"])
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    pack.write_bytes(bytes(data))
     done = run(env, "verify", name, check=False)
     assert done.returncode == 1
-    assert str(blob) in done.stderr and f"{name}_full.sql.gz" in done.stderr
+    assert str(pack) in done.stderr and f"{name}: full ({name}_full.sql.gz" in done.stderr
 
 
 def test_tampered_event_fails_catalog_verify(env: dict[str, str]) -> None:

@@ -36,6 +36,17 @@ def push(env: dict[str, str], *args: str) -> dict[str, Any]:
     return dict(json.loads(run(env, "push", *args, "--json").stdout))
 
 
+def manifest_key(digest: str) -> str:
+    return f"store/manifests/{digest[:2]}/{digest}.gzip.manifest"
+
+
+def artifact_digests(env: dict[str, str], name: str) -> dict[str, str]:
+    from catalog.queries import get_backup
+
+    with catalog_of(env) as cat:
+        return {a["kind"]: a["digest"] for a in get_backup(cat.engine, name)["artifacts"]}
+
+
 def configure(env: dict[str, str], offsite: dict[str, Any]) -> None:
     root = Path(env["DUMPLEDGER_BACKUP_DIR"])
     root.mkdir(parents=True, exist_ok=True)
@@ -50,9 +61,10 @@ def test_push_to_a_directory_sends_only_what_it_lacks(env: dict[str, str], tmp_p
     assert first["target"] == "drive" and first["backups"] == [name]
     assert len(first["digests_sent"]) == 2 and first["bytes_sent"] > 0
     on_drive = sorted(p.relative_to(drive).as_posix() for p in drive.rglob("*") if p.is_file())
+    store = Path(env["DUMPLEDGER_BACKUP_DIR"]) / "store"
+    packs = [p.relative_to(store.parent).as_posix() for p in store.glob("packs/*/*.pack")]
     assert on_drive == sorted(
-        ["catalog/events.jsonl"]
-        + [f"store/sha256/{d[:2]}/{d}.sql.gz" for d in first["digests_sent"]]
+        ["catalog/events.jsonl", *packs] + [manifest_key(d) for d in first["digests_sent"]]
     )
     # The export on the drive is this catalog's log, line for line.
     exported = run(env, "catalog", "export").stdout.splitlines()
@@ -81,7 +93,8 @@ def test_verify_target_finds_a_corrupted_and_a_missing_blob(
     drive = tmp_path / "usb"
     name = backup(env)
     first = push(env, str(drive))
-    full, globals_ = (drive / "store/sha256").rglob("*.sql.gz")
+    kinds = artifact_digests(env, name)
+    full, globals_ = (drive / manifest_key(kinds[k]) for k in ("full", "globals"))
     corrupt_file(full)
     done = run(env, "verify", "--target", str(drive), check=False)
     assert done.returncode == 1
@@ -118,7 +131,7 @@ def test_push_to_s3_sends_only_what_it_lacks_and_verify_finds_corruption(
     assert run(env, "verify", "--target", "bucket").returncode == 0
 
     digest = first["digests_sent"][0]
-    corrupt_object(endpoint, "offsite-test", f"prod/db/store/sha256/{digest[:2]}/{digest}.sql.gz")
+    corrupt_object(endpoint, "offsite-test", f"prod/db/{manifest_key(digest)}")
     done = run(env, "verify", "--target", "bucket", check=False)
     assert done.returncode == 1 and digest in done.stderr and "is corrupt" in done.stderr
     # Credentials never reach the catalog or the output.

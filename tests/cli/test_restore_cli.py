@@ -20,6 +20,7 @@ from tests.support import (
     catalog_of,
     cluster_env,
     fabricate_backup,
+    pack_of,
     settings_for,
 )
 from tests.support import run_cli as run
@@ -94,8 +95,7 @@ def test_damaged_backup_is_refused_by_the_cli(
 ) -> None:
     out = json.loads(run(env, "backup", "--type", "nightly", "--json").stdout)
     full = next(a for a in out["artifacts"] if a["kind"] == "full")
-    store = Path(env["DUMPLEDGER_BACKUP_DIR"]) / "store" / "sha256"
-    path = store / full["digest"][:2] / f"{full['digest']}.sql.gz"
+    path = pack_of(Path(env["DUMPLEDGER_BACKUP_DIR"]), full["digest"])
     path.write_bytes(path.read_bytes()[:-20])
     done = run(env, "restore", out["name"], "--yes", check=False)
     assert done.returncode == 1

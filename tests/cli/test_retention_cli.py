@@ -110,16 +110,14 @@ def test_files_a_deletion_could_not_remove_go_with_the_next_cleanup(
 
     old = datetime.now(UTC) - timedelta(days=90)
     names = [f"auto_nightly_{old + timedelta(hours=h):%Y%m%d_%H%M%S}" for h in (0, 1)]
-    from catalog.queries import get_backup
-    from usecases.backup.views import write_backup_views
+    from usecases.backup.run import refresh_views
 
     with App.open(settings_for(tmp_path, supabase_db.cluster), clock=lambda: old) as app:
         database = app.settings.database_dir
         for name in names:
             fabricate_backup(app, name, name.encode(), row_counts={}, backup_type="nightly")
-            backup = get_backup(app.catalog.engine, name)
-            write_backup_views(database, app.store, backup, app.settings.retention)
-    assert len(list(database.glob(f"{names[1]}_*"))) == 2  # full link and metadata
+            refresh_views(app, name)
+    assert len(list(database.glob(f"{names[1]}_*"))) == 2  # the newest's full dump, metadata
     stuck = database / f"{names[0]}_metadata.json"
     stuck.unlink()
     (stuck / "in-the-way").mkdir(parents=True)  # unlink() of a directory fails, even as root

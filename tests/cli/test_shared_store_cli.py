@@ -37,7 +37,10 @@ def _backup(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def _blob_files(store: Path) -> set[str]:
-    return {p.name for p in (store / "sha256").rglob("*") if p.is_file()}
+    """The artifacts the store holds (whole blobs, chunked artifacts' manifests), by name."""
+    from store import LocalStore
+
+    return {p.name for _, _, p in LocalStore(store).iter_blobs()}
 
 
 def test_two_backup_directories_share_one_store(tmp_path: Path, supabase_db: Any) -> None:

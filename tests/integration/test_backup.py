@@ -37,7 +37,7 @@ def test_manual_backup_has_every_artifact_verified(app: App, supabase_db: Any) -
     assert kinds == ["full", "globals", "schema", "data", "custom"]
     row = get_backup(app.catalog.engine, result.name)
     assert row["status"] == "completed" and row["verified"] is True
-    full = app.store.path_for(result.artifacts[0]["digest"], app_codec(result.artifacts[0]))
+    full = app.settings.database_dir / f"{result.name}_full.sql.gz"  # the newest: a real file
     sql = gzip.decompress(full.read_bytes()).decode()
     for needle in (
         "CREATE POLICY",
@@ -68,7 +68,7 @@ def test_files_users_know(app: App) -> None:
     result = run_backup(app, BackupRequest(backup_type="nightly"))
     db_dir = app.settings.database_dir
     link = db_dir / f"{result.name}_full.sql.gz"
-    assert link.is_symlink() and link.resolve().is_file()
+    assert link.is_file() and not link.is_symlink()  # a real file, not a link into the store
     assert subprocess.run(["gunzip", "-t", str(link)], check=False).returncode == 0
     meta = json.loads((db_dir / f"{result.name}_metadata.json").read_text())
     for key in (
@@ -88,8 +88,9 @@ def test_files_users_know(app: App) -> None:
     assert meta["retention_days"] == 60 and meta["verified"] is True
     assert meta["digests"]["full"] == "sha256:" + result.artifacts[0]["digest"]
     assert "password" not in json.dumps(meta["database"])
-    assert (db_dir / "latest_auto.sql.gz").resolve() == link.resolve()
-    assert (db_dir / "latest_full.sql.gz").resolve() == link.resolve()
+    assert (db_dir / "latest_auto.sql.gz").samefile(link)  # hard links of one file
+    assert (db_dir / "latest_full.sql.gz").samefile(link)
+    assert (app.settings.backup_dir / "restore-without-dumpledger.py").is_file()
     for path in [app.settings.backup_dir, *app.settings.backup_dir.rglob("*")]:
         if path.is_symlink():
             continue
@@ -201,16 +202,18 @@ def test_latest_links_never_point_at_a_missing_dump(app: App) -> None:
         get_backup(app.catalog.engine, n)["artifacts"][0]
         for n in ("auto_nightly_20261124_010000", "new_20261124_020000")
     )
-    app.store.path_for(new["digest"], Codec.GZIP).unlink()
+    app.store.delete(new["digest"], Codec.GZIP)
     refresh_latest(app)
     db = app.settings.database_dir
-    for link in ("latest_full.sql.gz", "latest_auto.sql.gz"):
-        assert (db / link).resolve() == app.store.path_for(old["digest"], Codec.GZIP)
+    for latest in ("latest_full.sql.gz", "latest_auto.sql.gz"):
+        assert gzip.decompress((db / latest).read_bytes()) == b"-- old\n"
+    assert old["digest"] != new["digest"]
+    assert not (db / "new_20261124_020000_full.sql.gz").exists()
+    assert (db / "auto_nightly_20261124_010000_full.sql.gz").samefile(db / "latest_full.sql.gz")
 
 
 def test_completed_backups_are_read_a_page_at_a_time_in_list_order(app: App) -> None:
     from catalog.read import BackupFilter
-    from store import Codec
     from tests.support import fabricate_backup
     from usecases.backup.run import _completed_newest_first, refresh_latest
 
@@ -223,9 +226,14 @@ def test_completed_backups_are_read_a_page_at_a_time_in_list_order(app: App) -> 
             b["name"] for b in listed
         ]
     refresh_latest(app)  # the one automatic backup is the oldest
-    auto = get_backup(app.catalog.engine, names[0])["artifacts"][0]
-    link = app.settings.database_dir / "latest_auto.sql.gz"
-    assert link.resolve() == app.store.path_for(auto["digest"], Codec(auto["codec"]))
+    db = app.settings.database_dir
+    assert gzip.decompress((db / "latest_auto.sql.gz").read_bytes()) == names[0].encode()
+    assert gzip.decompress((db / "latest_full.sql.gz").read_bytes()) == names[-1].encode()
+    # the newest backup's files and the newest automatic one's dump; no other dump file
+    assert sorted(p.name for p in db.glob("*_full.sql.gz") if p.name != "latest_full.sql.gz") == [
+        f"{names[0]}_full.sql.gz",
+        f"{names[-1]}_full.sql.gz",
+    ]
 
 
 def test_a_name_taken_by_another_process_at_the_same_moment(

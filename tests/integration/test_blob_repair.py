@@ -64,9 +64,13 @@ def test_the_next_identical_backup_repairs_a_damaged_blob(app: App, how: str) ->
 
 def test_another_valid_copy_in_place_is_accepted_and_recorded(app: App) -> None:
     """A catalog sharing the store repaired a blob with other bytes (another compression level,
-    another encryption): the content still hashes right, so verify passes and records it."""
+    another encryption): the content still hashes right, so verify passes and records it.
+    Whole blobs: stores written before chunking, and encrypted artifacts, hold them."""
     import gzip
 
+    from store import LocalStore
+
+    app.store = LocalStore(app.settings.store_dir, chunked=False)
     old = run_backup(app, BackupRequest(name="old", all_formats=False)).name
     full = _full(app, old)
     path = app.store.path_for(full["digest"], Codec(full["codec"]))

@@ -15,6 +15,7 @@ import pytest
 
 from catalog import Catalog, UnknownBackup
 from catalog.queries import blob_rows, get_backup, list_backups
+from store import LocalStore
 from tests.compare import checksums
 from tests.conftest import SupabaseDb
 from tests.support import app_for, cluster_env, run_cli, settings_for
@@ -164,8 +165,8 @@ def test_import_of_the_old_scripts_directory(
         assert "hunter2" not in log_text  # secrets in old metadata never reach the log
         # no blob of the truncated dump: every stored file is one the catalog references
         blobs = blob_rows(cat.engine)
-        store = Path(env["DUMPLEDGER_BACKUP_DIR"]) / "store" / "sha256"
-        stored = sorted(p.name.split(".")[0] for p in store.rglob("*") if p.is_file())
+        store = LocalStore(Path(env["DUMPLEDGER_BACKUP_DIR"]) / "store")
+        stored = sorted(digest for digest, _, _ in store.iter_blobs())
         assert stored == sorted(b["digest"] for b in blobs)
         assert len(blobs) == 4  # AUTO and PRE hold the same dump: stored once
         refs = {b["digest"]: b["refcount"] for b in blobs}
@@ -236,8 +237,8 @@ def test_conflicts_unsafe_names_and_empty_groups_fail_the_others_import(
     assert "half_20251102_000000 not imported: half_20251102_000000.dump" in first.stderr
     with open_catalog(env) as cat:
         assert [b["name"] for b in list_backups(cat.engine)] == ["backup_20251101_000000"]
-        store = Path(env["DUMPLEDGER_BACKUP_DIR"]) / "store" / "sha256"
-        stored = [p.name.split(".")[0] for p in store.rglob("*") if p.is_file()]
+        store = LocalStore(Path(env["DUMPLEDGER_BACKUP_DIR"]) / "store")
+        stored = [digest for digest, _, _ in store.iter_blobs()]
         assert stored == [b["digest"] for b in blob_rows(cat.engine)]
         assert get_backup(cat.engine, "backup_20251101_000000")["started_at"].startswith(
             "2025-11-01T00:00:00"

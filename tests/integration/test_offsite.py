@@ -76,7 +76,7 @@ def test_a_backup_whose_blob_the_target_lacks_is_reported_not_restorable(tmp_pat
         fabricate_backup(app, "two_20261124_130000", b"SELECT 2;\n", row_counts=ROWS)
         report = push(app, str(drive))
     assert report.backups == ["one_20261124_120000", "two_20261124_130000"]
-    gone = next(drive.rglob("*.sql.gz"))  # one backup's only blob
+    gone = next(drive.rglob("*.manifest"))  # one backup's only artifact
     gone.unlink()
     new = settings(tmp_path, name="new")
     done = recover(new, str(drive))

@@ -6,7 +6,6 @@ names the roles a restore would create without a password."""
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +34,8 @@ SERVICE_LOGINS = [
 
 def globals_sql(app: App, result: Any) -> str:
     art = next(a for a in result.artifacts if a["kind"] == "globals")
-    return gzip.decompress(app.store.path_for(art["digest"], Codec.GZIP).read_bytes()).decode()
+    with app.store.open_raw(art["digest"], Codec.GZIP) as chunks:
+        return b"".join(chunks).decode()
 
 
 def test_a_superusers_backup_keeps_the_hashes(tmp_path: Path, supabase_db: Any) -> None:

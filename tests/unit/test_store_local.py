@@ -1,4 +1,6 @@
-"""LocalStore on disk: gzip compatibility, determinism, modes, crashes, corruption, memory."""
+"""LocalStore's whole blobs (the first layout, still written with encryption and still read):
+gzip compatibility, determinism, modes, crashes, corruption, memory. The chunked layout has
+tests/unit/test_chunked_store.py."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def text_like(total: int, seed: int = 1) -> Iterator[bytes]:
 
 
 def test_gzip_blob_is_plain_multi_member_gzip(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", chunked=False)
     raw = b"".join(text_like(10 << 20))
     info = store.put(iter([raw]), Codec.GZIP)
     path = store.path_for(info.digest, Codec.GZIP)
@@ -40,13 +42,13 @@ def test_gzip_blob_is_plain_multi_member_gzip(tmp_path: Path) -> None:
 
 
 def test_same_input_gives_identical_bytes(tmp_path: Path) -> None:
-    a = LocalStore(tmp_path / "a").put(text_like(3 << 20), Codec.GZIP)
-    b = LocalStore(tmp_path / "b").put(text_like(3 << 20), Codec.GZIP)
+    a = LocalStore(tmp_path / "a", chunked=False).put(text_like(3 << 20), Codec.GZIP)
+    b = LocalStore(tmp_path / "b", chunked=False).put(text_like(3 << 20), Codec.GZIP)
     assert a.path and b.path and a.path.read_bytes() == b.path.read_bytes()
 
 
 def test_private_modes(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", chunked=False)
     info = store.put(iter([b"data"]), Codec.GZIP)
     assert info.path is not None
     assert stat.S_IMODE(info.path.stat().st_mode) == 0o600
@@ -55,7 +57,7 @@ def test_private_modes(tmp_path: Path) -> None:
 
 
 def test_flipped_byte_and_truncation_are_found(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", chunked=False)
     info = store.put(text_like(2 << 20), Codec.GZIP)
     assert info.path is not None
     good = info.path.read_bytes()
@@ -74,7 +76,7 @@ def test_flipped_byte_and_truncation_are_found(tmp_path: Path) -> None:
 def test_failed_rename_leaves_no_digest_file_and_no_temp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", chunked=False)
 
     def fail(*_: object) -> None:
         raise OSError(errno.EIO, "simulated I/O error")
@@ -88,7 +90,7 @@ def test_failed_rename_leaves_no_digest_file_and_no_temp(
 def test_disk_full_is_store_full_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", chunked=False)
     real_fsync = os.fsync
 
     def full(fd: int) -> None:
@@ -102,7 +104,7 @@ def test_disk_full_is_store_full_and_leaves_nothing(
 
 
 def test_stale_temp_files_are_removed(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", chunked=False)
     store.put(iter([b"x"]), Codec.GZIP)
     (store.blobs_dir / ".tmp-deadbeef").write_bytes(b"half a dump")
     assert store.remove_stale_temp_files() == 1
@@ -110,7 +112,7 @@ def test_stale_temp_files_are_removed(tmp_path: Path) -> None:
 
 
 def test_memory_stays_bounded_for_a_large_stream(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", chunked=False)
     total = 128 << 20
     tracemalloc.start()
     try:
@@ -120,3 +122,16 @@ def test_memory_stays_bounded_for_a_large_stream(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert info.raw_size >= total
     assert peak < 64 << 20, f"peak traced memory {peak / 2**20:.0f} MiB"
+
+
+def test_a_zstd_stream_of_many_frames_decompresses_whole() -> None:
+    """An exported chunked artifact is one zstd frame per chunk (`zstd -d` reads them all);
+    restoring such a file read only the first frame."""
+    import zstandard
+
+    frames = [zstandard.ZstdCompressor().compress(p) for p in (b"one\n", b"two\n", b"three\n")]
+    stream = b"".join(frames)
+    pieces = [stream[i : i + 7] for i in range(0, len(stream), 7)]
+    assert b"".join(codecs_mod.decompress(iter(pieces), Codec.ZSTD)) == b"one\ntwo\nthree\n"
+    with pytest.raises(EOFError, match="truncated"):
+        b"".join(codecs_mod.decompress(iter([stream[:-3]]), Codec.ZSTD))

@@ -133,6 +133,9 @@ def _dump_all(
         role_passwords=passwords["included"],
         restrict_key=key,
         lock_wait_timeout_ms=wait_ms,
+        # Chunked, the custom dump is stored uncompressed so it deduplicates; the store
+        # compresses its chunks. Encrypted artifacts are still whole blobs: pg_dump's own.
+        compress_custom=s.encryption.enabled,
     )
     children = _Children()
     with ThreadPoolExecutor(max_workers=len(kinds), thread_name_prefix="dump") as pool:
@@ -195,7 +198,17 @@ def _read_back(
     }
     if (encryption := encryption_summary(artifacts)) is not None:
         meta["encryption"] = encryption
+    meta["store"] = store_summary(artifacts)
     return artifacts, meta
+
+
+def store_summary(artifacts: list[dict[str, Any]]) -> dict[str, int]:
+    """metadata["store"]: what this backup added to the store (new chunks and bytes)."""
+    return {
+        "added_bytes": sum(int(a.get("added_bytes", 0)) for a in artifacts),
+        "chunks": sum(int(a.get("chunks", 0)) for a in artifacts),
+        "new_chunks": sum(int(a.get("new_chunks", 0)) for a in artifacts),
+    }
 
 
 def _dump_one(
@@ -217,7 +230,12 @@ def _dump_one(
         bindir,
         s.database,
         lambda chunks: app.store.put(
-            chunks, codec, level=s.level, threads=s.threads, progress=report
+            chunks,
+            codec,
+            level=s.level,
+            threads=s.threads,
+            progress=report,
+            chunk_codec=Codec(s.codec),
         ),
         on_start=children.add,
     )
@@ -231,6 +249,9 @@ def _dump_one(
         "stored_size": info.stored_size,
         "stored_sha256": info.stored_sha256,
         "created": info.created,
+        "added_bytes": info.added_bytes,
+        "chunks": info.chunks,
+        "new_chunks": info.new_chunks,
     }
     if codec.sealed:
         art["encryption"] = _encryption_of(app, art, fresh=info.repaired_from is not None)

@@ -161,10 +161,7 @@ def _import_group(app: App, g: LegacyGroup, req: ImportRequest, directory: Path)
         return outcome("failed", str(exc))
     # data first, then the event, then the files users see (as a backup does)
     write_backup_views(
-        app.settings.database_dir,
-        app.store,
-        get_backup(app.catalog.engine, g.name),
-        app.settings.retention,
+        app.settings.database_dir, get_backup(app.catalog.engine, g.name), app.settings.retention
     )
     return outcome("imported", f"time from the {source}", event.started_at)
 
@@ -307,7 +304,13 @@ def _store_one(app: App, f: LegacyFile, checked: _Checked) -> dict[str, Any]:
     codec = Codec.NONE if f.format == "custom" else Codec(s.codec)
     try:
         with f.path.open("rb") as fh:
-            info = app.store.put(_raw_chunks(f, fh), codec, level=s.level, threads=s.threads)
+            info = app.store.put(
+                _raw_chunks(f, fh),
+                codec,
+                level=s.level,
+                threads=s.threads,
+                chunk_codec=Codec(s.codec),
+            )
     except (EOFError, ValueError) as exc:
         raise _Refused("failed", f"{f.path.name} changed while importing: {exc}") from None
     record_repairs(app, [info], None)  # a damaged stored copy was replaced: say so
@@ -324,6 +327,7 @@ def _store_one(app: App, f: LegacyFile, checked: _Checked) -> dict[str, Any]:
         "stored_size": info.stored_size,
         "stored_sha256": info.stored_sha256,
         "created": info.created,
+        "added_bytes": info.added_bytes,
         "source": f.path.name,
     }
 

@@ -18,9 +18,11 @@ from catalog.read import BackupFilter
 from store import BlobInfo, Codec
 from usecases.backup.dumping import dump_and_verify
 from usecases.backup.gitinfo import git_metadata
+from usecases.backup.latest import reusable_files, update_latest_files
 from usecases.backup.names import SCHEDULED_TYPES, classify, infer_type, make_name
 from usecases.backup.runlog import close_run_log, open_run_log
-from usecases.backup.views import update_latest_links, write_backup_views
+from usecases.backup.standalone import install_standalone_script
+from usecases.backup.views import METADATA_SUFFIX, view_owner, write_backup_views
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput, Interrupted, interruption
 from usecases.storage.roots import attach, record_repairs, refs_of
@@ -124,7 +126,7 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
             _record_failure(app, name, logger, exc, stage="record")
             raise
     _refresh_views_after(app, name)
-    added = sum(a["stored_size"] for a in artifacts if a["created"])
+    added = sum(int(a.get("added_bytes", 0)) for a in artifacts)
     logger.info("backup %s completed in %.1fs, %d new stored bytes", name, duration, added)
     close_run_log(logger)
     return BackupResult(
@@ -180,20 +182,19 @@ def _refresh_views_after(app: App, name: str) -> None:
 
 
 def refresh_views(app: App, name: str) -> None:
-    """Rewrite the backup's files under backups/database/ and the latest_* links."""
+    """Write the backup's metadata file, the newest backups' files and latest_* under
+    backups/database/, and the standard-library restore script beside them."""
     write_backup_views(
-        app.settings.database_dir,
-        app.store,
-        get_backup(app.catalog.engine, name),
-        app.settings.retention,
+        app.settings.database_dir, get_backup(app.catalog.engine, name), app.settings.retention
     )
     refresh_latest(app)
+    install_standalone_script(app.settings.backup_dir)
 
 
 def refresh_latest(app: App) -> None:
-    """Point latest_full/latest_auto at the newest remaining backups whose full dump is in the
-    store (after a recover from a target that lacked some blobs it may not be), or remove
-    them: a latest_* link never points at a missing file."""
+    """The newest backup's files and latest_full/latest_auto: of the newest remaining backups
+    whose full dump is in the store (after a recover from a target that lacked some blobs it
+    may not be); a latest_* file is never missing its dump, nor left from a deleted backup."""
     newest: dict[str, Any] | None = None
     newest_auto: dict[str, Any] | None = None
     for row in _completed_newest_first(app):
@@ -207,8 +208,28 @@ def refresh_latest(app: App) -> None:
         if auto:
             newest_auto = backup
             break
-    chosen = [b for b in (newest, newest_auto) if b is not None]
-    update_latest_links(app.settings.database_dir, app.store, chosen)
+    database_dir = app.settings.database_dir
+    reuse = reusable_files(database_dir, _owners_of_files(app, database_dir))
+    update_latest_files(database_dir, app.store, newest, newest_auto, reuse)
+
+
+def _owners_of_files(app: App, database_dir: Path) -> list[dict[str, Any]]:
+    """The completed backups whose artifact files are under database_dir now."""
+    names = set()
+    if database_dir.is_dir():
+        for path in database_dir.iterdir():
+            owner = view_owner(path.name)
+            if owner and not path.name.endswith(METADATA_SUFFIX) and not path.is_symlink():
+                names.add(owner)
+    out = []
+    for name in sorted(names):
+        try:
+            backup = get_backup(app.catalog.engine, name)
+        except UnknownBackup:
+            continue
+        if backup["status"] == "completed":
+            out.append(backup)
+    return out
 
 
 def _completed_newest_first(app: App, page: int = 50) -> Iterator[dict[str, Any]]:

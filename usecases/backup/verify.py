@@ -40,6 +40,7 @@ def verify_backups(
     *,
     all_backups: bool = False,
     progress: ProgressFn | None = None,
+    read_data: bool = False,
 ) -> list[VerifyOutcome]:
     if all_backups:
         rows = list_backups(app.catalog.engine, BackupFilter(status="completed"))
@@ -51,11 +52,13 @@ def verify_backups(
             )
     if not names:
         raise BadInput("name a backup to verify, or pass --all")
-    return [verify_one(app, name, progress=progress) for name in names]
+    return [verify_one(app, name, progress=progress, read_data=read_data) for name in names]
 
 
-def verify_one(app: App, name: str, *, progress: ProgressFn | None = None) -> VerifyOutcome:
-    return verify_kinds(app, name, None, progress=progress)
+def verify_one(
+    app: App, name: str, *, progress: ProgressFn | None = None, read_data: bool = False
+) -> VerifyOutcome:
+    return verify_kinds(app, name, None, progress=progress, read_data=read_data)
 
 
 def verify_kinds(
@@ -65,8 +68,12 @@ def verify_kinds(
     *,
     progress: ProgressFn | None = None,
     decode_custom: bool = True,
+    read_data: bool = False,
 ) -> VerifyOutcome:
     """Verify the artifacts of `kinds` (all when None) and append BackupVerified.
+
+    A chunked artifact's manifest and packs are re-hashed; `read_data` also decompresses and
+    re-hashes every chunk and the whole stream (a whole blob is always read whole).
 
     `decode_custom=False` skips decoding a custom-format dump with pg_restore: the hashes
     prove it is byte for byte the dump that decoded when it was stored (restore uses this,
@@ -75,7 +82,7 @@ def verify_kinds(
     backup, problem = as_the_log_says(app, name)
     arts = [a for a in backup["artifacts"] if kinds is None or a["kind"] in kinds]
     with naming_recipients(backup):
-        results = [_check(app, backup, art, progress, decode_custom) for art in arts]
+        results = [_check(app, backup, art, progress, decode_custom, read_data) for art in arts]
     ok = problem is None and all(r["ok"] for r in results)
     if not app.read_only:  # a read-only copy (a mounted offsite disk) records nothing
         app.catalog.append(
@@ -93,12 +100,17 @@ def _check(
     art: dict[str, Any],
     progress: ProgressFn | None,
     decode_custom: bool = True,
+    read_data: bool = False,
 ) -> dict[str, Any]:
     codec = Codec(art["codec"])
     path = app.store.path_for(art["digest"], codec)
     report = (lambda n: progress(art["kind"], n)) if progress else None
     res = app.store.verify(
-        art["digest"], codec, expected_stored_sha256=art["stored_sha256"], progress=report
+        art["digest"],
+        codec,
+        expected_stored_sha256=art["stored_sha256"],
+        progress=report,
+        read_data=read_data,
     )
     if not res.ok and res.content_ok:  # another valid copy is in place: the catalog follows
         if not app.read_only:  # a read-only copy records nothing

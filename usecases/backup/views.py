@@ -1,25 +1,20 @@
 """The files users know, derived from the catalog: backups/database/<name>_*.
 
-`<name>_full.sql.gz` and friends are symlinks to the blobs; `<name>_metadata.json` is a
-projection in the old scripts' format plus digests; `latest_*` links follow the newest backups.
+`<name>_metadata.json` is a projection in the old scripts' format plus digests, for every
+backup; the newest backups' artifact files and `latest_*` are usecases/backup/latest.py's.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from catalog.retention import Policy
 from store import Codec
 from store.codecs import SUFFIXES
 from usecases.backup.names import classify
-from usecases.files import atomic_symlink, atomic_write, private_dir
-
-
-class BlobPaths(Protocol):
-    def path_for(self, digest: str, codec: Codec) -> Path: ...
-
+from usecases.files import atomic_write, private_dir
 
 METADATA_SUFFIX = "_metadata.json"
 LATEST_LINKS = ("latest_full", "latest_auto")
@@ -86,42 +81,11 @@ def metadata_document(backup: dict[str, Any], policy: Policy) -> dict[str, Any]:
     }
 
 
-def write_backup_views(
-    database_dir: Path, store: BlobPaths, backup: dict[str, Any], policy: Policy
-) -> None:
+def write_backup_views(database_dir: Path, backup: dict[str, Any], policy: Policy) -> None:
+    """`<name>_metadata.json`; the artifact files are the newest backups' only
+    (usecases/backup/latest.py)."""
     private_dir(database_dir)
-    for art in backup.get("artifacts", []):
-        link = database_dir / artifact_filename(backup["name"], art["kind"], art["codec"])
-        atomic_symlink(link, store.path_for(art["digest"], Codec(art["codec"])))
     doc = json.dumps(
         metadata_document(backup, policy), indent=2, sort_keys=True, ensure_ascii=False
     )
     atomic_write(database_dir / f"{backup['name']}{METADATA_SUFFIX}", (doc + "\n").encode())
-
-
-def update_latest_links(
-    database_dir: Path, store: BlobPaths, backups: list[dict[str, Any]]
-) -> None:
-    """latest_full.<ext>: newest full artifact; latest_auto.<ext>: newest automatic one.
-
-    `backups` are completed backups, newest first, each with its artifacts.
-    """
-    wanted_links: dict[str, Path] = {}
-    for link_name, wanted in zip(LATEST_LINKS, (None, "auto"), strict=True):
-        for b in backups:
-            if wanted and classify(b["name"]) != wanted:
-                continue
-            full = next((a for a in b.get("artifacts", []) if a["kind"] == "full"), None)
-            if full is not None:
-                suffix = SUFFIXES[Codec(full["codec"])]
-                wanted_links[f"{link_name}{suffix}"] = store.path_for(
-                    full["digest"], Codec(full["codec"])
-                )
-                break
-    for name, target in wanted_links.items():
-        atomic_symlink(database_dir / name, target)
-    if database_dir.is_dir():  # links of deleted backups, or of another codec, go
-        ours = {f"{link}{suffix}" for link in LATEST_LINKS for suffix in SUFFIXES.values()}
-        for stale in sorted(ours - set(wanted_links)):  # only names this function makes
-            if (database_dir / stale).is_symlink():
-                (database_dir / stale).unlink(missing_ok=True)

@@ -22,7 +22,8 @@ from catalog.export import ExportBroken, iter_export, read_export
 from catalog.queries import blob_rows, list_backups
 from catalog.read import BackupFilter
 from catalog.schema import artifacts, events, offsite_copies
-from store import Codec
+from store import Codec, StoreError
+from store.chunked.store import StoredObject
 from store.offsite import EXPORT_KEY, STORE_PREFIX, OffsiteTarget, open_target
 from usecases.config.sections import OffsiteTarget as TargetConfig
 from usecases.config.settings import Settings
@@ -161,35 +162,65 @@ def _send_blobs(
     *,
     rehash: bool = False,
 ) -> set[str]:
-    """Upload the referenced blobs the target lacks; return every key now on the target."""
+    """Upload the files of referenced artifacts the target lacks (a chunked artifact's packs
+    before its manifest: data before references); return every artifact key now there."""
     listing = resolved.target.list(STORE_PREFIX)
-    present = set()
+    present: set[str] = set()
+    there: set[str] = set()  # object keys on the target (a pack serves many artifacts)
     for blob in blob_rows(app.catalog.engine):
         if blob["refcount"] <= 0:
             continue
-        key = blob_key(app, blob["digest"], blob["codec"])
-        expected = (blob["stored_sha256"], int(blob["stored_size"]))
-        if listing.get(key) == expected[1] and (
-            not rehash or resolved.target.hash(key) == expected
-        ):
-            present.add(key)
+        digest, codec = blob["digest"], Codec(blob["codec"])
+        key = blob_key(app, digest, codec)
+        if not rehash and listing.get(key) == _identity_size(app, key, blob):
+            present.add(key)  # a manifest is sent after its packs: they are there too
             report.blobs_present += 1
             continue
-        path = app.store.path_for(blob["digest"], Codec(blob["codec"]))
-        if not path.is_file():
-            raise UseCaseError(
-                f"blob {blob['digest']} is missing from {path.parent}, so it cannot be pushed; "
-                "run `dumpledger verify --all`"
-            )
-        resolved.target.put_file(
-            key, path, sha256=blob["stored_sha256"], size=int(blob["stored_size"])
-        )
+        sent = 0
+        for obj in _objects(app, digest, codec, blob["stored_sha256"]):
+            okey = STORE_PREFIX + obj.rel
+            if okey in there or _on_target(resolved, listing, okey, obj, rehash):
+                there.add(okey)
+                continue
+            resolved.target.put_file(okey, obj.path, sha256=obj.sha256, size=obj.size)
+            there.add(okey)
+            sent += obj.size
+            report.bytes_sent += obj.size
+            if progress:
+                progress("push", report.bytes_sent)
         present.add(key)
-        report.digests_sent.append(blob["digest"])
-        report.bytes_sent += int(blob["stored_size"])
-        if progress:
-            progress("push", report.bytes_sent)
+        if sent:
+            report.digests_sent.append(digest)
+        else:
+            report.blobs_present += 1
     return present
+
+
+def _objects(app: App, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
+    """The artifact's files, packs first; UseCaseError when the store lacks one."""
+    try:
+        objects = app.store.objects_of(digest, codec, stored_sha256)
+    except StoreError as exc:
+        raise UseCaseError(
+            f"blob {digest} cannot be pushed: {exc}; run `dumpledger verify --all`"
+        ) from None
+    return [*objects[1:], objects[0]]
+
+
+def _identity_size(app: App, key: str, blob: dict[str, Any]) -> int | None:
+    """The size of the artifact's blob (the catalog's) or manifest (the local file's)."""
+    if key.startswith(STORE_PREFIX + "sha256/"):
+        return int(blob["stored_size"])
+    local = app.settings.store_dir / key.removeprefix(STORE_PREFIX)
+    return local.stat().st_size if local.is_file() else None
+
+
+def _on_target(
+    resolved: Resolved, listing: dict[str, int], key: str, obj: StoredObject, rehash: bool
+) -> bool:
+    if listing.get(key) != obj.size:
+        return False
+    return not rehash or resolved.target.hash(key) == (obj.sha256, obj.size)
 
 
 def _complete_backups(app: App, present: set[str]) -> list[str]:
@@ -248,26 +279,48 @@ def verify_target(
     except (ExportBroken, OffsiteDiverged) as exc:
         report.export_ok, report.export_error = False, str(exc)
     done = 0
+    checked: dict[str, tuple[str, int] | None] = {}  # object key -> what the target holds
     for (digest, codec), blob in sorted(expected.items()):
         key = blob_key(app, digest, codec)
-        got = resolved.target.hash(key)
         error = None
-        if got is None:
-            error = f"{key} is missing; run `dumpledger push`"
-        elif got != (blob["stored_sha256"], blob["stored_size"]):
-            error = (
-                f"{key} is corrupt: {got[1]} bytes with SHA-256 {got[0]}, expected "
-                f"{blob['stored_size']} bytes with SHA-256 {blob['stored_sha256']}; "
-                "run `dumpledger push --rehash`"
-            )
+        for okey, sha, size in _expected_objects(app, digest, codec, blob):
+            if okey not in checked:
+                checked[okey] = resolved.target.hash(okey)
+                done += (checked[okey] or ("", 0))[1]
+            got = checked[okey]
+            if got is None:
+                error = f"{okey} is missing; run `dumpledger push`"
+            elif got[0] != sha or (size is not None and got[1] != size):
+                error = (
+                    f"{okey} is corrupt: {got[1]} bytes with SHA-256 {got[0]}, expected "
+                    f"{'' if size is None else f'{size} bytes with '}SHA-256 {sha}; "
+                    "run `dumpledger push --rehash`"
+                )
+            if error:
+                break
         report.blobs.append(
             {"digest": digest, "codec": codec, "key": key, "backups": blob["backups"]}
             | {"ok": error is None, "error": error}
         )
-        done += got[1] if got else 0
         if progress:
             progress("verify", done)
     return report
+
+
+def _expected_objects(
+    app: App, digest: str, codec: str, blob: dict[str, Any]
+) -> list[tuple[str, str, int | None]]:
+    """(key, SHA-256, size) of each file the target must hold for an artifact: the blob, or
+    the manifest and its packs (as this store knows them; the manifest alone if it does not)."""
+    try:
+        objects = _objects(app, digest, Codec(codec), blob["stored_sha256"])
+    except UseCaseError:
+        return [(blob_key(app, digest, codec), blob["stored_sha256"], None)]
+    whole = len(objects) == 1 and objects[0].rel.startswith("sha256/")
+    return [
+        (STORE_PREFIX + o.rel, o.sha256, int(blob["stored_size"]) if whole else o.size)
+        for o in objects
+    ]
 
 
 def _expected_blobs(app: App, target: str) -> dict[tuple[str, str], dict[str, Any]]:

@@ -2,10 +2,11 @@
 
 Order: refuse unless backups/ is empty (a backup-config.json may be there already); import the
 target's export into the empty catalog (the chain is checked line by line) and verify the
-chain; register the catalog in the store (its roots hold every blob it references); download
-every such blob, check its stored SHA-256, then decompress and re-hash it; write
-backups/database/ and the latest_* links; record OffsitePushed (nothing sent) so `list` shows
-the target holds them.
+chain; register the catalog in the store (its roots hold every artifact it references);
+download every artifact a backup still references (a whole blob; or a chunked artifact's
+manifest and the target's packs, whose trailers rebuild the index), check each file's SHA-256,
+then decompress and re-hash every artifact; write backups/database/ and the latest_* files;
+record OffsitePushed (nothing sent) so `list` shows the target holds them.
 Restoring a backup afterwards is the restore use case's job.
 """
 
@@ -23,13 +24,15 @@ from catalog.export import import_export, read_export
 from catalog.queries import blob_rows, get_backup, list_backups
 from catalog.read import BackupFilter
 from store import Codec
-from store.offsite import EXPORT_KEY
+from store.chunked.layout import blob_rel, manifest_rel
+from store.offsite import EXPORT_KEY, STORE_PREFIX
 from usecases.backup.run import refresh_latest
+from usecases.backup.standalone import install_standalone_script
 from usecases.backup.views import write_backup_views
 from usecases.config.settings import Settings
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
-from usecases.offsite.push import ProgressFn, blob_key, resolve_target
+from usecases.offsite.push import ProgressFn, resolve_target
 from usecases.storage.roots import attach
 
 # What a new machine may already hold in backups/ before recovering.
@@ -135,31 +138,70 @@ def _undone_on_failure(root: Path) -> Iterator[None]:
 def _fetch_blobs(
     app: App, resolved: Any, report: RecoverReport, progress: ProgressFn | None
 ) -> set[tuple[str, str]]:
-    """Download, check and install every referenced blob; return those the target lacks."""
+    """Download, check and install every referenced artifact (a whole blob; or a manifest,
+    then the packs, from which the index is rebuilt); return those the target lacks."""
     listing = resolved.target.list("store/")
     missing: set[tuple[str, str]] = set()
+    chunked: list[tuple[str, Codec, str]] = []
     for blob in blob_rows(app.catalog.engine):
         if blob["refcount"] <= 0:
             continue
         digest, codec = blob["digest"], Codec(blob["codec"])
-        key = blob_key(app, digest, codec)
-        if key not in listing:
+        whole, manifest = (
+            STORE_PREFIX + rel for rel in (blob_rel(digest, codec), manifest_rel(digest, codec))
+        )
+        key = whole if whole in listing else manifest if manifest in listing else None
+        if key is None:
             missing.add((digest, codec.value))
             continue
-        chunks = resolved.target.get_chunks(key)
-        app.store.put_stored(chunks, digest, codec, stored_sha256=blob["stored_sha256"])
-        result = app.store.verify(digest, codec, expected_stored_sha256=blob["stored_sha256"])
-        if not result.ok:
-            app.store.delete(digest, codec)
-            raise UseCaseError(
-                f"blob {digest} from {resolved.target.location} does not verify: "
-                f"{result.error}; run `dumpledger verify --target` on a machine that has it"
-            )
+        _fetch(app, resolved, key, blob["stored_sha256"], report, progress)
+        if key == manifest:
+            chunked.append((digest, codec, blob["stored_sha256"]))
+            continue
+        _check(app, resolved, digest, codec, blob["stored_sha256"])
         report.blobs_fetched += 1
-        report.bytes_fetched += int(blob["stored_size"])
-        if progress:
-            progress("recover", report.bytes_fetched)
+    if chunked:
+        for key in sorted(k for k in listing if k.startswith(STORE_PREFIX + "packs/")):
+            name = key.rsplit("/", 1)[1].removesuffix(".pack")
+            _fetch(app, resolved, key, name, report, progress)
+        for digest, codec, stored_sha256 in chunked:
+            _check(app, resolved, digest, codec, stored_sha256)
+            report.blobs_fetched += 1
     return missing
+
+
+def _fetch(
+    app: App,
+    resolved: Any,
+    key: str,
+    sha256: str,
+    report: RecoverReport,
+    progress: ProgressFn | None,
+) -> None:
+    rel = key.removeprefix(STORE_PREFIX)
+    size = 0
+
+    def counted() -> Any:
+        nonlocal size
+        for chunk in resolved.target.get_chunks(key):
+            size += len(chunk)
+            yield chunk
+
+    app.store.adopt_file(rel, counted(), sha256=sha256)
+    report.bytes_fetched += size
+    if progress:
+        progress("recover", report.bytes_fetched)
+
+
+def _check(app: App, resolved: Any, digest: str, codec: Codec, stored_sha256: str) -> None:
+    """Decompress and re-hash what was installed; remove it and fail if it does not verify."""
+    result = app.store.verify(digest, codec, expected_stored_sha256=stored_sha256, read_data=True)
+    if not result.ok:
+        app.store.delete(digest, codec)
+        raise UseCaseError(
+            f"blob {digest} from {resolved.target.location} does not verify: "
+            f"{result.error}; run `dumpledger verify --target` on a machine that has it"
+        )
 
 
 def _write_views(app: App, report: RecoverReport, missing: set[tuple[str, str]]) -> None:
@@ -169,8 +211,9 @@ def _write_views(app: App, report: RecoverReport, missing: set[tuple[str, str]])
         if any((a["digest"], a["codec"]) in missing for a in backup["artifacts"]):
             report.incomplete.append(row["name"])
             continue
-        write_backup_views(app.settings.database_dir, app.store, backup, app.settings.retention)
+        write_backup_views(app.settings.database_dir, backup, app.settings.retention)
         report.backups.append(row["name"])
         if report.newest_verified is None and row["verified"] and row["last_verify_ok"]:
             report.newest_verified = row["name"]
     refresh_latest(app)
+    install_standalone_script(app.settings.backup_dir)

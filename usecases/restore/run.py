@@ -651,11 +651,13 @@ def restore_into(
 @contextmanager
 def _materialized(app: App, src: Source) -> Iterator[Path]:
     """A path pg_restore can read (and seek, for -j): the file, or the stored blob itself;
-    an encrypted blob is decrypted to a private temp file (0600, removed afterwards)."""
+    a chunked artifact is rebuilt, an encrypted blob decrypted, to a private temp file (0600,
+    removed afterwards)."""
+    blob = None if src.file is not None else app.store.blob_file(src.digest, src.codec)
     if src.file is not None:
         yield src.file
-    elif not src.codec.sealed:
-        yield app.store.path_for(src.digest, src.codec)
+    elif blob is not None and not src.codec.sealed:
+        yield blob
     else:
         tmp_dir = private_dir(app.settings.backup_dir / "tmp")
         prefix = f"{DECRYPTED_PREFIX}{os.getpid()}-"  # a dead pid's file is removed on open

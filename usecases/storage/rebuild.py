@@ -123,10 +123,7 @@ def _recover(app: App, path: Path) -> Recovered:
     except BadInput as exc:
         return Recovered(backup=name, status="failed", reason=str(exc))
     write_backup_views(
-        app.settings.database_dir,
-        app.store,
-        get_backup(app.catalog.engine, name),
-        app.settings.retention,
+        app.settings.database_dir, get_backup(app.catalog.engine, name), app.settings.retention
     )
     kinds = ", ".join(a["kind"] for a in event.artifacts)
     return Recovered(backup=name, status="recovered", reason=f"{kinds}, every blob read back")

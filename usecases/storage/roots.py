@@ -111,5 +111,5 @@ def record_repairs(app: App, infos: list[BlobInfo], backup: str | None) -> list[
     for name in sorted(shared - {backup}):
         b = get_backup(app.catalog.engine, name)
         if b["status"] == "completed":
-            write_backup_views(app.settings.database_dir, app.store, b, app.settings.retention)
+            write_backup_views(app.settings.database_dir, b, app.settings.retention)
     return sorted(shared)

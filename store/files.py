@@ -1,0 +1,67 @@
+"""Files for people and for copies: an artifact's file written atomically, a whole blob's
+bytes copied with their digest checked."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from store.codecs import READ_CHUNK
+from store.errors import BlobCorrupted, BlobMissing, StoreFull
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checked_copy(path: Path, digest: str, expected: str | None) -> Iterator[bytes]:
+    """A whole blob's bytes as stored; BlobCorrupted at the end if they do not hash to
+    `expected`."""
+    sha = hashlib.sha256()
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        raise BlobMissing(
+            f"blob {digest} is missing from {path.parent}; run `dumpledger verify --all`"
+        ) from None
+    with fh:
+        for chunk in iter(lambda: fh.read(READ_CHUNK), b""):
+            sha.update(chunk)
+            yield chunk
+    if expected and sha.hexdigest() != expected:
+        raise BlobCorrupted(f"blob {path} hashes to {sha.hexdigest()}, not {expected}")
+
+
+def write_file(dest: Path, data: Iterable[bytes]) -> int:
+    """Write `data` to `dest` atomically: a temp file beside it, fsync, rename, 0600."""
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp"
+    size = 0
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            for piece in data:
+                if fh.write(piece) != len(piece):
+                    raise OSError(errno.EIO, f"short write to {tmp}")
+                size += len(piece)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise StoreFull(str(dest.parent)) from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return size
