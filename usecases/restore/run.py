@@ -55,6 +55,7 @@ from usecases.restore.platform import (
     restore_platform,
     wants_platform,
 )
+from usecases.restore.schemas import extensions_of
 from usecases.restore.source import RestoreRequest as RestoreRequest  # the API takes it
 from usecases.restore.source import (
     Source,
@@ -159,12 +160,14 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         raise BadInput(f"database {target.dbname} does not exist: a partial restore needs it")
     partial_plan = None
     if partial:
+        bindir = bindir_for(app, facts.server_major)
         partial_plan = plan_partial(
             target,
             [split_table(t) for t in req.tables],
             list(req.schemas),
-            backup_tables(source, bindir_for(app, facts.server_major)),
+            backup_tables(source, bindir),
             superuser=facts.is_superuser,
+            extensions=extensions_of(app, source, bindir) if req.schemas else None,
         )
     roles = globals_roles(source.globals_sql) if source.globals_sql else []
     meta = (source.backup or {}).get("metadata") or {}
@@ -318,7 +321,7 @@ def _execute(
             replaced = None
         elif plan.partial is not None:
             with materialized(app, src) as dump:
-                restore_partial(bindir, target, dump, plan.partial)
+                restore_partial(bindir, target, dump, plan.partial, now.superusers)
             replaced = None
         else:
             create_database(target, plan.scratch_db, src.properties)
