@@ -48,7 +48,12 @@ def restore(
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="pg_restore jobs (custom).")] = 2,
     schema: Annotated[
-        list[str] | None, typer.Option("--schema", help="Only this schema (custom format).")
+        list[str] | None,
+        typer.Option(
+            "--schema",
+            help="Only this schema, as the backup had it (custom format; repeatable). Objects "
+            "of other schemas that depend on it are recreated as they are; --plan lists them.",
+        ),
     ] = None,
     table: Annotated[
         list[str] | None, typer.Option("--table", help="Only this table (custom format).")
@@ -226,6 +231,13 @@ def _print_partial(part: dict[str, Any]) -> None:
                 "  keys:          dropped, then recreated from the backup: "
                 + "; ".join(part["foreign_keys_dropped_and_recreated"])
             )
+        if part["set_aside_and_recreated"]:  # objects of other schemas on the schemas' own
+            print(
+                "  set aside:     dropped, then recreated as they are: "
+                + "; ".join(part["set_aside_and_recreated"])
+            )
+        for name, what in part["extensions"].items():
+            print(f"  extension:     {name}: {what}")
     counts = part["row_counts_checked"]
     if counts:
         shown = ", ".join(f"{k} {v}" for k, v in list(counts.items())[:5])

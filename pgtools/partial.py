@@ -23,20 +23,24 @@ import psycopg
 from pgtools.session import connect
 from pgtools.target import DbTarget
 
-FKS_SQL = """
+FKS_SELECT = """
 SELECT c.conname, cn.nspname, cc.relname, pn.nspname, pc.relname,
        ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
        ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
              JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i),
-       c.conrelid::bigint, c.confrelid::bigint
+       c.conrelid::bigint, c.confrelid::bigint, c.oid::bigint
 FROM pg_constraint c
 JOIN pg_class cc ON cc.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
 JOIN pg_class pc ON pc.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-WHERE c.contype = 'f' AND c.conparentid = 0
+"""
+FKS_SQL = (
+    FKS_SELECT
+    + """WHERE c.contype = 'f' AND c.conparentid = 0
   AND (c.conrelid = ANY(%(rels)s::oid[]) OR c.confrelid = ANY(%(rels)s::oid[]))
 ORDER BY 2, 3, 1
 """
+)
 
 TREE_SQL = """
 SELECT t.relid::oid::bigint, n.nspname, c.relname, t.isleaf
@@ -54,41 +58,6 @@ FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
 JOIN pg_namespace n ON n.oid = s.relnamespace
 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
   AND d.deptype IN ('a', 'i') AND d.refobjid = ANY(%(rels)s::oid[])
-ORDER BY 1
-"""
-
-PARTITIONS_SQL = """
-SELECT cn.nspname, c.relname, pn.nspname, p.relname, c.oid::bigint, p.oid::bigint
-FROM pg_inherits i
-JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition AND c.relkind IN ('r', 'p', 'f')
-JOIN pg_namespace cn ON cn.oid = c.relnamespace
-JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace
-WHERE cn.nspname = ANY(%(schemas)s)
-ORDER BY 1, 2
-"""
-
-OUTSIDE_DEPENDENTS_SQL = """
-SELECT DISTINCT 'foreign key ' || c.conname || ' of ' || cn.nspname || '.' || cc.relname,
-       pn.nspname || '.' || pc.relname
-FROM pg_constraint c
-JOIN pg_class cc ON cc.oid = c.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace
-JOIN pg_class pc ON pc.oid = c.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-WHERE c.contype = 'f' AND pn.nspname = ANY(%(schemas)s) AND NOT cn.nspname = ANY(%(schemas)s)
-UNION
-SELECT DISTINCT 'view ' || vn.nspname || '.' || v.relname, tn.nspname || '.' || t.relname
-FROM pg_depend d
-JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
-JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
-JOIN pg_class t ON d.refclassid = 'pg_class'::regclass AND t.oid = d.refobjid
-JOIN pg_namespace tn ON tn.oid = t.relnamespace
-WHERE tn.nspname = ANY(%(schemas)s) AND NOT vn.nspname = ANY(%(schemas)s) AND v.oid <> t.oid
-UNION
-SELECT DISTINCT 'partition ' || cn.nspname || '.' || c.relname, pn.nspname || '.' || p.relname
-FROM pg_inherits i
-JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition AND c.relkind IN ('r', 'p', 'f')
-JOIN pg_namespace cn ON cn.oid = c.relnamespace
-JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace
-WHERE pn.nspname = ANY(%(schemas)s) AND NOT cn.nspname = ANY(%(schemas)s)
 ORDER BY 1
 """
 
@@ -200,10 +169,10 @@ def replace_rows_prelude(found: TableSet) -> str:
 def foreign_key_checks(found: TableSet, restored: str) -> str:
     """A statement per foreign key into or out of the restored tables that fails, naming the
     key, when a row would point at no row."""
-    return "\n".join(_fk_check(fk, restored) for fk in found.foreign_keys)
+    return "\n".join(fk_check(fk, restored) for fk in found.foreign_keys)
 
 
-def _fk_check(fk: ForeignKey, restored: str) -> str:
+def fk_check(fk: ForeignKey, restored: str) -> str:
     child, parent = qualified(*fk.child), qualified(*fk.parent)
     not_null = " AND ".join(f"c.{ident(col)} IS NOT NULL" for col in fk.columns)
     match = " AND ".join(
@@ -237,53 +206,3 @@ def row_count_checks(expected: dict[str, int]) -> str:
             f" END IF;\nEND {tag};"
         )
     return "\n".join(out)
-
-
-@dataclass(slots=True, kw_only=True)
-class SchemaSet:
-    """The named schemas as the live database has them."""
-
-    schemas: list[str]
-    tables: dict[str, int] = field(default_factory=dict)  # schema -> tables now
-    partitions: list[tuple[str, str, str, str]] = field(default_factory=list)  # child, parent
-    partition_fks: list[ForeignKey] = field(default_factory=list)
-    outside_dependents: list[str] = field(default_factory=list)
-
-
-def schema_set(target: DbTarget, schemas: list[str]) -> SchemaSet:
-    found = SchemaSet(schemas=schemas)
-    with connect(target, autocommit=True) as conn:
-        for schema in schemas:  # a schema that does not exist is left out
-            row = conn.execute(
-                "SELECT count(c.oid) FROM pg_namespace n LEFT JOIN pg_class c "
-                "ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') WHERE n.nspname = %s "
-                "GROUP BY n.oid",
-                (schema,),
-            ).fetchone()
-            if row is not None:
-                found.tables[schema] = int(row[0])
-        rels: set[int] = set()
-        for cs, ct, ps, pt, coid, poid in conn.execute(PARTITIONS_SQL, {"schemas": schemas}):
-            found.partitions.append((str(cs), str(ct), str(ps), str(pt)))
-            rels.update((int(coid), int(poid)))
-        if rels:
-            found.partition_fks = [
-                ForeignKey.of(r) for r in conn.execute(FKS_SQL, {"rels": sorted(rels)})
-            ]
-        for what, on in conn.execute(OUTSIDE_DEPENDENTS_SQL, {"schemas": schemas}):
-            found.outside_dependents.append(f"{what} depends on {on}")
-    return found
-
-
-def detach_prelude(found: SchemaSet) -> str:
-    """Drop the foreign keys on or into partitioned tables, then detach every partition: what
-    pg_restore --clean then drops and the backup recreates, attached again."""
-    stmts = [
-        f"ALTER TABLE {qualified(*fk.child)} DROP CONSTRAINT {ident(fk.name)};"
-        for fk in found.partition_fks
-    ]
-    stmts += [
-        f"ALTER TABLE {qualified(ps, pt)} DETACH PARTITION {qualified(cs, ct)};"
-        for cs, ct, ps, pt in found.partitions
-    ]
-    return "\n".join(stmts)

@@ -428,15 +428,6 @@ def table_data_script(
         yield from without_own_restrict(_script_of(argv))
 
 
-def schema_script(bindir: Path, dump: Path, schemas: Iterable[str]) -> Iterator[bytes]:
-    """The named schemas' objects from a custom-format dump as SQL for psql, each dropped
-    first (pg_restore --clean --if-exists)."""
-    argv = [str(bindir / "pg_restore"), "--clean", "--if-exists"]
-    argv += [f"--schema={s}" for s in schemas]
-    argv += ["--file=-", str(dump)]
-    yield from _script_of(argv)
-
-
 def _script_of(argv: list[str]) -> Iterator[bytes]:
     """pg_restore's SQL output; raises after the last chunk if pg_restore failed."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -455,11 +446,11 @@ def _script_of(argv: list[str]) -> Iterator[bytes]:
         raise RestoreError(f"pg_restore stopped: {_first_error(err.splitlines())}")
 
 
-def custom_dump_listing(bindir: Path, dump: Path) -> list[str]:
-    """pg_restore -l: the table of contents (also proves the file is a readable archive)."""
-    done = subprocess.run(
-        [str(bindir / "pg_restore"), "--list", str(dump)], capture_output=True, check=False
-    )
+def custom_dump_listing(bindir: Path, dump: Path, schemas: Iterable[str] = ()) -> list[str]:
+    """pg_restore -l: the table of contents (also proves the file is a readable archive); with
+    `schemas`, only the entries pg_restore --schema would restore."""
+    argv = [str(bindir / "pg_restore"), "--list", *(f"--schema={s}" for s in schemas), str(dump)]
+    done = subprocess.run(argv, capture_output=True, check=False)
     if done.returncode != 0:
         raise RestoreError(
             f"{dump} is not a readable custom-format dump: {_first_error(done.stderr.splitlines())}"

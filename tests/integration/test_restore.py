@@ -22,10 +22,10 @@ from usecases.context import App
 from usecases.restore.run import (
     RestoreFailedError,
     RestoreRequest,
-    SourceDamaged,
     execute_restore,
     plan_restore,
 )
+from usecases.restore.source import SourceDamaged
 
 CHANGES = """
 DELETE FROM public.todos WHERE id % 3 = 0;

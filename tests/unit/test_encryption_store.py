@@ -199,7 +199,7 @@ def test_restoring_an_encrypted_file_from_outside_the_catalog_says_what_to_do(
     tmp_path: Path,
 ) -> None:
     from usecases.errors import BadInput
-    from usecases.restore.run import detect_codec
+    from usecases.restore.source import detect_codec
 
     keys = age_keys(tmp_path)
     dump = tmp_path / "copy_full.sql.gz.age"

@@ -30,7 +30,8 @@ from pgtools.target import DbTarget
 from store import DecryptionKeyError
 from usecases.context import App
 from usecases.errors import BadInput
-from usecases.restore.run import RestoreRequest, bindir_for, load_source, restore_into
+from usecases.restore.fill import restore_into
+from usecases.restore.source import RestoreRequest, bindir_for, load_source
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,9 +2,10 @@
 transaction that only its last statement commits (pgtools.psqlscript).
 
 The plan is exact: the tables whose rows are replaced (a partitioned table's leaf partitions),
-the foreign keys checked afterwards, the sequences left as they are; for a schema, the tables
-it has now and in the backup, and the partitions detached and attached again. What cannot be
-done is refused before anything is touched, with the reason.
+the foreign keys checked afterwards, the sequences left as they are; for a schema
+(usecases.restore.schemas), the tables it has now and in the backup, the partitions detached
+and attached again, what other schemas' objects are set aside and recreated, and what becomes
+of its extensions. What cannot be done is refused before anything is touched, with the reason.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from pgtools.partial import (
-    SchemaSet,
     TableSet,
-    detach_prelude,
     foreign_key_checks,
     replace_rows_prelude,
     row_count_checks,
-    schema_set,
     table_set,
 )
-from pgtools.restore import custom_dump_listing, run_psql, schema_script, table_data_script
+from pgtools.restore import custom_dump_listing, run_psql, table_data_script
+from pgtools.schemaext import BackupExtension
+from pgtools.schemaset import SchemaSet
 from pgtools.target import DbTarget
 from usecases.errors import BadInput
+from usecases.restore.schemas import plan_schemas, restore_schemas, schemas_json
 
 LISTED_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (?:DATA )?(?!ATTACH )(\S+) (\S+) ")
 
@@ -36,6 +37,7 @@ class PartialPlan:
     tables: TableSet | None = None
     schemas: SchemaSet | None = None
     backup_tables: dict[str, int | None]  # schema.table -> rows recorded (None: not recorded)
+    extensions: list[BackupExtension] | None = None  # the backup's (None: read from its dump)
 
     def expected_rows(self) -> dict[str, int]:
         """Row counts the restored tables must have: what the backup recorded."""
@@ -59,21 +61,10 @@ class PartialPlan:
                 "sequences_left_as_they_are": t.sequences,
                 "row_counts_checked": self.expected_rows(),
             }
-        s = self.schemas
-        assert s is not None
-        return {
-            "schemas_replaced": {
-                name: {
-                    "tables_now": s.tables.get(name, 0),
-                    "tables_in_backup": sum(
-                        1 for n in self.backup_tables if n.split(".", 1)[0] == name
-                    ),
-                }
-                for name in s.schemas
-            },
-            "partitions_detached_and_reattached": [f"{c}.{t}" for c, t, _, _ in s.partitions],
-            "foreign_keys_dropped_and_recreated": [fk.label() for fk in s.partition_fks],
-            "row_counts_checked": self.expected_rows(),
+        assert self.schemas is not None
+        known = self.extensions is not None
+        return schemas_json(self.schemas, self.backup_tables, extensions_known=known) | {
+            "row_counts_checked": self.expected_rows()
         }
 
 
@@ -99,14 +90,14 @@ def plan_partial(
     in_backup: dict[str, int | None],
     *,
     superuser: bool,
+    extensions: list[BackupExtension] | None = None,
 ) -> PartialPlan:
     if tables:
         found = table_set(target, tables)
         _refuse_tables(target, found, in_backup, superuser=superuser)
         return PartialPlan(tables=found, backup_tables=in_backup)
-    found_s = schema_set(target, schemas)
-    _refuse_schemas(target, found_s)
-    return PartialPlan(schemas=found_s, backup_tables=in_backup)
+    found_s = plan_schemas(target, schemas, extensions, superuser=superuser)
+    return PartialPlan(schemas=found_s, backup_tables=in_backup, extensions=extensions)
 
 
 def _refuse_tables(
@@ -132,31 +123,22 @@ def _refuse_tables(
         )
 
 
-def _refuse_schemas(target: DbTarget, found: SchemaSet) -> None:
-    db = target.dbname
-    missing = [s for s in found.schemas if s not in found.tables]
-    if missing:
-        raise BadInput(
-            f"--schema {missing[0]}: no such schema in {db}; create it first "
-            f'(CREATE SCHEMA "{missing[0]}"), or restore the whole backup'
-        )
-    if found.outside_dependents:
-        shown = "; ".join(found.outside_dependents[:3])
-        more = len(found.outside_dependents) - 3
-        raise BadInput(
-            f"--schema {', '.join(found.schemas)}: {shown}{f' (+{more} more)' if more > 0 else ''}"
-            "; a schema restore drops and recreates the schema's objects, which these prevent: "
-            "drop them first, or restore the whole backup"
-        )
-
-
-def restore_partial(bindir: Path, target: DbTarget, dump: Path, plan: PartialPlan) -> None:
+def restore_partial(
+    bindir: Path, target: DbTarget, dump: Path, plan: PartialPlan, superusers: frozenset[str]
+) -> None:
     """Run the plan in one transaction: all of it applies, or none."""
-    checks = "SET LOCAL row_security = off;\n" + row_count_checks(plan.expected_rows())
     if plan.schemas is not None:
-        body = schema_script(bindir, dump, plan.schemas.schemas)
-        run_psql(bindir, target, body, prelude=detach_prelude(plan.schemas), postlude=checks)
+        restore_schemas(
+            bindir,
+            target,
+            dump,
+            plan.schemas.schemas,
+            plan.extensions,
+            superusers=superusers,
+            expected_rows=plan.expected_rows(),
+        )
         return
+    checks = "SET LOCAL row_security = off;\n" + row_count_checks(plan.expected_rows())
     found = plan.tables
     assert found is not None
     restored = ", ".join(".".join(t) for t in found.tables)

@@ -11,39 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 import re
 import secrets
 import socket
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from catalog.events import RestoreCompleted, RestoreFailed, RestoreStarted
-from catalog.queries import get_backup
-from pgtools.binaries import find_program
-from pgtools.dump import PLAIN_TRAILERS
 from pgtools.errors import PgError
-from pgtools.extensions import as_owners, owners_of, restore_custom_as_owners
-from pgtools.platform import custom_script
 from pgtools.restore import (
     TEMPLATE_DBS,
     ServerFacts,
     apply_properties,
     create_database,
-    custom_dump_listing,
     drop_database,
-    event_trigger_owners_in,
-    event_trigger_owners_in_listing,
     globals_roles,
     maintenance_target,
-    promotion_sql,
-    run_pg_restore,
     run_psql,
     server_facts,
     swap_in,
@@ -51,20 +36,14 @@ from pgtools.restore import (
 )
 from pgtools.roles import passwordless_logins, without_passwords
 from pgtools.target import DbTarget
-from store import Codec
-from store.age import AGE_MAGIC
-from store.codecs import decompress
-from store.local import read_chunks
 from usecases.backup.run import BackupRequest, run_backup, unused_name
-from usecases.backup.verify import naming_recipients
 from usecases.context import App
 from usecases.errors import BadInput, Interrupted, UseCaseError, interruption
-from usecases.files import private_dir
 from usecases.health.check import leftovers_note
+from usecases.restore.fill import restore_into
 from usecases.restore.lock import restore_lock
 from usecases.restore.partial import (
     PartialPlan,
-    artifact_for,
     backup_tables,
     plan_partial,
     restore_partial,
@@ -76,53 +55,19 @@ from usecases.restore.platform import (
     restore_platform,
     wants_platform,
 )
-from usecases.restore.stream import checked_chunks, meta_checked
-
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-CUSTOM_MAGIC = b"PGDMP"
-DECRYPTED_PREFIX = "decrypted-"
+from usecases.restore.schemas import extensions_of
+from usecases.restore.source import RestoreRequest as RestoreRequest  # the API takes it
+from usecases.restore.source import (
+    Source,
+    load_source,
+    materialized,
+)
+from usecases.restore.source import bindir_for as bindir_for
+from usecases.restore.source import script_of as script_of
 
 
 class RestoreFailedError(UseCaseError):
     """The restore did not complete; the target is as it was and RestoreFailed is recorded."""
-
-
-class SourceDamaged(UseCaseError):
-    """The backup or file failed verification; nothing was touched."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RestoreRequest:
-    backup: str | None = None
-    file: Path | None = None
-    target_db: str | None = None
-    artifact: str | None = None  # full (plain SQL, psql) or custom (pg_restore); None: pick
-    schemas: tuple[str, ...] = ()
-    tables: tuple[str, ...] = ()
-    jobs: int = 2
-    with_globals: bool = True
-    allow_meta_commands: bool = False  # --file: let psql run the file's meta-commands
-    keep_platform: bool = False  # restore into a Supabase instance, leaving its platform
-
-
-@dataclass(slots=True, kw_only=True)
-class Source:
-    """What is restored: a catalog backup's artifact, or a file from outside the catalog."""
-
-    label: str
-    backup: dict[str, Any] | None
-    file: Path | None
-    format: str  # plain or custom
-    codec: Codec
-    digest: str  # sha256 of the raw dump (catalog) or of the file as it is (file)
-    artifacts: list[dict[str, Any]]
-    properties: dict[str, Any] | None = None
-    event_trigger_owners: set[str] = field(default_factory=set)
-    extensions: list[dict[str, str]] = field(default_factory=list)  # name, owner, version, schema
-    globals_sql: str | None = None
-    verified: bool = False
-    allow_meta_commands: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -190,168 +135,6 @@ def _safe_part(dbname: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", dbname)[:60] or "db"
 
 
-def bindir_for(app: App, major: int) -> Path:
-    extra = [app.settings.pg_bindir] if app.settings.pg_bindir else []
-    return find_program("psql", major, extra_dirs=extra).path.parent
-
-
-# -- the source ------------------------------------------------------------------------------
-
-
-def load_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
-    if (req.backup is None) == (req.file is None):
-        raise BadInput("name a backup to restore, or pass --file PATH (not both)")
-    if req.file is not None:
-        return _file_source(app, req.file, verify=verify, allow_meta=req.allow_meta_commands)
-    if req.allow_meta_commands:
-        raise BadInput("--allow-meta-commands is for --file: a catalog backup holds none")
-    return _catalog_source(app, req, verify=verify)
-
-
-def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
-    assert req.backup is not None
-    backup = get_backup(app.catalog.engine, req.backup)
-    if backup["status"] != "completed":
-        raise BadInput(f"backup {req.backup} is {backup['status']}, not completed: cannot restore")
-    arts = {a["kind"]: a for a in backup["artifacts"]}
-    kind = artifact_for(
-        req.artifact, partial=bool(req.schemas or req.tables), backup=req.backup, kinds=set(arts)
-    )
-    needed = [arts[kind]]
-    if req.with_globals and "globals" in arts:
-        needed.append(arts["globals"])
-    meta = backup["metadata"]
-    props = meta.get("database_properties")
-    src = Source(
-        label=req.backup,
-        backup=backup,
-        file=None,
-        format="custom" if kind == "custom" else "plain",
-        codec=Codec(arts[kind]["codec"]),
-        digest=arts[kind]["digest"],
-        artifacts=[{"kind": a["kind"], "digest": a["digest"]} for a in needed],
-        properties=props,
-        event_trigger_owners=set((props or {}).get("event_trigger_owners") or []),
-        extensions=list(meta.get("extensions") or []),
-    )
-    if verify:
-        from usecases.backup.verify import verify_kinds  # the same check `dumpledger verify` runs
-
-        outcome = verify_kinds(app, req.backup, [a["kind"] for a in needed], decode_custom=False)
-        if not outcome.ok:
-            bad = outcome.failures()[0]
-            raise SourceDamaged(
-                f"backup {req.backup} is damaged, nothing was touched: {bad['kind']} "
-                f"({bad['file']}): {bad['error']}"
-            )
-        src.verified = True
-    with naming_recipients(backup):
-        if "globals" in arts and req.with_globals:
-            glob = arts["globals"]
-            with app.store.open_raw(glob["digest"], Codec(glob["codec"])) as it:
-                src.globals_sql = b"".join(it).decode("utf-8")
-        if props is None and src.format == "plain":  # from before properties were recorded
-            with app.store.open_raw(src.digest, src.codec) as chunks:
-                src.event_trigger_owners = event_trigger_owners_in(_lines(chunks))
-    return src
-
-
-def detect_codec(path: Path) -> tuple[str, Codec]:
-    with path.open("rb") as fh:
-        head = fh.read(len(AGE_MAGIC))
-    if head.startswith(AGE_MAGIC):
-        raise BadInput(
-            f"{path} is age-encrypted: restore its backup by name, or decrypt it first "
-            f"(age -d -i KEYFILE {path.name} > dump) and pass that file"
-        )
-    if head.startswith(CUSTOM_MAGIC):
-        return "custom", Codec.NONE
-    if head.startswith(GZIP_MAGIC):
-        return "plain", Codec.GZIP
-    if head.startswith(ZSTD_MAGIC):
-        return "plain", Codec.ZSTD
-    return "plain", Codec.NONE
-
-
-def _file_source(app: App, path: Path, *, verify: bool, allow_meta: bool = False) -> Source:
-    path = path.expanduser().resolve()
-    if not path.is_file():
-        raise BadInput(f"no such file: {path}")
-    fmt, codec = detect_codec(path)
-    src = Source(
-        label=str(path),
-        backup=None,
-        file=path,
-        format=fmt,
-        codec=codec,
-        digest="",
-        artifacts=[],
-        allow_meta_commands=allow_meta,
-    )
-    sha = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in read_chunks(fh):
-            sha.update(chunk)
-    src.digest = sha.hexdigest()
-    src.artifacts = [{"kind": "file", "digest": src.digest, "path": str(path)}]
-    if fmt == "custom":
-        listing = custom_dump_listing(bindir_for(app, 0), path)
-        src.event_trigger_owners = event_trigger_owners_in_listing(listing)
-        src.verified = True
-        return src
-    if verify:
-        tail = b""
-        try:
-            with path.open("rb") as fh:
-                sql = meta_checked(decompress(read_chunks(fh), codec), str(path), allow=allow_meta)
-                lines = _lines(sql, keep_tail=True)
-                src.event_trigger_owners = event_trigger_owners_in(lines)
-                tail = lines.tail
-        except (EOFError, OSError, ValueError) as exc:
-            raise SourceDamaged(f"{path} cannot be read, nothing was touched: {exc}") from None
-        if not any(t in tail for t in PLAIN_TRAILERS):
-            raise SourceDamaged(
-                f"{path} ends without pg_dump's completion trailer: the dump is incomplete, "
-                "nothing was touched"
-            )
-        src.verified = True
-    return src
-
-
-NEEDLE = b"ALTER EVENT TRIGGER"
-
-
-class _Lines:
-    """The lines of a byte stream that start with NEEDLE, remembering the stream's last bytes.
-
-    Only chunks that contain the needle are split, so scanning a large dump stays cheap.
-    """
-
-    def __init__(self, chunks: Any, keep_tail: bool) -> None:
-        self.chunks = chunks
-        self.tail = b""
-        self.keep_tail = keep_tail
-
-    def __iter__(self) -> Iterator[str]:
-        carry = b""
-        for chunk in self.chunks:
-            if self.keep_tail:
-                self.tail = (self.tail + chunk[-256:])[-256:]
-            data = carry + chunk
-            cut = data.rfind(b"\n") + 1
-            if data.find(NEEDLE, 0, cut) >= 0:
-                for line in data[:cut].split(b"\n"):
-                    if line.startswith(NEEDLE):
-                        yield line.decode("utf-8", "replace")
-            carry = data[cut:]
-        if carry.startswith(NEEDLE):
-            yield carry.decode("utf-8", "replace")
-
-
-def _lines(chunks: Any, keep_tail: bool = False) -> _Lines:
-    return _Lines(chunks, keep_tail)
-
-
 # -- the plan --------------------------------------------------------------------------------
 
 
@@ -377,12 +160,14 @@ def plan_restore(app: App, req: RestoreRequest, *, verify: bool = True) -> Resto
         raise BadInput(f"database {target.dbname} does not exist: a partial restore needs it")
     partial_plan = None
     if partial:
+        bindir = bindir_for(app, facts.server_major)
         partial_plan = plan_partial(
             target,
             [split_table(t) for t in req.tables],
             list(req.schemas),
-            backup_tables(source, bindir_for(app, facts.server_major)),
+            backup_tables(source, bindir),
             superuser=facts.is_superuser,
+            extensions=extensions_of(app, source, bindir) if req.schemas else None,
         )
     roles = globals_roles(source.globals_sql) if source.globals_sql else []
     meta = (source.backup or {}).get("metadata") or {}
@@ -460,17 +245,6 @@ def _platform_plan(
     )
 
 
-@contextmanager
-def script_of(app: App, src: Source, bindir: Path) -> Iterator[Iterator[bytes]]:
-    """The source as a plain SQL script, whatever its format."""
-    if src.format == "custom":
-        with _materialized(app, src) as dump:
-            yield custom_script(bindir, dump)
-    else:
-        with checked_chunks(app, src) as chunks:
-            yield chunks
-
-
 # -- doing it --------------------------------------------------------------------------------
 
 
@@ -546,8 +320,8 @@ def _execute(
             )
             replaced = None
         elif plan.partial is not None:
-            with _materialized(app, src) as dump:
-                restore_partial(bindir, target, dump, plan.partial)
+            with materialized(app, src) as dump:
+                restore_partial(bindir, target, dump, plan.partial, now.superusers)
             replaced = None
         else:
             create_database(target, plan.scratch_db, src.properties)
@@ -606,73 +380,6 @@ def split_table(name: str) -> tuple[str, str]:
     if not dot or not schema or not table:
         raise BadInput(f"--table {name!r}: name it with its schema, as schema.table (public.todos)")
     return schema, table
-
-
-def restore_into(
-    app: App,
-    src: Source,
-    bindir: Path,
-    db: DbTarget,
-    superusers: frozenset[str],
-    *,
-    jobs: int,
-    roles: frozenset[str] | None = None,
-) -> None:
-    """Fill the (fresh) database `db` from the source; all or nothing for plain SQL.
-
-    Each extension is created by the role that owned it (of those in `roles`), and the
-    non-superuser owners of extensions and event triggers are superusers meanwhile."""
-    owners = {
-        name: owner
-        for name, owner in owners_of(src.extensions).items()
-        if roles is None or owner in roles
-    }
-    up, down = promotion_sql(src.event_trigger_owners | set(owners.values()), superusers)
-    if src.format == "custom":
-        if up:  # pg_restore -j cannot run as one transaction: promote, and always demote
-            run_psql(bindir, maintenance_target(db), [up.encode()])
-        try:
-            with _materialized(app, src) as dump:
-                if owners:
-                    restore_custom_as_owners(bindir, db, dump, owners, jobs=jobs)
-                else:
-                    run_pg_restore(bindir, db, dump, jobs=jobs)
-        finally:
-            if down:
-                run_psql(bindir, maintenance_target(db), [down.encode()])
-        return
-    with checked_chunks(app, src) as chunks:
-        script = as_owners(chunks, owners) if owners else chunks
-        run_psql(
-            bindir, db, script, prelude=up, postlude=down, meta_commands=src.allow_meta_commands
-        )
-
-
-@contextmanager
-def _materialized(app: App, src: Source) -> Iterator[Path]:
-    """A path pg_restore can read (and seek, for -j): the file, or the stored blob itself;
-    a chunked artifact is rebuilt, an encrypted blob decrypted, to a private temp file (0600,
-    removed afterwards)."""
-    blob = None if src.file is not None else app.store.blob_file(src.digest, src.codec)
-    if src.file is not None:
-        yield src.file
-    elif blob is not None and not src.codec.sealed:
-        yield blob
-    else:
-        tmp_dir = private_dir(app.settings.backup_dir / "tmp")
-        prefix = f"{DECRYPTED_PREFIX}{os.getpid()}-"  # a dead pid's file is removed on open
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=prefix, suffix=".dump")
-        try:
-            with (
-                os.fdopen(fd, "wb") as fh,
-                naming_recipients(src.backup or {}),
-                app.store.open_raw(src.digest, src.codec) as chunks,
-            ):
-                for chunk in chunks:
-                    fh.write(chunk)
-            yield Path(name)
-        finally:
-            Path(name).unlink(missing_ok=True)
 
 
 def _drop_quietly(target: DbTarget, name: str) -> None:

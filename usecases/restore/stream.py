@@ -21,7 +21,7 @@ from usecases.errors import BadInput, UseCaseError
 
 if TYPE_CHECKING:
     from usecases.context import App
-    from usecases.restore.run import Source
+    from usecases.restore.source import Source
 
 CONNECT = ("\\c", "\\connect")
 
