@@ -58,6 +58,7 @@ class HealthSection(_Section):
     size_drop_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.5
     duration_growth_ratio: Annotated[float, Field(gt=1)] = 3.0
     min_free_bytes: Annotated[int, Field(ge=0)] = 1 << 30
+    rto_minutes: Annotated[float, Field(gt=0)] = 60.0
 
 
 class OffsiteSection(_Section):

@@ -58,6 +58,7 @@ class Health:
     size_drop_ratio: float = 0.5  # warn when the last backup < ratio x trailing median of its type
     duration_growth_ratio: float = 3.0  # warn when it took > ratio x trailing median
     min_free_bytes: int = 1 << 30
+    rto_minutes: float = 60.0  # a restore should take no longer (`report` draws drills against it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
