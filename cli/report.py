@@ -49,13 +49,13 @@ def report(
     removes), recoverability (each restore drill against health.rto_minutes, the last
     verification and drill of every backup kept) and the audit of the period (restores,
     deletions, pins, failures), under `check`'s verdict and the newest backup's database, host
-    and git commit. Charts need the plotting extra (pip install 'dumpledger[charts]'); without
+    and git commit. Charts need the plotting extra (pip install 'dumpledger\\[charts]'); without
     it the page has the tables alone. The report only reads: it appends no event and works on
     a read-only copy of the backup directory. The file is 0600.
 
     Examples:
 
-      dumpledger report                        # backups/report.html, the last 60 days
+      dumpledger report                   # backups/report.html, the last 60 days
 
       dumpledger report -o /tmp/week.html --since 7d
 
