@@ -217,6 +217,7 @@ def in_process(backup_dir: Path, since: datetime) -> dict[str, float]:
     from usecases.config.settings import load_settings
     from usecases.report.charts import charts
     from usecases.report.gather import ReportRequest, build_report
+    from usecases.report.html import Times
     from usecases.report.render import render
 
     settings = load_settings(backup_dir=backup_dir)
@@ -224,9 +225,10 @@ def in_process(backup_dir: Path, since: datetime) -> dict[str, float]:
     t0 = time.perf_counter()
     report = build_report(settings, ReportRequest(since=since, check=False), clock=lambda: now)
     t1 = time.perf_counter()
-    drawn = charts(report, None)
+    times = Times(None)
+    drawn = charts(report, times)
     t2 = time.perf_counter()
-    page = render(report, drawn)
+    page = render(report, drawn, times)
     t3 = time.perf_counter()
     return {"read_and_fold": round(t1 - t0, 3), "charts": round(t2 - t1, 3),
             "html": round(t3 - t2, 3), "backups_in_report": len(report.marks),

@@ -9,7 +9,7 @@ tables alone, saying how to install it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime
 from typing import Any
 
 from usecases.report.html import Times
@@ -35,14 +35,14 @@ class Charts:
     divs: dict[str, str]  # section -> the chart's <div> and <script>, plotly.js in the first
 
 
-def charts(report: Report, tz: tzinfo | None) -> Charts | None:
+def charts(report: Report, times: Times) -> Charts | None:
     """The figures of the page, or None when plotly is not installed."""
     try:
         import plotly
         import plotly.io as pio
     except ImportError:
         return None
-    clock = _Clock(tz)
+    clock = _Clock(times)
     figures = {
         "schedule": timeline_figure(report, clock),
         "size": size_figure(report, clock),
@@ -66,8 +66,8 @@ def charts(report: Report, tz: tzinfo | None) -> Charts | None:
 class _Clock:
     """Times as plotly reads them: the page's wall clock, to the second."""
 
-    def __init__(self, tz: tzinfo | None) -> None:
-        self.times = Times(tz)
+    def __init__(self, times: Times) -> None:
+        self.times = times
 
     def __call__(self, moment: datetime) -> str:
         return self.times(moment, seconds=True)

@@ -26,6 +26,7 @@ from usecases.report.timeline import Run, ScheduleSpan, rpo_breaches, slot_outco
 from usecases.schedule.jobs import project_id
 
 Clock = Callable[[], datetime]
+HELD = ("running", "completed")  # statuses of backups that hold (or will hold) data
 AUDIT_TYPES = (
     "BackupFailed",
     "BackupDeleted",
@@ -109,9 +110,13 @@ def _from_catalog(
         since_iso,
         project_id(settings.backup_dir),
     )
-    marks = [_mark(r, folded) for r in rows]
+    # Backups of the period, the day before (their runs may serve its first slots), and every
+    # one that still holds data (retention judges them all): not the long deleted past.
+    window = utc_iso(req.since - timedelta(days=1))
+    marks = [_mark(r, folded) for r in rows if r["started_at"] >= window or r["status"] in HELD]
     autos = [m for m in marks if m.backup_class == "auto"]
-    spans = schedule_spans(folded.schedule, settings.schedule, autos)
+    first_auto = next((r["started_at"] for r in rows if classify(r["name"]) == "auto"), None)
+    spans = schedule_spans(folded.schedule, settings.schedule, _time(first_auto))
     kept = recoverability.retained(marks, settings.retention, now, query)
     return Report(
         since=req.since,
@@ -124,7 +129,7 @@ def _from_catalog(
         spans=spans,
         slots=slot_outcomes(spans, [_run(m) for m in autos], since=req.since, now=now, tz=req.tz),
         breaches=rpo_breaches(
-            [(m.completed_at, m.name) for m in autos if m.completed_at],
+            [(at, name) for name, at in folded.completed.items() if classify(name) == "auto"],
             timedelta(hours=settings.health.rpo_hours),
             since=req.since,
             now=now,
@@ -248,7 +253,7 @@ def _run(m: Mark) -> Run:
 def schedule_spans(
     changes: list[tuple[datetime, dict[str, Any] | None]],
     configured: tuple[Slot, ...],
-    autos: list[Mark],
+    first_auto: datetime | None,
 ) -> list[ScheduleSpan]:
     """When which slots were due: the installs the catalog records for this backup directory
     (each until the next install or removal); with none recorded, the configured schedule
@@ -264,12 +269,11 @@ def schedule_spans(
         )
         source = f"installed {utc_iso(at)[:10]} ({installed.get('backend')})"
         spans.append(ScheduleSpan(slots=slots, start=at, end=end, source=source))
-    if not changes and autos and configured:
-        first = min(m.started_at for m in autos)
+    if not changes and first_auto is not None and configured:
         spans.append(
             ScheduleSpan(
                 slots=configured,
-                start=first,
+                start=first_auto,
                 end=None,
                 source="backup-config.json (no `schedule install` recorded), "
                 "from the first automatic backup",

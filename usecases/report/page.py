@@ -10,6 +10,7 @@ from usecases.errors import UseCaseError
 from usecases.files import FILE_MODE, atomic_write
 from usecases.report.charts import charts
 from usecases.report.gather import Clock, ReportRequest, build_report
+from usecases.report.html import Times
 from usecases.report.model import Report
 from usecases.report.render import render
 
@@ -23,10 +24,11 @@ class Page:
 
 def make_page(settings: Settings, req: ReportRequest, *, clock: Clock) -> Page:
     report = build_report(settings, req, clock=clock)
-    drawn = charts(report, req.tz)
+    times = Times(req.tz)  # one cache of formatted times for the charts and the tables
+    drawn = charts(report, times)
     return Page(
         report=report,
-        html=render(report, drawn, tz=req.tz),
+        html=render(report, drawn, times),
         library=drawn.library if drawn else None,
     )
 

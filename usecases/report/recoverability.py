@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from usecases.audit import AuditLine, describe
 from usecases.report.model import Mark
 from usecases.report.sizes import bytes_freed
 
+RULE = re.compile(r'"rule":"([^"\\]*)"')
 AUDIT_LIMIT = 200  # lines on the page; `dumpledger audit` lists them all
 
 
@@ -69,7 +71,7 @@ def audit_lines(rows: list[Mapping[str, Any]], query: Query, since: str) -> dict
     return {"audit": lines, "audit_more": max(0, len(runs) - AUDIT_LIMIT)}
 
 
-def grouped(rows: list[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+def grouped(rows: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
     """Newest first, each run of deletions one cleanup made (same rule, same actor, nothing
     else between them) as one group: a retention pass that removes 90 backups must not bury
     a restore."""
@@ -87,11 +89,13 @@ def grouped(rows: list[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
 
 
 def _rule(row: Mapping[str, Any]) -> str | None:
-    """The retention rule that deleted the backup; None for anything else (a person too)."""
+    """The retention rule that deleted the backup; None for anything else (a person too, and a
+    v1 deletion, which has no rule). Read from the stored canonical JSON (sorted keys, no
+    whitespace, quotes inside strings escaped), not parsed: a cleanup deletes thousands."""
     if row["type"] != "BackupDeleted":
         return None
-    rule = json.loads(row["payload"]).get("rule")
-    return None if rule in (None, "person") else str(rule)
+    found = RULE.search(row["payload"])
+    return None if found is None or found.group(1) == "person" else found.group(1)
 
 
 def _collapsed(run: list[Mapping[str, Any]]) -> AuditLine:

@@ -8,7 +8,6 @@ usecases.report.sections.
 from __future__ import annotations
 
 import socket
-from datetime import tzinfo
 from importlib.resources import files
 from string import Template
 
@@ -22,8 +21,7 @@ def _template(name: str) -> str:
     return files("usecases.report").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def render(report: Report, charts: Charts | None, *, tz: tzinfo | None = None) -> str:
-    t = Times(tz)
+def render(report: Report, charts: Charts | None, t: Times) -> str:
     divs = charts.divs if charts else {}
     verdict = report.verdict
     database = report.newest.database if report.newest else "no backup yet"

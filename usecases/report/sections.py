@@ -6,7 +6,7 @@ is installed, and holds the same facts in tables, which stand alone without it.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -182,26 +182,22 @@ def sizes(report: Report, t: Times, divs: Divs) -> str:
 
 
 def _days(report: Report, t: Times) -> str:
-    day: dict[str, list[Mark]] = defaultdict(list)
+    per: dict[str, list[int]] = {}  # day -> backups, logical bytes, new bytes
     for m in report.marks:
-        day[t(m.started_at)[:10]].append(m)
-    store_at: dict[str, int] = {}
-    for p in report.store:
-        if p.change:
-            store_at[t(p.at)[:10]] = p.total
-    rows, last = [], report.store[0].total if report.store else 0
-    for d in sorted(set(day) | set(store_at)):
-        last = store_at.get(d, last)
-        ms = day.get(d, [])
-        rows.append(
-            [
-                e(d),
-                str(len(ms)),
-                size(sum(m.raw_size for m in ms)),
-                size(sum(m.new_bytes for m in ms)),
-                size(last),
-            ]
-        )
+        day = t(m.started_at)[:10]
+        acc = per.get(day)
+        if acc is None:
+            acc = per[day] = [0, 0, 0]
+        acc[0] += 1
+        acc[1] += m.raw_size
+        acc[2] += m.new_bytes
+    store_at = {t(p.at)[:10]: p.total for p in report.store if p.change}
+    rows: list[list[Cell]] = []
+    last = report.store[0].total if report.store else 0
+    for day in sorted(per.keys() | store_at.keys()):
+        last = store_at.get(day, last)
+        n_, logical, new = per.get(day, (0, 0, 0))
+        rows.append([day, str(n_), size(logical), size(new), size(last)])
     if not rows:
         return "<p>No backup in the period.</p>"
     rows.reverse()
