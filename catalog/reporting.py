@@ -148,10 +148,22 @@ def postgres_engine(url: str) -> Engine:
     return engine
 
 
-def backups(query: Query) -> list[Mapping[str, Any]]:
-    """Every backup the catalog knows, deleted ones included, oldest first."""
-    sql = f"SELECT {', '.join(BACKUP_COLUMNS)} FROM backups ORDER BY started_at, name"
-    return list(query(sql, {}))
+def backups(query: Query, since: str) -> list[Mapping[str, Any]]:
+    """The backups started since then (deleted ones included) and every one that holds or
+    will hold data (retention judges them all), oldest first."""
+    sql = (
+        f"SELECT {', '.join(BACKUP_COLUMNS)} FROM backups "
+        "WHERE started_at >= :since OR status IN ('running', 'completed') "
+        "ORDER BY started_at, name"
+    )
+    return list(query(sql, {"since": since}))
+
+
+def first_automatic(query: Query) -> str | None:
+    """When the first automatic backup the catalog knows started."""
+    sql = "SELECT min(started_at) AS first FROM backups WHERE substr(name, 1, 5) = 'auto_'"
+    rows = list(query(sql, {}))
+    return rows[0]["first"] if rows else None
 
 
 # Of a completion's payload only the artifacts and the original times (of an import) are
@@ -191,14 +203,20 @@ def newest_backup(query: Query) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def events(query: Query, types: Sequence[str]) -> Iterator[Mapping[str, Any]]:
-    """Events of these types, in log order, payload as stored (JSON text)."""
+def events(
+    query: Query, types: Sequence[str], since: str | None = None
+) -> Iterator[Mapping[str, Any]]:
+    """Events of these types (since then), in log order, payload as stored (JSON text)."""
     marks = ", ".join(f":t{i}" for i in range(len(types)))
+    params: dict[str, Any] = {f"t{i}": t for i, t in enumerate(types)}
     sql = (
         "SELECT seq, type, occurred_at, actor, subject, payload FROM events "
-        f"WHERE type IN ({marks}) ORDER BY seq"
+        f"WHERE type IN ({marks})"
     )
-    yield from query(sql, {f"t{i}": t for i, t in enumerate(types)})
+    if since is not None:
+        sql += " AND occurred_at >= :since"
+        params["since"] = since
+    yield from query(sql + " ORDER BY seq", params)
 
 
 def failed_verifications(query: Query, since: str) -> list[Mapping[str, Any]]:

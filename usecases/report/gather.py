@@ -14,7 +14,14 @@ from typing import Any
 
 from catalog.canonical import utc_iso
 from catalog.read import Query
-from catalog.reporting import backups, completions, event_count, events, newest_backup
+from catalog.reporting import (
+    backups,
+    completions,
+    event_count,
+    events,
+    first_automatic,
+    newest_backup,
+)
 from usecases.backup.names import classify
 from usecases.config.sections import Slot
 from usecases.config.settings import Settings
@@ -22,11 +29,10 @@ from usecases.report import recoverability
 from usecases.report.model import Drill, Mark, Newest, Report, Verdict
 from usecases.report.sizes import StoreLedger, newly_stored
 from usecases.report.source import Source, open_source
-from usecases.report.timeline import Run, ScheduleSpan, rpo_breaches, slot_outcomes
+from usecases.report.timeline import Breach, Run, ScheduleSpan, rpo_breaches, slot_outcomes
 from usecases.schedule.jobs import project_id
 
 Clock = Callable[[], datetime]
-HELD = ("running", "completed")  # statuses of backups that hold (or will hold) data
 AUDIT_TYPES = (
     "BackupFailed",
     "BackupDeleted",
@@ -36,13 +42,7 @@ AUDIT_TYPES = (
     "RestoreCompleted",
     "RestoreFailed",
 )
-FOLDED_TYPES = (
-    "BlobCollected",
-    "RestoreTested",
-    "ScheduleInstalled",
-    "ScheduleRemoved",
-    *AUDIT_TYPES,
-)
+FOLDED_TYPES = ("BlobCollected", "RestoreTested", "ScheduleInstalled", "ScheduleRemoved")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +61,8 @@ class Folded:
     ledger: StoreLedger = field(default_factory=StoreLedger)
     drills: list[Drill] = field(default_factory=list)
     schedule: list[tuple[datetime, dict[str, Any] | None]] = field(default_factory=list)
-    audit: list[Mapping[str, Any]] = field(default_factory=list)  # event rows, in log order
+    audit: list[Mapping[str, Any]] = field(default_factory=list)  # the period's event rows
+    failed_drills: list[Mapping[str, Any]] = field(default_factory=list)
 
     # The store's changes, (seq, time, backup or None for a collection, what), folded into
     # the ledger in log order once both streams are read.
@@ -75,6 +76,10 @@ class Folded:
         self.completed[name] = when
         self.new_bytes[name] = newly_stored(arts)
         self.changes.append((int(row["seq"]), when, name, arts))
+
+    def audit_rows(self, since: str) -> list[Mapping[str, Any]]:
+        """The period's audit rows (read since then) and its failed drills."""
+        return [*self.audit, *(r for r in self.failed_drills if r["occurred_at"] >= since)]
 
     def settle(self) -> None:
         for _, when, name, what in sorted(self.changes, key=lambda c: c[0]):
@@ -103,20 +108,17 @@ def _from_catalog(
 ) -> Report:
     query = source.query
     since_iso = utc_iso(req.since)
-    rows = backups(query)
     folded = fold(
         completions(query, source.dialect),
         events(query, FOLDED_TYPES),
-        since_iso,
+        events(query, AUDIT_TYPES, since_iso),
         project_id(settings.backup_dir),
     )
-    # Backups of the period, the day before (their runs may serve its first slots), and every
-    # one that still holds data (retention judges them all): not the long deleted past.
-    window = utc_iso(req.since - timedelta(days=1))
-    marks = [_mark(r, folded) for r in rows if r["started_at"] >= window or r["status"] in HELD]
+    # Backups of the period, of the day before (their runs may serve its first slots), and
+    # every one that still holds data (retention judges them all): not the deleted past.
+    marks = [_mark(r, folded) for r in backups(query, utc_iso(req.since - timedelta(days=1)))]
     autos = [m for m in marks if m.backup_class == "auto"]
-    first_auto = next((r["started_at"] for r in rows if classify(r["name"]) == "auto"), None)
-    spans = schedule_spans(folded.schedule, settings.schedule, _time(first_auto))
+    spans = schedule_spans(folded.schedule, settings.schedule, _time(first_automatic(query)))
     kept = recoverability.retained(marks, settings.retention, now, query)
     return Report(
         since=req.since,
@@ -128,12 +130,7 @@ def _from_catalog(
         marks=[kept.marks.get(m.name, m) for m in marks if m.started_at >= req.since],
         spans=spans,
         slots=slot_outcomes(spans, [_run(m) for m in autos], since=req.since, now=now, tz=req.tz),
-        breaches=rpo_breaches(
-            [(at, name) for name, at in folded.completed.items() if classify(name) == "auto"],
-            timedelta(hours=settings.health.rpo_hours),
-            since=req.since,
-            now=now,
-        ),
+        breaches=_breaches(folded, settings.health.rpo_hours, req.since, now),
         rpo_hours=settings.health.rpo_hours,
         store=folded.ledger.series(req.since),
         planned_bytes=kept.freed_bytes,
@@ -141,41 +138,43 @@ def _from_catalog(
         drills=[d for d in folded.drills if d.at >= req.since],
         rto_seconds=settings.health.rto_minutes * 60,
         retained=kept.retained,
-        **recoverability.audit_lines(folded.audit, query, since_iso),
+        **recoverability.audit_lines(folded.audit_rows(since_iso), query, since_iso),
         events=event_count(query),
     )
 
 
+def _breaches(folded: Folded, rpo_hours: float, since: datetime, now: datetime) -> list[Breach]:
+    autos = [(at, name) for name, at in folded.completed.items() if classify(name) == "auto"]
+    return rpo_breaches(autos, timedelta(hours=rpo_hours), since=since, now=now)
+
+
 def fold(
-    done: Iterable[Mapping[str, Any]], others: Iterable[Mapping[str, Any]], since: str, project: str
+    done: Iterable[Mapping[str, Any]],
+    others: Iterable[Mapping[str, Any]],
+    audit: Iterable[Mapping[str, Any]],
+    project: str,
 ) -> Folded:
-    """The completions, then the other events, each in log order."""
+    """The completions, the other events, and the period's audit rows, each in log order."""
     out = Folded()
     for row in done:
         out.completion(row)
     for row in others:
-        kind, at = row["type"], row["occurred_at"]
-        if kind in AUDIT_TYPES:
-            if at >= since:
-                out.audit.append(row)
-        else:
-            _other(out, kind, at, since, project, json.loads(row["payload"]), row)
+        _other(out, row, json.loads(row["payload"]), project)
+    out.audit = list(audit)
     out.settle()
     return out
 
 
-def _other(
-    out: Folded, kind: str, at: str, since: str, project: str, p: dict[str, Any], row: Any
-) -> None:
-    when = _utc(at)
+def _other(out: Folded, row: Mapping[str, Any], p: dict[str, Any], project: str) -> None:
+    kind, when = row["type"], _utc(row["occurred_at"])
     if kind == "BlobCollected":
         out.changes.append(
             (int(row["seq"]), when, None, (str(p.get("digest")), str(p.get("codec"))))
         )
     elif kind == "RestoreTested":
         out.drills.append(_drill(when, p))
-        if not p.get("ok") and at >= since:  # a failed drill is a failure to audit
-            out.audit.append(row)
+        if not p.get("ok"):  # a failed drill is a failure to audit (in the period: the caller)
+            out.failed_drills.append(row)
     elif p.get("project") in (None, project):  # this backup directory's schedule
         out.schedule.append((when, p if kind == "ScheduleInstalled" else None))
 
