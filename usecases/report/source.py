@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from catalog.errors import CatalogUnavailable
 from catalog.read import Query, sqlite_file, sqlite_query
 from catalog.reporting import open_sqlite_readonly, postgres_engine, sqlite_engine
 
@@ -80,6 +81,11 @@ def open_source(settings: Settings) -> Source | None:
             path=path,
             immutable=immutable,
             _conn=conn,
+        )
+    if url.startswith("sqlite"):
+        raise CatalogUnavailable(
+            f"the report reads a SQLite catalog named as sqlite:///PATH, not {url!r}; "
+            "set `catalog_url` so"
         )
     from catalog.queries import engine_query
 
