@@ -9,7 +9,8 @@ Not run by the tests; the candidates are not dumpledger's dependencies, so use a
 Each candidate draws the report's three kinds of chart (a timeline of N marks by type and
 outcome; N logical sizes, N new-byte counts and a step line of the store's total; 300 drills
 against an objective) as a static, offline page fragment, in a new process: the import is
-part of what a `dumpledger report` pays. Median of --rounds runs; bytes of the fragment.
+part of what a `dumpledger report` pays. CPU seconds of the process (steadier than wall time on
+a shared machine), median of --rounds runs; megabytes of the fragment.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ CANDIDATES = ("plotly-dict", "plotly-objects", "matplotlib-svg", "pygal", "bokeh
 DATA = """
 import io, random, sys, time
 from datetime import UTC, datetime, timedelta
-T0 = time.perf_counter()
+T0 = time.process_time()
 n = int(sys.argv[2])
 random.seed(1)
 start = datetime(2020, 1, 1, tzinfo=UTC)
@@ -119,7 +120,7 @@ out = [INLINE.render_js(), script, *divs]
 }
 
 REPORT = """
-T1 = time.perf_counter()
+T1 = time.process_time()
 print(json.dumps({"seconds": T1 - T0, "bytes": sum(len(o) for o in out)}))
 """
 

@@ -25,24 +25,17 @@ from catalog.read import BUSY_TIMEOUT_MS, HEAD_REVISION, Query
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-# Every column of `backups` but the metadata, whose row counts make it the bulk of a row:
-# 10,000 of them would cost more to parse than the rest of the report.
+# The columns of `backups` a report shows for each backup: not the metadata, whose row counts
+# make it the bulk of a row (10,000 of them would cost more to parse than the rest of the
+# report), nor what only the newest backup's line needs (see newest_backup).
 BACKUP_COLUMNS = (
     "name",
     "backup_type",
     "status",
     "started_at",
-    "finished_at",
-    "duration_seconds",
-    "actor",
-    "hostname",
-    "database_name",
-    "database_host",
     "verified",
     "last_verified_at",
     "last_verify_ok",
-    "git_commit",
-    "git_branch",
     "raw_size",
     "stored_size",
     "failure_reason",
