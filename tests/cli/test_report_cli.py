@@ -291,3 +291,21 @@ def test_a_catalog_of_another_schema_is_refused(
     assert len(done.stderr.strip().splitlines()) == 1 and hint in done.stderr
     assert f"has schema {revision}" in done.stderr
     assert not (copy / "report.html").exists()
+
+
+def test_the_browser_sees_console_errors_and_every_request(tmp_path: Path) -> None:
+    """What the page tests rely on: a page that logs an error, throws, or tries the network is
+    caught (here under the report's own Content-Security-Policy, which blocks the load)."""
+    page = tmp_path / "bad.html"
+    page.write_text(
+        '<!doctype html><html><head><meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; script-src 'unsafe-inline'\"></head><body>"
+        '<img src="http://127.0.0.1:9/pixel.png">'
+        "<script>console.error('drawn wrong'); undefinedFunction();</script></body></html>"
+    )
+    loaded = open_page(page)
+    errors = "\n".join(loaded.errors())
+    assert "drawn wrong" in errors
+    assert "undefinedFunction is not defined" in errors
+    assert "Content Security Policy" in errors  # the image was refused, and said so
+    assert loaded.requests[0] == page.as_uri()
