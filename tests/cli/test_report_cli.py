@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from catalog import Catalog
+from catalog.events import BackupStarted
 from pgtools.cluster import Cluster
 from tests.browser import Loaded, open_page
 from tests.report_support import COMMIT, RTO_MINUTES, Expected, generate
@@ -309,3 +312,36 @@ def test_the_browser_sees_console_errors_and_every_request(tmp_path: Path) -> No
     assert "undefinedFunction is not defined" in errors
     assert "Content Security Policy" in errors  # the image was refused, and said so
     assert loaded.requests[0] == page.as_uri()
+
+
+def test_an_abandoned_backup_is_shown_not_recorded(
+    history: tuple[Path, Expected], env: dict[str, str], tmp_path: Path
+) -> None:
+    """Every other command records a backup whose process died as failed; the report, which
+    writes nothing, shows it as it is."""
+    backup_dir, _ = history
+    copy = tmp_path / "backups"
+    shutil.copytree(backup_dir, copy, ignore=shutil.ignore_patterns("store", "*.html"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with Catalog.open(f"sqlite:///{copy / 'catalog.db'}") as cat:
+        cat.append(
+            BackupStarted(
+                backup="auto_nightly_abandoned",
+                backup_type="nightly",
+                hostname=socket.gethostname(),
+                pid=dead.pid,
+                database={},
+                artifacts=["full"],
+                codec="gzip",
+            ),
+            actor="t",
+        )
+        events = cat.count()
+    data = json.loads(
+        run_cli({**env, "DUMPLEDGER_BACKUP_DIR": str(copy)}, "report", "--json").stdout
+    )
+    (shown,) = [b for b in data["backups"] if b["name"] == "auto_nightly_abandoned"]
+    assert shown["status"] == "running" and shown["outcome"] == "running"
+    with Catalog.open(f"sqlite:///{copy / 'catalog.db'}") as cat:
+        assert cat.count() == events
