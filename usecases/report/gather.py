@@ -1,7 +1,8 @@
 """Build the report: read the catalog (read-only), fold what it says, ask `check`.
 
-Nothing here writes: no event, no migration, no file. One pass over the events that matter
-(completions, collections, drills, schedule changes, and the audit's kinds) in log order.
+Nothing here writes: no event, no migration, no file. The events are read in three passes,
+each in log order: the completions (their artifacts: the store's history), the collections,
+drills and schedule changes, and the period's events of the audit's kinds.
 """
 
 from __future__ import annotations
