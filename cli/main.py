@@ -15,6 +15,7 @@ from cli import backup, browse, demo, export, health, offsite, output, restore, 
 from cli.catalog_cmd import catalog_app
 from cli.config_cmd import config_app
 from cli.legacy import import_legacy_cmd
+from cli.report import report
 from cli.retention import retention_app
 from cli.schedule import schedule_app
 from cli.state import CONTEXT, KNOWN_ERRORS, STATE
@@ -92,6 +93,7 @@ app.command("import-legacy", context_settings=CONTEXT)(import_legacy_cmd)
 app.add_typer(schedule_app, name="schedule")
 app.command("check", context_settings=CONTEXT)(health.check)
 app.command("metrics", context_settings=CONTEXT)(health.metrics)
+app.command(context_settings=CONTEXT)(report)
 app.command(context_settings=CONTEXT)(offsite.push)
 app.command(context_settings=CONTEXT)(offsite.recover)
 app.add_typer(store_app, name="store")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from catalog.queries import audit_events
 from catalog.read import ACTIONS, AuditFilter
 from catalog.recorded import Recorded
-from usecases.context import App
 from usecases.errors import BadInput
+
+if TYPE_CHECKING:
+    from usecases.context import App
 
 OUTCOMES = {
     "BackupStarted": "started",
@@ -56,6 +57,8 @@ def audit(app: App, flt: AuditFilter) -> list[AuditLine]:
     unknown = [a for a in flt.actions if a not in ACTIONS]
     if unknown:
         raise BadInput(f"unknown action {unknown[0]!r}: choose from {', '.join(sorted(ACTIONS))}")
+    from catalog.queries import audit_events  # here: `report` describes lines without SQLAlchemy
+
     return [describe(rec) for rec in audit_events(app.catalog.engine, flt)]
 
 

@@ -39,6 +39,7 @@ def test_readme_names_every_debian_package_the_suite_runs() -> None:
         "git": "git",
         "make": "make",
         "python3 -m venv": "python3-venv",
+        "chromium (opens the report's page)": "chromium",
     }
     packages = readme_packages()
     missing = {prog: pkg for prog, pkg in needed.items() if pkg not in packages}

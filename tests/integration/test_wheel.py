@@ -179,11 +179,18 @@ def test_installed_dumpledger_runs_outside_the_checkout(
     # The commands that failed from a wheel (every one that touches a backup imported
     # usecases.schedule): list, verify, check read the demo's catalog.
     env["DUMPLEDGER_BACKUP_DIR"] = str(tmp_path / "demo")
-    for args in (["list", "--json"], ["verify", "--all"], ["catalog", "verify"]):
+    page = tmp_path / "report.html"  # its templates are package data
+    for args in (
+        ["list", "--json"],
+        ["verify", "--all"],
+        ["catalog", "verify"],
+        ["report", "--no-check", "-o", str(page)],
+    ):
         done = subprocess.run(
             [str(exe), *args], cwd=tmp_path, env=env, capture_output=True, text=True
         )
         assert done.returncode == 0, (args, done.stderr)
+    assert "<h1>dumpledger report: " in page.read_text()
     assert (
         "demo_"
         in subprocess.run(

@@ -65,6 +65,7 @@ class HealthSection(_Section):
     # A backup `running` this long without finishing counts as stale (its process may be on
     # a host that is gone): `list` and `check` say so, `delete --force` may settle it.
     stale_running_hours: Annotated[float, Field(gt=0)] = 24.0
+    rto_minutes: Annotated[float, Field(gt=0)] = 60.0
 
 
 class OffsiteSection(_Section):

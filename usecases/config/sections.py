@@ -59,6 +59,7 @@ class Health:
     duration_growth_ratio: float = 3.0  # warn when it took > ratio x trailing median
     min_free_bytes: int = 1 << 30
     stale_running_hours: float = 24.0  # a running backup this old counts as stale
+    rto_minutes: float = 60.0  # a restore should take no longer (`report` draws drills against it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,7 +22,8 @@ from usecases.backup.run import refresh_latest
 from usecases.backup.views import METADATA_SUFFIX, artifact_filename, view_owner
 from usecases.context import App
 from usecases.errors import BadInput
-from usecases.storage.collect import Collected, CollectReport, collect_blobs, would_collect
+from usecases.storage.collect import CollectReport, collect_blobs, would_collect
+from usecases.storage.plan import Collected
 
 
 @dataclass(slots=True, kw_only=True)

@@ -12,17 +12,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from catalog.queries import blob_refs, blobs_freed_without
-from store import Codec, CollectionPlan, Ref
+from store import Codec, Ref
 from usecases.context import App
+from usecases.storage.plan import Collected, garbage_of, garbage_without
 from usecases.storage.roots import attach, catalog_refs
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Collected:
-    digest: str
-    codec: str
-    stored_size: int  # bytes freed: the file's size
-    orphan: bool  # written by this catalog and never referenced (a failed backup's)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -52,7 +45,7 @@ def collect_blobs(app: App, *, wait: float = 5.0) -> CollectReport:
             refs = catalog_refs(app)
             app.store.set_roots(owner, refs.referenced)
             plan = app.store.plan_collection(owner, known=refs.known, releasing=refs.released)
-            for item in _garbage(plan, refs.known):
+            for item in garbage_of(plan, refs.known):
                 # Re-checked under the catalog's write lock; then the file goes.
                 if app.catalog.collect_blob(item.digest, item.codec, actor=app.actor) is None:
                     continue
@@ -75,21 +68,4 @@ def would_collect(app: App, removed: Collection[str]) -> list[Collected]:
     engine = app.catalog.engine
     rows = blob_refs(engine, among=held)
     going = {Ref(d, Codec(c)) for d, c in blobs_freed_without(engine, removed, among=held)}
-    known = {Ref(d, Codec(c)) for d, c, _ in rows}
-    referenced = {Ref(d, Codec(c)) for d, c, n in rows if n > 0} - going
-    plan = app.store.plan_collection(
-        app.catalog.identity(), known=known, releasing=known - referenced
-    )
-    return _garbage(plan, known)
-
-
-def _garbage(plan: CollectionPlan, known: set[Ref]) -> list[Collected]:
-    return [
-        Collected(
-            digest=s.ref.digest,
-            codec=s.ref.codec.value,
-            stored_size=s.size,
-            orphan=s.ref not in known,
-        )
-        for s in plan.garbage
-    ]
+    return garbage_without(app.store, app.catalog.identity(), rows, going)
