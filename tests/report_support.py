@@ -34,6 +34,7 @@ from catalog.events import (
 from store import Codec
 from usecases.config.settings import load_settings
 from usecases.context import App
+from usecases.report.timeline import GRACE
 from usecases.retention.cleanup import cleanup, delete_backup
 from usecases.schedule.jobs import project_id
 
@@ -322,6 +323,8 @@ class Generator:
             for slot, hour, minute in SLOTS:
                 if due(day, hour, minute) + timedelta(hours=2) < now:
                     self.slot(i, day, slot, hour, minute)
+                elif due(day, hour, minute) + GRACE <= now:  # not run yet, and past its grace
+                    self.expected.slots["missed"] += 1
         self.app.close()
         return self.expected
 

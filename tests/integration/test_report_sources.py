@@ -67,5 +67,6 @@ def test_the_header_names_what_the_newest_real_backup_was_of(
     assert newest["database"] == f"postgres@{pg_cluster.socket_dir}:{pg_cluster.port}"
     (drill,) = data["drills"]
     assert drill["ok"] and drill["backup"] == backup["name"] and drill["restore_seconds"] > 0
-    assert data["store"][-1]["total"] == backup["stored_size"]
+    # the only backup: everything the store holds is what it added (chunks and manifests)
+    assert data["store"][-1]["total"] == backup["new_bytes"]
     assert data["check"]["status"] in ("OK", "WARNING", "CRITICAL")
