@@ -12,17 +12,19 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Container, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from store.chunked import layout
 from store.chunked.compress import empty_stream
+from store.chunked.gc import PackPlan, Planner, manifests_to_load
 from store.chunked.index import ChunkIndex, Location
 from store.chunked.manifest import Manifest
 from store.chunked.packs import hash_file, publish, read_trailer
 from store.chunked.reader import Packs, locate, read_artifact
+from store.chunked.repack import PackReport, execute
 from store.chunked.writer import ChunkWriter, Stored
 from store.codecs import Codec
 from store.errors import BlobCorrupted, BlobMissing, StoreError
@@ -305,6 +307,59 @@ class ChunkStore:
         except FileNotFoundError:
             return False
         return True
+
+    # -- collection (store/chunked/gc.py plans, store/chunked/repack.py carries out) ------
+
+    @contextmanager
+    def planner(
+        self,
+        *,
+        excluding: Container[tuple[str, Codec]] = frozenset(),
+        groups: Mapping[tuple[str, Codec], int] | None = None,
+    ) -> Iterator[Planner]:
+        """The live chunks of every manifest present (but `excluding`), read into a scratch
+        table beside the index (packs a killed writer left unindexed are indexed first)."""
+        with self.index() as idx:
+            if os.access(self.root, os.W_OK):
+                idx.reconcile()
+            planner = Planner(idx, self.packs_dir)
+            try:
+                planner.manifests = planner.load(
+                    manifests_to_load(self.iter_manifests(), excluding, groups or {})
+                )
+                yield planner
+            finally:
+                planner.close()
+
+    def plan_packs(
+        self,
+        threshold: float,
+        *,
+        excluding: Container[tuple[str, Codec]] = frozenset(),
+        groups: Mapping[tuple[str, Codec], int] | None = None,
+    ) -> PackPlan:
+        """What collecting the packs would do once the manifests `excluding` are gone (read
+        only), and per group the bytes of the chunks only it uses."""
+        if not self.packs_dir.is_dir():
+            return PackPlan()
+        with self.planner(excluding=excluding, groups=groups) as planner:
+            plan = planner.plan(threshold)
+            plan.group_bytes = planner.group_bytes() if groups else {}
+            plan.manifests = planner.manifests
+        return plan
+
+    def collect_packs(self, threshold: float) -> tuple[PackPlan, PackReport]:
+        """Delete the packs no manifest uses and repack the mostly dead and small ones; the
+        caller holds the store's exclusive lock (no put, read or copy runs)."""
+        if not self.packs_dir.is_dir():
+            return PackPlan(), PackReport()
+        try:
+            with self.planner() as planner:
+                plan = planner.plan(threshold)
+                plan.manifests = planner.manifests
+                return plan, execute(planner, plan, self._quarantine)
+        finally:
+            self._structures.clear()  # this process's memos name packs that may be gone
 
     def iter_manifests(self) -> Iterator[tuple[str, Codec, Path]]:
         if not self.manifests_dir.is_dir():

@@ -1,0 +1,276 @@
+"""Pack collection, planned: which packs hold no chunk a manifest uses (deleted), which are
+mostly dead or small (repacked), and exactly how many bytes that frees.
+
+Live chunks are those of every manifest present, whoever owns it: the artifact plan
+(store.roots) decided which manifests go, and a manifest still there may be another
+catalog's, an orphan that is not ours to judge, or one waiting for `store adopt`; it keeps
+its chunks. A manifest that cannot be read stops the plan (its chunks cannot be told from
+garbage). A dry run names the manifests the real run removes first (`excluding`), so it plans
+exactly what the real run does.
+
+The live set is a table in a scratch SQLite file attached to the index's connection, beside
+the packs (or in the temp directory for a read-only store): memory stays bounded whatever
+the number of chunks. store/chunked/repack.py carries a plan out.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import secrets
+import sqlite3
+import tempfile
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from store.chunked.index import ChunkIndex
+from store.chunked.layout import PACK_SUFFIX, TMP_PREFIX
+from store.chunked.manifest import Manifest
+from store.chunked.packs import CODEC_IDS, ENTRY, FOOTER, MAGIC, TARGET_SIZE
+from store.codecs import Codec
+from store.errors import BlobCorrupted, StoreError
+
+# Small packs (each put writes its own: a backup's globals or schema-only dump leaves one of a
+# few KiB) are merged once this many are below SMALL_PACK bytes (docs/PERFORMANCE.md).
+SMALL_PACK = 1 << 20
+MERGE_MIN = 32
+SHARED = -1  # the group of a chunk more than one group (or an ungrouped manifest) uses
+_BATCH = 4096
+
+_UPSERT = """
+INSERT INTO gc.live (digest, codec, kept, grp) VALUES (?, ?, ?, ?)
+ON CONFLICT (digest, codec) DO UPDATE SET
+    kept = max(kept, excluded.kept),
+    grp = CASE WHEN grp = excluded.grp THEN grp ELSE -1 END
+"""
+
+
+def packed_size(stored: int, chunks: int) -> int:
+    """The size of a pack holding `chunks` chunks of `stored` bytes in all."""
+    return len(MAGIC) + stored + chunks * ENTRY.size + FOOTER.size
+
+
+@dataclass(frozen=True, slots=True)
+class PackSize:
+    name: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewPack:
+    """A pack the repack writes: rows `first`..`last` of the moves, in order."""
+
+    first: int
+    last: int
+    size: int
+    chunks: int
+
+
+@dataclass(slots=True, kw_only=True)
+class PackPlan:
+    delete: list[PackSize] = field(default_factory=list)  # no live chunk
+    repack: list[PackSize] = field(default_factory=list)  # rewritten with their live chunks
+    new_packs: list[NewPack] = field(default_factory=list)
+    merged_small: int = 0  # of `repack`, those there only because they are small
+    # old pack -> after which new pack (its index in new_packs) it may go
+    drop_after: dict[str, int] = field(default_factory=dict)
+    packs: int = 0  # packs in the store
+    manifests: int = 0  # manifests read
+    group_bytes: dict[int, int] = field(default_factory=dict)  # Planner.group_bytes
+
+    @property
+    def deleted_bytes(self) -> int:
+        return sum(p.size for p in self.delete)
+
+    @property
+    def repack_savings(self) -> int:
+        return sum(p.size for p in self.repack) - sum(p.size for p in self.new_packs)
+
+    @property
+    def freed_bytes(self) -> int:
+        return self.deleted_bytes + self.repack_savings
+
+
+class Planner:
+    """The live chunks of a store, and what collection does with its packs."""
+
+    def __init__(self, index: ChunkIndex, packs_dir: Path) -> None:
+        self.index = index
+        self.db = index.db
+        self.packs_dir = packs_dir
+        writable = os.access(packs_dir, os.W_OK)
+        where = packs_dir if writable else Path(tempfile.gettempdir())
+        self.scratch = where / f"{TMP_PREFIX}gc-{secrets.token_hex(6)}.sqlite"
+        self.names: dict[int, str] = {}  # pack id -> name, of the packs to repack
+        self.manifests = 0
+        self.db.execute("ATTACH DATABASE ? AS gc", (str(self.scratch),))
+        try:
+            os.chmod(self.scratch, 0o600)
+            for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384"):
+                self.db.execute(f"PRAGMA gc.{pragma}")
+            self.db.execute(
+                "CREATE TABLE gc.live (digest BLOB NOT NULL, codec INTEGER NOT NULL, "
+                "kept INTEGER NOT NULL, grp INTEGER NOT NULL, PRIMARY KEY (digest, codec)) "
+                "WITHOUT ROWID"
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("DETACH DATABASE gc")
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{self.scratch}{suffix}").unlink(missing_ok=True)
+
+    # -- the live set --------------------------------------------------------------------
+
+    def load(self, manifests: Iterable[tuple[Path, bool, int]]) -> int:
+        """Read each (manifest, kept, group): a kept manifest keeps its chunks; the group
+        (>= 0) counts the chunks only it uses (SHARED: not counted). How many were read."""
+        count = 0
+        self.db.execute("BEGIN")
+        try:
+            for path, kept, group in manifests:
+                self._load_one(path, int(kept), group)
+                count += 1
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return count
+
+    def _load_one(self, path: Path, kept: int, group: int) -> None:
+        try:
+            found = Manifest(path)
+            cid = CODEC_IDS[Codec(found.footer.chunk_codec)]
+            for records in found.records():
+                self.db.executemany(_UPSERT, [(d, cid, kept, group) for d, _ in records])
+        except FileNotFoundError:
+            return  # collected meanwhile (not under the lock: a dry run)
+        except (BlobCorrupted, KeyError, ValueError) as exc:
+            raise StoreError(
+                f"pack collection stopped: manifest {path} cannot be read ({exc}), so the "
+                "chunks it uses cannot be told from garbage; nothing was deleted from the "
+                "packs. Run `dumpledger verify --all`: a backup of the same database state "
+                "repairs it"
+            ) from None
+
+    def group_bytes(self) -> dict[int, int]:
+        """Per group: the bytes of the chunks only that group's manifests use (stored, and
+        their trailer entries): what rewriting their packs without them frees."""
+        rows = self.db.execute(
+            f"SELECT l.grp, sum(c.stored_len) + {ENTRY.size} * count(*) FROM gc.live l "
+            "JOIN main.chunks c "
+            "ON c.digest = l.digest AND c.codec = l.codec WHERE l.grp >= 0 GROUP BY l.grp"
+        )
+        return {int(g): int(n) for g, n in rows}
+
+    # -- the plan ------------------------------------------------------------------------
+
+    def plan(self, threshold: float) -> PackPlan:
+        """Packs with no live chunk go; a pack whose dead bytes (what rewriting it frees) are
+        more than `threshold` of its size is repacked, and so are the small ones once there
+        are MERGE_MIN of them. Deterministic: the same store gives the same plan."""
+        self.db.execute(
+            "CREATE TABLE gc.used AS SELECT c.pack AS pack, count(*) AS n, "
+            "sum(c.stored_len) AS bytes FROM gc.live l JOIN main.chunks c "
+            "ON c.digest = l.digest AND c.codec = l.codec WHERE l.kept GROUP BY c.pack"
+        )
+        rows = self.db.execute(
+            "SELECT p.id, p.name, coalesce(u.n, 0), coalesce(u.bytes, 0) FROM main.packs p "
+            "LEFT JOIN gc.used u ON u.pack = p.id ORDER BY p.id"
+        ).fetchall()
+        out = PackPlan(packs=len(rows))
+        small: list[tuple[int, PackSize]] = []
+        repack: list[tuple[int, PackSize]] = []
+        for pid, name, n, live in rows:
+            size = self._size(name)
+            if size is None:
+                continue
+            item = PackSize(name, size)
+            if n == 0:
+                out.delete.append(item)
+            elif size - packed_size(live, n) > threshold * size:
+                repack.append((pid, item))
+            elif size < SMALL_PACK:
+                small.append((pid, item))
+        if len(small) >= MERGE_MIN:
+            out.merged_small = len(small)
+            repack = sorted(repack + small)
+        out.repack = [item for _, item in repack]
+        self.names = {pid: item.name for pid, item in repack}
+        if repack:
+            self._moves(out)
+        return out
+
+    def _size(self, name: str) -> int | None:
+        try:
+            return (self.packs_dir / name[:2] / f"{name}{PACK_SUFFIX}").stat().st_size
+        except FileNotFoundError:
+            return None  # gone since the index was reconciled (not under the lock: a dry run)
+
+    def _moves(self, out: PackPlan) -> None:
+        """The live chunks of the packs to repack, in pack and offset order, cut into new
+        packs as the pack writer cuts them (closed once TARGET_SIZE stored bytes are in)."""
+        self.db.execute("CREATE TABLE gc.repack (id INTEGER PRIMARY KEY)")
+        self.db.executemany("INSERT INTO gc.repack VALUES (?)", [(p,) for p in self.names])
+        self.db.execute(
+            "CREATE TABLE gc.moves (seq INTEGER PRIMARY KEY, digest BLOB, codec INTEGER, "
+            "pack INTEGER, offset INTEGER, stored_len INTEGER, raw_len INTEGER)"
+        )
+        self.db.execute(
+            "INSERT INTO gc.moves (digest, codec, pack, offset, stored_len, raw_len) "
+            "SELECT c.digest, c.codec, c.pack, c.offset, c.stored_len, c.raw_len "
+            "FROM gc.live l JOIN main.chunks c ON c.digest = l.digest AND c.codec = l.codec "
+            "WHERE l.kept AND c.pack IN (SELECT id FROM gc.repack) ORDER BY c.pack, c.offset"
+        )
+        first = last = stored = count = 0
+        for seq, stored_len in self.db.execute("SELECT seq, stored_len FROM gc.moves ORDER BY seq"):
+            first = seq if count == 0 else first
+            stored, count, last = stored + stored_len, count + 1, seq
+            if len(MAGIC) + stored >= TARGET_SIZE:
+                out.new_packs.append(_new(first, last, stored, count))
+                stored = count = 0
+        if count:
+            out.new_packs.append(_new(first, last, stored, count))
+        ends = [p.last for p in out.new_packs]
+        for pid, end in self.db.execute("SELECT pack, max(seq) FROM gc.moves GROUP BY pack"):
+            out.drop_after[self.names[pid]] = bisect.bisect_left(ends, end)
+
+    def moves(self, new: NewPack) -> Iterator[tuple[bytes, int, str, int, int, int]]:
+        """(digest, codec id, old pack, offset, stored length, raw length) of a new pack's
+        chunks, in order, a batch at a time (no statement stays open across index writes)."""
+        start = new.first
+        while start <= new.last:
+            rows = self.db.execute(
+                "SELECT seq, digest, codec, pack, offset, stored_len, raw_len FROM gc.moves "
+                "WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (start, new.last, _BATCH),
+            ).fetchall()
+            if not rows:
+                return
+            for _, digest, codec, pack, offset, stored_len, raw_len in rows:
+                yield digest, codec, self.names[pack], offset, stored_len, raw_len
+            start = rows[-1][0] + 1
+
+
+def _new(first: int, last: int, stored: int, count: int) -> NewPack:
+    return NewPack(first=first, last=last, size=packed_size(stored, count), chunks=count)
+
+
+def manifests_to_load(
+    manifests: Iterable[tuple[str, Codec, Path]],
+    excluding: Container[tuple[str, Codec]],
+    groups: Mapping[tuple[str, Codec], int],
+) -> Iterator[tuple[Path, bool, int]]:
+    """(path, kept, group) of each manifest: an excluded one (the real run removes it first)
+    keeps nothing, and is read only when a group counts it."""
+    for digest, codec, path in manifests:
+        key = (digest, codec)
+        group = groups.get(key, SHARED)
+        kept = key not in excluding
+        if kept or group != SHARED:
+            yield path, kept, group
