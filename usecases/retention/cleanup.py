@@ -99,8 +99,8 @@ class CleanupReport:
             "packs_deleted_bytes": sum(p.size for p in deleted),
             "repack_savings_bytes": sum(p.size for p in repacked) - sum(written),
             "total_bytes": self.freed_bytes,
-            "packs_deleted": [p.name for p in deleted],
-            "packs_repacked": [p.name for p in repacked],
+            "packs_deleted": sorted(p.name for p in deleted),
+            "packs_repacked": sorted(p.name for p in repacked),
             "packs_written": len(written),
         }
 
