@@ -549,6 +549,20 @@ class LocalStore:
         with self._holds_lock:
             self._holds += change
 
+    def disk_usage(self) -> int:
+        """Bytes the store's files take: packs, manifests, whole blobs, the index, roots
+        (deduplicated: each chunk once, whatever the number of backups using it)."""
+        total = 0
+        if self.root.is_dir():
+            for path in self.root.rglob("*"):
+                try:
+                    st = path.lstat()
+                except FileNotFoundError:
+                    continue
+                if not path.is_symlink() and path.is_file():
+                    total += st.st_size
+        return total
+
     # -- pack collection (store/chunked/gc.py, store/chunked/repack.py) --------------------
 
     def plan_packs(

@@ -217,6 +217,9 @@ class MemoryStore:
     def collecting(self, wait: float = 0.0) -> Iterator[bool]:
         yield self.holders == 0
 
+    def disk_usage(self) -> int:
+        return sum(len(data) for data in self.blobs.values())
+
     def plan_packs(
         self,
         threshold: float,

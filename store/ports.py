@@ -99,6 +99,10 @@ class BlobStore(Protocol):
         """Exclusive hold for collection; False when holders stayed longer than `wait`."""
         ...
 
+    def disk_usage(self) -> int:
+        """Bytes the store's files take (deduplicated: a chunk counts once)."""
+        ...
+
     def plan_packs(
         self,
         threshold: float,

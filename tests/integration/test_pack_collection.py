@@ -139,3 +139,20 @@ def test_what_a_backup_alone_holds_is_what_removing_it_alone_frees(app: App, clo
         # A pack deleted whole also frees its header and footer; otherwise exactly.
         assert report.freed_bytes == alone + len(whole) * packed_size(0, 0), (name, v)
         assert sum(before.values()) - sum(packs(app).values()) == report.packs.freed_bytes
+
+
+def test_metrics_tell_the_deduplicated_store_from_the_logical_bytes(app: App, clock: Clock) -> None:
+    from usecases.health.metrics import collect, render
+
+    fabricate_churn(app, clock)
+    before = collect(app)
+    assert before.store_bytes is not None
+    # eight versions of one table: each stored whole would take 8x; the store holds each
+    # chunk once
+    assert before.store_bytes < before.stored_bytes // 3
+    assert f"dumpledger_store_bytes {before.store_bytes}" in render(before, NOW)
+    report = cleanup(app, days=45)
+    after = collect(app)
+    assert after.store_bytes is not None
+    assert report.collect.packs.freed_bytes > 0
+    assert after.store_bytes < before.store_bytes  # (the index's write-ahead log may grow)
