@@ -4,13 +4,15 @@ mostly dead or small (repacked), and exactly how many bytes that frees.
 Live chunks are those of every manifest present, whoever owns it: the artifact plan
 (store.roots) decided which manifests go, and a manifest still there may be another
 catalog's, an orphan that is not ours to judge, or one waiting for `store adopt`; it keeps
-its chunks. A manifest that cannot be read stops the plan (its chunks cannot be told from
-garbage). A dry run names the manifests the real run removes first (`excluding`), so it plans
-exactly what the real run does.
+its chunks. They are the chunks whose count of manifests (store/chunked/refs.py: kept in the
+index, brought up to date with the manifests on disk first) is above zero. A manifest that
+cannot be read stops the plan (its chunks cannot be told from garbage). A dry run names the
+manifests the real run removes first (`exclude`), so it plans exactly what the real run does.
 
-The live set is a table in a scratch SQLite file attached to the index's connection, beside
-the packs (or in the temp directory for a read-only store): memory stays bounded whatever
-the number of chunks. store/chunked/repack.py carries a plan out.
+What a plan needs besides the counts (the excluded manifests' chunks, groups, the packs'
+live bytes, the chunks to move) goes in a scratch SQLite file attached to the index's
+connection, beside the packs (or in the temp directory for a read-only store): memory stays
+bounded whatever the number of chunks. store/chunked/repack.py carries a plan out.
 """
 
 from __future__ import annotations
@@ -21,29 +23,29 @@ import os
 import secrets
 import sqlite3
 import tempfile
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from store.chunked.index import ChunkIndex
 from store.chunked.layout import PACK_SUFFIX, TMP_PREFIX
-from store.chunked.manifest import Manifest
-from store.chunked.packs import CODEC_IDS, ENTRY, FOOTER, MAGIC, TARGET_SIZE
-from store.codecs import Codec
-from store.errors import BlobCorrupted, StoreError
+from store.chunked.packs import ENTRY, FOOTER, MAGIC, TARGET_SIZE
+from store.chunked.refs import Refs, rows, tally
 
 # Small packs (each put writes its own: a backup's globals or schema-only dump leaves one of a
 # few KiB) are merged once this many are below SMALL_PACK bytes (docs/PERFORMANCE.md).
 SMALL_PACK = 1 << 20
 MERGE_MIN = 32
-SHARED = -1  # the group of a chunk more than one group (or an ungrouped manifest) uses
+SHARED = -1  # the group of a chunk more than one group's manifests list
 _BATCH = 4096
-
-_UPSERT = """
-INSERT INTO gc.live (digest, codec, kept, grp) VALUES (?, ?, ?, ?)
-ON CONFLICT (digest, codec) DO UPDATE SET
-    kept = max(kept, excluded.kept),
-    grp = CASE WHEN grp = excluded.grp THEN grp ELSE -1 END
+_SCRATCH = """
+CREATE TABLE gc.minus (
+    digest BLOB NOT NULL, codec INTEGER NOT NULL, cnt INTEGER NOT NULL,
+    PRIMARY KEY (digest, codec)) WITHOUT ROWID;
+CREATE TABLE gc.grp (
+    digest BLOB NOT NULL, codec INTEGER NOT NULL, grp INTEGER NOT NULL, cnt INTEGER NOT NULL,
+    PRIMARY KEY (digest, codec)) WITHOUT ROWID
 """
 
 
@@ -108,13 +110,11 @@ class Planner:
         self.db.execute("ATTACH DATABASE ? AS gc", (str(self.scratch),))
         try:
             os.chmod(self.scratch, 0o600)
-            for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384"):
+            for pragma in ("journal_mode = MEMORY", "synchronous = OFF", "cache_size = -16384"):
                 self.db.execute(f"PRAGMA gc.{pragma}")
-            self.db.execute(
-                "CREATE TABLE gc.live (digest BLOB NOT NULL, codec INTEGER NOT NULL, "
-                "kept INTEGER NOT NULL, grp INTEGER NOT NULL, PRIMARY KEY (digest, codec)) "
-                "WITHOUT ROWID"
-            )
+            for statement in _SCRATCH.split(";"):
+                self.db.execute(statement)
+            self.refs = Refs(index, "main" if index.writable else "gc")
         except BaseException:
             self.close()
             raise
@@ -127,46 +127,66 @@ class Planner:
 
     # -- the live set --------------------------------------------------------------------
 
-    def load(self, manifests: Iterable[tuple[Path, bool, int]]) -> int:
-        """Read each (manifest, kept, group): a kept manifest keeps its chunks; the group
-        (>= 0) counts the chunks only it uses (SHARED: not counted). How many were read."""
-        count = 0
-        self.db.execute("BEGIN")
+    def count(self, manifests: Iterable[Path]) -> list[Path]:
+        """Bring the counts to `manifests` (every manifest present); those that could not be
+        counted (gone or replaced meanwhile: only without the store's lock, a dry run)."""
+        paths = list(manifests)
+        self.manifests = len(paths)
+        return self.refs.sync(paths)
+
+    def exclude(self, manifests: Iterable[Path]) -> None:
+        """Plan as if these were gone (the real run removes them before it collects packs)."""
+        for path in manifests:
+            self._list(
+                path,
+                "INSERT INTO gc.minus (cnt, digest, codec) VALUES (?, ?, ?) "
+                "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt",
+                (),
+            )
+
+    def group(self, manifests: Iterable[tuple[Path, int]]) -> None:
+        """Put each manifest in its group (>= 0): `group_bytes` counts what only it lists."""
+        for path, group in manifests:
+            self._list(
+                path,
+                "INSERT INTO gc.grp (cnt, digest, codec, grp) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt, "
+                "grp = CASE WHEN grp = excluded.grp THEN grp ELSE -1 END",
+                (group,),
+            )
+
+    def _list(self, path: Path, upsert: str, extra: tuple[int, ...]) -> None:
+        tallies: dict[int, Counter[bytes]] = {}
         try:
-            for path, kept, group in manifests:
-                self._load_one(path, int(kept), group)
-                count += 1
+            tally(path, tallies)
+        except FileNotFoundError:
+            return  # collected meanwhile (not under the lock: a dry run)
+        self.db.execute("BEGIN")  # the scratch file alone
+        try:
+            self.db.executemany(upsert, ((*row, *extra) for row in rows(tallies)))
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
-        return count
-
-    def _load_one(self, path: Path, kept: int, group: int) -> None:
-        try:
-            found = Manifest(path)
-            cid = CODEC_IDS[Codec(found.footer.chunk_codec)]
-            for records in found.records():
-                self.db.executemany(_UPSERT, [(d, cid, kept, group) for d, _ in records])
-        except FileNotFoundError:
-            return  # collected meanwhile (not under the lock: a dry run)
-        except (BlobCorrupted, KeyError, ValueError) as exc:
-            raise StoreError(
-                f"pack collection stopped: manifest {path} cannot be read ({exc}), so the "
-                "chunks it uses cannot be told from garbage; nothing was deleted from the "
-                "packs. Run `dumpledger verify --all`: a backup of the same database state "
-                "repairs it"
-            ) from None
 
     def group_bytes(self) -> dict[int, int]:
-        """Per group: the bytes of the chunks only that group's manifests use (stored, and
+        """Per group: the bytes of the chunks only that group's manifests list (stored, and
         their trailer entries): what rewriting their packs without them frees."""
         rows = self.db.execute(
-            f"SELECT l.grp, sum(c.stored_len) + {ENTRY.size} * count(*) FROM gc.live l "
-            "JOIN main.chunks c "
-            "ON c.digest = l.digest AND c.codec = l.codec WHERE l.grp >= 0 GROUP BY l.grp"
+            f"SELECT g.grp, sum(c.stored_len) + {ENTRY.size} * count(*) FROM gc.grp g "
+            f"JOIN {self.refs.table} r ON r.digest = g.digest AND r.codec = g.codec "
+            "JOIN main.chunks c ON c.digest = g.digest AND c.codec = g.codec "
+            "WHERE g.grp >= 0 AND r.n = g.cnt GROUP BY g.grp"
         )
         return {int(g): int(n) for g, n in rows}
+
+    def _live(self, columns: str) -> str:
+        """SELECT `columns` of the chunks (c) some manifest not excluded lists."""
+        return (
+            f"SELECT {columns} FROM {self.refs.table} r JOIN main.chunks c "
+            "ON c.digest = r.digest AND c.codec = r.codec LEFT JOIN gc.minus m "
+            "ON m.digest = r.digest AND m.codec = r.codec WHERE r.n > coalesce(m.cnt, 0)"
+        )
 
     # -- the plan ------------------------------------------------------------------------
 
@@ -175,9 +195,9 @@ class Planner:
         more than `threshold` of its size is repacked, and so are the small ones once there
         are MERGE_MIN of them. Deterministic: the same store gives the same plan."""
         self.db.execute(
-            "CREATE TABLE gc.used AS SELECT c.pack AS pack, count(*) AS n, "
-            "sum(c.stored_len) AS bytes FROM gc.live l JOIN main.chunks c "
-            "ON c.digest = l.digest AND c.codec = l.codec WHERE l.kept GROUP BY c.pack"
+            "CREATE TABLE gc.used AS "
+            + self._live("c.pack AS pack, count(*) AS n, sum(c.stored_len) AS bytes")
+            + " GROUP BY c.pack"
         )
         rows = self.db.execute(
             "SELECT p.id, p.name, coalesce(u.n, 0), coalesce(u.bytes, 0) FROM main.packs p "
@@ -223,9 +243,8 @@ class Planner:
         )
         self.db.execute(
             "INSERT INTO gc.moves (digest, codec, pack, offset, stored_len, raw_len) "
-            "SELECT c.digest, c.codec, c.pack, c.offset, c.stored_len, c.raw_len "
-            "FROM gc.live l JOIN main.chunks c ON c.digest = l.digest AND c.codec = l.codec "
-            "WHERE l.kept AND c.pack IN (SELECT id FROM gc.repack) ORDER BY c.pack, c.offset"
+            + self._live("c.digest, c.codec, c.pack, c.offset, c.stored_len, c.raw_len")
+            + " AND c.pack IN (SELECT id FROM gc.repack) ORDER BY c.pack, c.offset"
         )
         first = last = stored = count = 0
         for seq, stored_len in self.db.execute("SELECT seq, stored_len FROM gc.moves ORDER BY seq"):
@@ -259,18 +278,3 @@ class Planner:
 
 def _new(first: int, last: int, stored: int, count: int) -> NewPack:
     return NewPack(first=first, last=last, size=packed_size(stored, count), chunks=count)
-
-
-def manifests_to_load(
-    manifests: Iterable[tuple[str, Codec, Path]],
-    excluding: Container[tuple[str, Codec]],
-    groups: Mapping[tuple[str, Codec], int],
-) -> Iterator[tuple[Path, bool, int]]:
-    """(path, kept, group) of each manifest: an excluded one (the real run removes it first)
-    keeps nothing, and is read only when a group counts it."""
-    for digest, codec, path in manifests:
-        key = (digest, codec)
-        group = groups.get(key, SHARED)
-        kept = key not in excluding
-        if kept or group != SHARED:
-            yield path, kept, group

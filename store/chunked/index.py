@@ -56,7 +56,8 @@ class ChunkIndex:
         self.packs_dir = packs_dir
         self._names: dict[int, str] = {}  # pack id -> name
         existed = path.exists()
-        if not os.access(path.parent, os.W_OK):  # a read-only copy (a mounted offsite disk)
+        self.writable = os.access(path.parent, os.W_OK)  # False: a file read only, or memory
+        if not self.writable:  # a read-only copy (a mounted offsite disk)
             self.db = self._connect_read_only(existed)
             return
         try:
@@ -259,6 +260,10 @@ class ChunkIndex:
             f"the chunk index {self.path} cannot be read ({exc}); run the command again: "
             "a damaged index is rebuilt from the packs"
         )
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error); a damaged file is StoreError."""
+        return self._transaction()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

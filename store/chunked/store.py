@@ -19,11 +19,12 @@ from pathlib import Path
 
 from store.chunked import layout
 from store.chunked.compress import empty_stream
-from store.chunked.gc import PackPlan, Planner, manifests_to_load
+from store.chunked.gc import PackPlan, Planner
 from store.chunked.index import ChunkIndex, Location
 from store.chunked.manifest import Manifest
 from store.chunked.packs import hash_file, publish, read_trailer
 from store.chunked.reader import Packs, locate, read_artifact
+from store.chunked.refs import forget_manifest
 from store.chunked.repack import PackReport, execute
 from store.chunked.writer import ChunkWriter, Stored
 from store.codecs import Codec
@@ -300,8 +301,12 @@ class ChunkStore:
         return created
 
     def delete(self, digest: str, codec: Codec) -> bool:
-        """Remove the manifest; its chunks stay in their packs (collected with the packs)."""
+        """Remove the manifest (its chunks no longer counted first); its chunks stay in their
+        packs until pack collection finds no manifest lists them."""
         path = self.manifest_path(digest, codec)
+        if not path.is_file():
+            return False
+        forget_manifest(self.index_path, self.packs_dir, path)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -316,17 +321,26 @@ class ChunkStore:
         *,
         excluding: Container[tuple[str, Codec]] = frozenset(),
         groups: Mapping[tuple[str, Codec], int] | None = None,
+        strict: bool = False,
     ) -> Iterator[Planner]:
-        """The live chunks of every manifest present (but `excluding`), read into a scratch
-        table beside the index (packs a killed writer left unindexed are indexed first)."""
+        """The chunks every manifest present lists (but `excluding`), counted (packs a killed
+        writer left unindexed are indexed first). `strict`: a manifest that could not be
+        counted (replaced or gone meanwhile) is an error."""
+        manifests = list(self.iter_manifests())
         with self.index() as idx:
-            if os.access(self.root, os.W_OK):
+            if idx.writable:
                 idx.reconcile()
             planner = Planner(idx, self.packs_dir)
             try:
-                planner.manifests = planner.load(
-                    manifests_to_load(self.iter_manifests(), excluding, groups or {})
-                )
+                missed = planner.count(path for _, _, path in manifests)
+                if missed and strict:
+                    raise StoreError(
+                        f"manifest {missed[0]} changed while pack collection counted it; "
+                        "nothing was deleted from the packs: run the cleanup again"
+                    )
+                planner.exclude(p for d, c, p in manifests if (d, c) in excluding)
+                groups = groups or {}
+                planner.group((p, groups[(d, c)]) for d, c, p in manifests if (d, c) in groups)
                 yield planner
             finally:
                 planner.close()
@@ -339,7 +353,8 @@ class ChunkStore:
         groups: Mapping[tuple[str, Codec], int] | None = None,
     ) -> PackPlan:
         """What collecting the packs would do once the manifests `excluding` are gone (read
-        only), and per group the bytes of the chunks only it uses."""
+        only, but for the counts of manifests kept in the index), and per group the bytes of
+        the chunks only it uses."""
         if not self.packs_dir.is_dir():
             return PackPlan()
         with self.planner(excluding=excluding, groups=groups) as planner:
@@ -354,7 +369,7 @@ class ChunkStore:
         if not self.packs_dir.is_dir():
             return PackPlan(), PackReport()
         try:
-            with self.planner() as planner:
+            with self.planner(strict=True) as planner:
                 plan = planner.plan(threshold)
                 plan.manifests = planner.manifests
                 return plan, execute(planner, plan, self._quarantine)
