@@ -3,7 +3,7 @@
 `DUMPLEDGER_TEST_CRASH_AT=<point>` makes the process kill itself (SIGKILL: no cleanup, no
 finally) the first time it reaches `<point>`; `<point>:<n>` the n-th time. Read here only:
 tests/integration/test_pack_collection_crash.py kills a real `dumpledger cleanup` at each
-step of store/chunked/repack.py this way.
+step of pack collection this way (store/chunked/store.py, refs.py, repack.py).
 """
 
 from __future__ import annotations

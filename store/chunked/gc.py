@@ -127,12 +127,13 @@ class Planner:
 
     # -- the live set --------------------------------------------------------------------
 
-    def count(self, manifests: Iterable[Path]) -> list[Path]:
-        """Bring the counts to `manifests` (every manifest present); those that could not be
-        counted (gone or replaced meanwhile: only without the store's lock, a dry run)."""
+    def count(self, manifests: Iterable[Path], gone: Iterable[Path] = ()) -> list[Path]:
+        """Bring the counts to `manifests` (every manifest present), after taking back those
+        of the manifests deleted (`gone`); those that could not be counted (gone or replaced
+        meanwhile: only without the store's lock, a dry run)."""
         paths = list(manifests)
         self.manifests = len(paths)
-        return self.refs.sync(paths)
+        return self.refs.sync(paths, gone)
 
     def exclude(self, manifests: Iterable[Path]) -> None:
         """Plan as if these were gone (the real run removes them before it collects packs)."""

@@ -7,23 +7,25 @@ the last one, not every manifest of the store (a cleanup runs after every automa
                                         files were when they were counted
     refs(digest, codec, n)              per chunk, how many times counted manifests list it
 
-Derived data, like the rest of the index. `sync` brings the counts to the manifests on disk: a
-manifest not counted yet is added; a counted one that is gone without `forget` (a person
-deleted it) or whose file changed (a damaged one replaced by a repair) cannot be subtracted, so
-then every manifest is counted again. `forget` subtracts a manifest before its file is deleted.
-A manifest's counts and its `counted` row change in one transaction: whenever a process dies,
-the counts are the sum over the manifests `counted` names. An index that cannot be written (a
-read-only copy) is counted into the collection's scratch file instead, every time.
+Derived data, like the rest of the index. A manifest is deleted by renaming it aside
+(`<name>.gone`, one rename: it is no longer a manifest of the store); `sync` first takes back
+the counts of the manifests set aside, together, then deletes them, then counts the manifests
+not counted yet. A counted manifest that is gone otherwise (a person deleted it) or whose file
+changed (a damaged one replaced by a repair) cannot be subtracted: then every manifest is
+counted again. Each batch of counts changes with its `counted` rows in one transaction, under
+the index's write lock: whenever a process dies, the counts are the sum over the manifests
+`counted` names, and two processes never count one manifest twice. An index that cannot be
+written (a read-only copy) is counted into the collection's scratch file instead, every time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from store.chunked import crashpoint
 from store.chunked.index import ChunkIndex
 from store.chunked.manifest import Manifest
 from store.chunked.packs import CODEC_IDS
@@ -32,6 +34,7 @@ from store.errors import BlobCorrupted, StoreError
 
 Fingerprint = tuple[int, int, int]  # size, mtime_ns, inode
 TALLY = 1 << 17  # distinct chunks tallied in memory (~20 MB) before they are written
+GONE = ".gone"  # a manifest deleted: renamed aside until its counts are taken back
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS {s}.counted (
@@ -104,31 +107,22 @@ class Refs:
             raise
         self.db.execute("COMMIT")
 
-    def sync(self, manifests: Iterable[Path]) -> list[Path]:
-        """Count the manifests not counted yet (all of them again when a counted one is gone
-        or changed); the ones that could not be counted (gone or replaced meanwhile). Each
-        batch is read and written under the index's write lock: two processes never count
-        one manifest twice."""
+    def sync(self, manifests: Iterable[Path], gone: Iterable[Path] = ()) -> list[Path]:
+        """Take back the counts of the manifests set aside (`gone`), then count those not
+        counted yet (all of them again when a counted one went or changed otherwise); the ones
+        that could not be counted (gone or replaced meanwhile)."""
+        self._take_back(list(gone))
         present = {p.name: (p, fp) for p in manifests if (fp := fingerprint(p)) is not None}
         missed: list[Path] = []
         while True:
             with self._writing():
-                counted = {
-                    name: (size, mtime, ino)
-                    for name, size, mtime, ino in self.db.execute(
-                        f"SELECT name, size, mtime_ns, ino FROM {self.s}.counted"
-                    )
-                }
+                counted = self._counted()
                 if any(present.get(n, (None, None))[1] != fp for n, fp in counted.items()):
                     self._clear()
                     counted = {}
                 # oldest first: neighbours in time list mostly the same chunks (see _tally)
                 todo = sorted(
-                    (
-                        present[n]
-                        for n in present.keys() - counted.keys()
-                        if present[n][0] not in missed
-                    ),
+                    (v for n, v in present.items() if n not in counted and v[0] not in missed),
                     key=lambda item: (item[1][1], item[0].name),
                 )
                 if not todo:
@@ -143,6 +137,49 @@ class Refs:
                     f"INSERT OR REPLACE INTO {self.s}.counted VALUES (?, ?, ?, ?)",
                     [(path.name, *fp) for path, fp in batch],
                 )
+
+    def _counted(self) -> dict[str, Fingerprint]:
+        return {
+            name: (size, mtime, ino)
+            for name, size, mtime, ino in self.db.execute(
+                f"SELECT name, size, mtime_ns, ino FROM {self.s}.counted"
+            )
+        }
+
+    def _take_back(self, gone: list[Path]) -> None:
+        """Subtract the counts of manifests set aside (the rename kept their files as they
+        were counted), a batch at a time; then their files go. One that cannot be read, or is
+        not the file that was counted, makes every count go."""
+        while gone:
+            with self._writing():
+                counted = self._counted()
+                batch: list[Path] = []
+                tallies: dict[int, Counter[bytes]] = {}
+                while gone and size_of(tallies) < TALLY:
+                    path = gone.pop(0)
+                    batch.append(path)
+                    name = path.name.removesuffix(GONE)
+                    if name not in counted:
+                        continue  # never counted (or taken back already): only the file goes
+                    try:
+                        if fingerprint(path) != counted[name]:
+                            raise FileNotFoundError(path)
+                        tally(path, tallies)
+                    except (OSError, StoreError):
+                        self._clear()
+                        counted = {}
+                        tallies = {}
+                        continue
+                    self.db.execute(f"DELETE FROM {self.s}.counted WHERE name = ?", (name,))
+                self.db.executemany(
+                    f"UPDATE {self.s}.refs SET n = n - ? WHERE digest = ? AND codec = ?",
+                    rows(tallies),
+                )
+                self.db.execute(f"DELETE FROM {self.s}.refs WHERE n <= 0")
+            crashpoint.reached("counts-taken-back")
+            for path in batch:  # after the commit: a crash before leaves files, never counts
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def _tally(
         self, todo: list[tuple[Path, Fingerprint]], missed: list[Path]
@@ -165,43 +202,6 @@ class Refs:
             batch.append((path, fp))
         return batch, tallies
 
-    def forget(self, path: Path) -> None:
-        """Subtract a manifest about to be deleted (when it was counted); when its counts
-        cannot be taken back (its file changed or cannot be read), every count goes, and the
-        next sync counts every manifest again."""
-        with self._writing():
-            row = self.db.execute(
-                f"SELECT size, mtime_ns, ino FROM {self.s}.counted WHERE name = ?", (path.name,)
-            ).fetchone()
-            if row is None:
-                return
-            tallies: dict[int, Counter[bytes]] = {}
-            try:
-                if fingerprint(path) != tuple(row):
-                    raise FileNotFoundError(path)
-                tally(path, tallies)
-            except (OSError, StoreError):
-                self._clear()
-                return
-            self.db.executemany(
-                f"UPDATE {self.s}.refs SET n = n - ? WHERE digest = ? AND codec = ?",
-                rows(tallies),
-            )
-            self.db.execute(f"DELETE FROM {self.s}.refs WHERE n <= 0")
-            self.db.execute(f"DELETE FROM {self.s}.counted WHERE name = ?", (path.name,))
-
     def _clear(self) -> None:
         self.db.execute(f"DELETE FROM {self.s}.refs")
         self.db.execute(f"DELETE FROM {self.s}.counted")
-
-
-def forget_manifest(index_path: Path, packs_dir: Path, manifest: Path) -> None:
-    """Before `manifest` is deleted: its chunks no longer counted (an index that cannot be
-    written keeps no counts)."""
-    if not os.access(index_path.parent, os.W_OK):
-        return
-    index = ChunkIndex(index_path, packs_dir)
-    try:
-        Refs(index).forget(manifest)
-    finally:
-        index.close()

@@ -17,14 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from store.chunked import layout
+from store.chunked import crashpoint, layout
 from store.chunked.compress import empty_stream
 from store.chunked.gc import PackPlan, Planner
 from store.chunked.index import ChunkIndex, Location
 from store.chunked.manifest import Manifest
-from store.chunked.packs import hash_file, publish, read_trailer
+from store.chunked.packs import fsync_dir, hash_file, publish, read_trailer
 from store.chunked.reader import Packs, locate, read_artifact
-from store.chunked.refs import forget_manifest
+from store.chunked.refs import GONE
 from store.chunked.repack import PackReport, execute
 from store.chunked.writer import ChunkWriter, Stored
 from store.codecs import Codec
@@ -301,17 +301,23 @@ class ChunkStore:
         return created
 
     def delete(self, digest: str, codec: Codec) -> bool:
-        """Remove the manifest (its chunks no longer counted first); its chunks stay in their
-        packs until pack collection finds no manifest lists them."""
+        """Remove the manifest: renamed aside in one step (no longer a manifest of the store),
+        its file deleted once the next pack collection has taken back its chunks' counts
+        (store/chunked/refs.py); its chunks stay in their packs until no manifest lists them."""
         path = self.manifest_path(digest, codec)
-        if not path.is_file():
-            return False
-        forget_manifest(self.index_path, self.packs_dir, path)
         try:
-            path.unlink()
+            os.replace(path, path.with_name(f"{path.name}{GONE}"))
         except FileNotFoundError:
             return False
+        fsync_dir(path.parent)
+        crashpoint.reached("manifest-set-aside")
         return True
+
+    def gone_manifests(self) -> list[Path]:
+        """Manifests deleted whose chunks' counts were not taken back yet."""
+        if not self.manifests_dir.is_dir():
+            return []
+        return sorted(self.manifests_dir.glob(f"??/*{layout.MANIFEST_SUFFIX}{GONE}"))
 
     # -- collection (store/chunked/gc.py plans, store/chunked/repack.py carries out) ------
 
@@ -332,7 +338,8 @@ class ChunkStore:
                 idx.reconcile()
             planner = Planner(idx, self.packs_dir)
             try:
-                missed = planner.count(path for _, _, path in manifests)
+                gone = self.gone_manifests() if idx.writable else []
+                missed = planner.count((path for _, _, path in manifests), gone)
                 if missed and strict:
                     raise StoreError(
                         f"manifest {missed[0]} changed while pack collection counted it; "

@@ -25,6 +25,8 @@ from usecases.context import App
 
 # Each step of store/chunked/repack.py, in the order a collection reaches them.
 POINTS = [
+    "manifest-set-aside",  # a removed backup's manifest renamed aside, its counts still there
+    "counts-taken-back",  # the counts of the manifests set aside taken back, their files not
     "dead-pack-forgotten",  # a pack no manifest uses: its rows dropped, the file not yet
     "new-pack-written",  # a repack's new pack durable and published, not indexed
     "new-pack-indexed",  # its chunks' rows point to it; the old packs are still there
