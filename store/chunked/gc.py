@@ -31,7 +31,7 @@ from pathlib import Path
 from store.chunked.index import ChunkIndex
 from store.chunked.layout import PACK_SUFFIX, TMP_PREFIX
 from store.chunked.packs import ENTRY, FOOTER, MAGIC, TARGET_SIZE
-from store.chunked.refs import Refs, rows, tally
+from store.chunked.refs import TALLY, Refs, rows, size_of, tally
 
 # Small packs (each put writes its own: a backup's globals or schema-only dump leaves one of a
 # few KiB) are merged once this many are below SMALL_PACK bytes (docs/PERFORMANCE.md).
@@ -39,6 +39,15 @@ SMALL_PACK = 1 << 20
 MERGE_MIN = 32
 SHARED = -1  # the group of a chunk more than one group's manifests list
 _BATCH = 4096
+_MINUS = (
+    "INSERT INTO gc.minus (cnt, digest, codec) VALUES (?, ?, ?) "
+    "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt"
+)
+_GROUP = (
+    "INSERT INTO gc.grp (cnt, digest, codec, grp) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt, "
+    "grp = CASE WHEN grp = excluded.grp THEN grp ELSE -1 END"
+)
 _SCRATCH = """
 CREATE TABLE gc.minus (
     digest BLOB NOT NULL, codec INTEGER NOT NULL, cnt INTEGER NOT NULL,
@@ -136,35 +145,50 @@ class Planner:
         return self.refs.sync(paths, gone)
 
     def exclude(self, manifests: Iterable[Path]) -> None:
-        """Plan as if these were gone (the real run removes them before it collects packs)."""
+        """Plan as if these were gone (the real run removes them before it collects packs):
+        tallied together (consecutive backups list mostly the same chunks), TALLY at most."""
+        tallies: dict[int, Counter[bytes]] = {}
         for path in manifests:
-            self._list(
-                path,
-                "INSERT INTO gc.minus (cnt, digest, codec) VALUES (?, ?, ?) "
-                "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt",
-                (),
-            )
+            self._tally(path, tallies)
+            if size_of(tallies) >= TALLY:
+                self._write(_MINUS, rows(tallies))
+                tallies = {}
+        self._write(_MINUS, rows(tallies))
 
     def group(self, manifests: Iterable[tuple[Path, int]]) -> None:
-        """Put each manifest in its group (>= 0): `group_bytes` counts what only it lists."""
+        """Put each manifest in its group (>= 0): `group_bytes` counts what only it lists.
+        Groups are read oldest first; a chunk the previous or next group lists too is no
+        group's alone, and is not written (backups next to each other share most chunks)."""
+        members: dict[int, list[Path]] = {}
         for path, group in manifests:
-            self._list(
-                path,
-                "INSERT INTO gc.grp (cnt, digest, codec, grp) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt, "
-                "grp = CASE WHEN grp = excluded.grp THEN grp ELSE -1 END",
-                (group,),
+            members.setdefault(group, []).append(path)
+        order = sorted(members, key=lambda g: min(_written(p) for p in members[g]))
+        before: dict[int, Counter[bytes]] = {}
+        now = self._tallies(members[order[0]]) if order else {}
+        for i, group in enumerate(order):
+            after = self._tallies(members[order[i + 1]]) if i + 1 < len(order) else {}
+            alone = (
+                (n, digest, cid, group)
+                for n, digest, cid in rows(now)
+                if digest not in before.get(cid, ()) and digest not in after.get(cid, ())
             )
+            self._write(_GROUP, alone)
+            before, now = now, after
 
-    def _list(self, path: Path, upsert: str, extra: tuple[int, ...]) -> None:
+    def _tallies(self, paths: list[Path]) -> dict[int, Counter[bytes]]:
         tallies: dict[int, Counter[bytes]] = {}
-        try:
+        for path in paths:
+            self._tally(path, tallies)
+        return tallies
+
+    def _tally(self, path: Path, tallies: dict[int, Counter[bytes]]) -> None:
+        with contextlib.suppress(FileNotFoundError):  # collected meanwhile (a dry run)
             tally(path, tallies)
-        except FileNotFoundError:
-            return  # collected meanwhile (not under the lock: a dry run)
+
+    def _write(self, upsert: str, values: Iterable[tuple[object, ...]]) -> None:
         self.db.execute("BEGIN")  # the scratch file alone
         try:
-            self.db.executemany(upsert, ((*row, *extra) for row in rows(tallies)))
+            self.db.executemany(upsert, values)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
@@ -279,3 +303,10 @@ class Planner:
 
 def _new(first: int, last: int, stored: int, count: int) -> NewPack:
     return NewPack(first=first, last=last, size=packed_size(stored, count), chunks=count)
+
+
+def _written(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0

@@ -156,3 +156,13 @@ def test_metrics_tell_the_deduplicated_store_from_the_logical_bytes(app: App, cl
     assert after.store_bytes is not None
     assert report.collect.packs.freed_bytes > 0
     assert after.store_bytes < before.store_bytes  # (the index's write-ahead log may grow)
+
+
+def test_a_dry_run_gives_each_backup_what_it_alone_holds(app: App, clock: Clock) -> None:
+    names = fabricate_churn(app, clock)
+    dry = cleanup(app, days=45, dry_run=True)
+    assert sorted(dry.forecast.per_backup) == names[:4]
+    # Read together (neighbours' shared chunks skipped), the same as each read alone.
+    alone = {name: explain(app, name).frees_bytes for name in names[:4]}
+    assert dry.forecast.per_backup == alone
+    assert all(alone.values())
