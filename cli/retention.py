@@ -14,6 +14,7 @@ from usecases.errors import BadInput
 if TYPE_CHECKING:
     from usecases.context import App
     from usecases.retention.cleanup import CleanupReport
+    from usecases.storage.collect import CollectReport
 
 
 retention_app = typer.Typer(
@@ -52,14 +53,34 @@ def _files_not_removed(problems: list[str]) -> str:
 
 
 def print_cleanup_summary(report: CleanupReport) -> None:
-    freed = output.human_size(report.collect.freed_bytes)
-    line = (
-        f"retention: {len(report.deleted)} backup(s) removed, "
-        f"{len(report.collect.collected)} blob(s) collected ({freed} freed)"
-    )
+    line = f"retention: {len(report.deleted)} backup(s) removed, " + collected_text(report.collect)
     if report.collect.postponed:
         line += "; blob collection postponed (a backup is writing)"
     print(line)
+
+
+def collected_text(collect: CollectReport) -> str:
+    """`N blob(s) collected, P pack(s) deleted, R repacked into W (X freed)`."""
+    packs = collect.packs
+    text = f"{len(collect.collected)} blob(s) collected"
+    if packs.deleted:
+        text += f", {len(packs.deleted)} pack(s) deleted"
+    if packs.repacked:
+        text += f", {len(packs.repacked)} pack(s) repacked into {len(packs.written)}"
+    return f"{text} ({output.human_size(collect.freed_bytes)} freed)"
+
+
+def _freed_parts(report: CleanupReport) -> str:
+    """What a dry run's total is made of."""
+    freed = report.freed()
+    parts = [f"{output.human_size(freed['blobs_and_manifests_bytes'])} of blobs and manifests"]
+    if freed["packs_deleted"]:
+        deleted = output.human_size(freed["packs_deleted_bytes"])
+        parts.append(f"{len(freed['packs_deleted'])} pack(s) of {deleted} deleted")
+    if freed["packs_repacked"]:
+        saved = output.human_size(freed["repack_savings_bytes"])
+        parts.append(f"{len(freed['packs_repacked'])} pack(s) repacked, saving {saved}")
+    return ", ".join(parts)
 
 
 def cleanup(
@@ -76,11 +97,14 @@ def cleanup(
 
     Automatic backups go after 60 days (backups/backup-config.json "retention" changes it);
     manual, emergency-* and pre-* backups stay until a person deletes them; pinned backups and
-    the newest verified one always stay. Blobs no remaining backup uses are then removed.
+    the newest verified one always stay. What no remaining backup uses is then removed: whole
+    blobs, chunk lists, packs holding no used chunk; a pack whose unused part is over
+    store.repack_threshold (0.3) of it is rewritten with only its used chunks. A dry run frees
+    exactly what the real run frees; FREES ALONE is what only that backup holds.
 
     Examples:
 
-      dumpledger cleanup --dry-run           # what would go, and why
+      dumpledger cleanup --dry-run           # what would go, why, and the bytes it frees
 
       dumpledger cleanup 30                  # automatic backups older than 30 days go
     """
@@ -98,16 +122,21 @@ def cleanup(
     if not report.decisions:
         output.info("no backups to consider")
         return
-    output.table(
-        ["NAME", "ACTION", "RULE", "WHY"],
-        [[d.name, d.action, d.rule, d.detail] for d in report.decisions],
-        [None if d.keep else "31" for d in report.decisions],
-    )
+    frees = report.forecast.per_backup
+    headers, rows = ["NAME", "ACTION", "RULE", "WHY"], []
+    for d in report.decisions:
+        rows.append([d.name, d.action, d.rule, d.detail])
+        if dry_run:
+            rows[-1].insert(3, output.human_size(frees[d.name]) if d.name in frees else "")
+    if dry_run:
+        headers.insert(3, "FREES ALONE")
+    output.table(headers, rows, [None if d.keep else "31" for d in report.decisions])
     gone = len(report.removals)
     if dry_run:
         print(
-            f"dry run: {gone} backup(s) would be removed, freeing about "
-            f"{output.human_size(report.would_free_bytes)}; nothing was changed"
+            f"dry run: {gone} backup(s) would be removed, freeing "
+            f"{output.human_size(report.would_free_bytes)} ({_freed_parts(report)}); "
+            "nothing was changed"
         )
         return
     for name in report.skipped:
@@ -161,15 +190,14 @@ def delete(
                 "deleted": name,
                 "blobs_collected": [c.digest for c in report.collected],
                 "freed_bytes": report.freed_bytes,
+                "packs_deleted": [p.name for p in report.packs.deleted],
+                "packs_repacked": [p.name for p in report.packs.repacked],
                 "collection_postponed": report.postponed,
                 "files_not_removed": report.files_not_removed,
             }
         )
     else:
-        print(
-            f"deleted {name}; {len(report.collected)} blob(s) no longer used were removed "
-            f"({output.human_size(report.freed_bytes)} freed)"
-        )
+        print(f"deleted {name}; no longer used: {collected_text(report)}")
         if report.postponed:
             print("blob collection postponed: a backup is writing; the next cleanup collects them")
     if report.files_not_removed:
@@ -228,12 +256,18 @@ def retention_explain(
                 "rule": ex.rule,
                 "detail": ex.detail,
                 "policy": ex.policy,
+                "frees_bytes": ex.frees_bytes,
             }
         )
         return
     verb = {"keep": "is kept", "remove": "would be removed", "deleted": "was deleted"}[ex.action]
     print(f"{ex.name} {verb}: {ex.rule} ({ex.detail})")
     print(f"policy: {ex.policy}")
+    if ex.action != "deleted":
+        print(
+            f"removing it alone frees {output.human_size(ex.frees_bytes)} "
+            "(the stored bytes no other backup uses)"
+        )
 
 
 @retention_app.command("simulate", context_settings=CONTEXT)
@@ -244,27 +278,34 @@ def retention_simulate(
     ],
     json_out: JsonOpt = False,
 ) -> None:
-    """Show what would be left if backups stopped for that many days.
+    """Show what would be left if backups stopped for that many days, and the bytes freed.
 
     Example: dumpledger retention simulate --no-new-backups 90
     """
     from usecases.retention.cleanup import simulate
 
     with open_app() as ctx:
-        decisions = simulate(ctx, no_new_backups)
+        sim = simulate(ctx, no_new_backups)
+    decisions, frees = sim.decisions, sim.forecast.per_backup
     kept = [d for d in decisions if d.keep]
+    removed = [d for d in decisions if not d.keep]
     if json_out:
         output.emit_json(
             {
                 "days": no_new_backups,
                 "kept": [{"name": d.name, "rule": d.rule} for d in kept],
-                "removed": [d.name for d in decisions if not d.keep],
+                "removed": [d.name for d in removed],
+                "removed_frees_bytes": {d.name: frees.get(d.name, 0) for d in removed},
+                "freed_bytes": sim.forecast.freed_bytes,
             }
         )
         return
     print(
         f"after {no_new_backups:g} days without backups: {len(kept)} kept, "
-        f"{len(decisions) - len(kept)} removed"
+        f"{len(removed)} removed, freeing {output.human_size(sim.forecast.freed_bytes)}"
     )
     for d in kept:
-        print(f"  keep {d.name:<45} {d.rule}")
+        print(f"  keep   {d.name:<45} {d.rule}")
+    for d in removed:
+        alone = output.human_size(frees.get(d.name, 0))
+        print(f"  remove {d.name:<45} {d.rule} (frees {alone} alone)")

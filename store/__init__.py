@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from store.age import AgeKeys
+    from store.chunked.gc import PackPlan
+    from store.chunked.repack import PackReport
     from store.codecs import SUFFIXES, Codec
     from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
     from store.local import LocalStore
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "AgeKeys": "store.age",
+    "PackPlan": "store.chunked.gc",
+    "PackReport": "store.chunked.repack",
     "SUFFIXES": "store.codecs",
     "Codec": "store.codecs",
     "BlobCorrupted": "store.errors",
@@ -52,6 +56,8 @@ __all__ = [
     "LocalStore",
     "MemoryStore",
     "OwnerInfo",
+    "PackPlan",
+    "PackReport",
     "Ref",
     "StoreError",
     "StoreFull",

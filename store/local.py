@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from typing import BinaryIO
 
 from store.age import AgeKeys
 from store.chunked import layout
+from store.chunked.gc import PackPlan
+from store.chunked.repack import PackReport
 from store.chunked.store import ChunkStore, StoredObject
 from store.codecs import SUFFIXES, Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
@@ -66,6 +69,8 @@ class LocalStore:
         self.chunked = chunked  # False writes whole blobs, as the first layout did
         self.roots = RootDir(self.root)
         self.writer: str | None = None  # whose journal records this object's writes
+        self._holds = 0  # locks this object holds now (protect or collecting)
+        self._holds_lock = threading.Lock()
 
     def blob_path(self, digest: str, codec: Codec) -> Path:
         digest = check_digest(digest)
@@ -285,23 +290,24 @@ class LocalStore:
     def open_raw(self, digest: str, codec: Codec) -> Iterator[Iterator[bytes]]:
         """Yield an iterator over the artifact's uncompressed bytes (a chunked artifact's
         chunks are checked as they are read, the whole digest at the end)."""
-        path = self.blob_path(digest, codec)
-        if not path.is_file() and self.chunks.has(digest, codec):
-            self.chunks.manifest(digest, codec)  # a damaged manifest fails here, not later
-            chunks = self.chunks.read(digest, codec)
+        with self._reading():
+            path = self.blob_path(digest, codec)
+            if not path.is_file() and self.chunks.has(digest, codec):
+                self.chunks.manifest(digest, codec)  # a damaged manifest fails here, not later
+                chunks = self.chunks.read(digest, codec)
+                try:
+                    yield chunks
+                finally:
+                    chunks.close()  # a reader that stopped early: packs, manifest closed now
+                return
             try:
-                yield chunks
-            finally:
-                chunks.close()  # a reader that stopped early: packs and manifest closed now
-            return
-        try:
-            fh = path.open("rb")
-        except FileNotFoundError:
-            raise BlobMissing(
-                f"blob {digest} is missing from {path.parent}; run `dumpledger verify --all`"
-            ) from None
-        with fh:
-            yield opened_stream(read_chunks(fh), Codec(codec), self.keys, f"blob {path}")
+                fh = path.open("rb")
+            except FileNotFoundError:
+                raise BlobMissing(
+                    f"blob {digest} is missing from {path.parent}; run `dumpledger verify --all`"
+                ) from None
+            with fh:
+                yield opened_stream(read_chunks(fh), Codec(codec), self.keys, f"blob {path}")
 
     def verify(
         self,
@@ -318,6 +324,17 @@ class LocalStore:
         manifest and every pack it uses re-hashed; with `read_data`, also every chunk and the
         whole stream decompressed and re-hashed.
         """
+        with self._reading():
+            return self._verify(digest, codec, expected_stored_sha256, progress, read_data)
+
+    def _verify(
+        self,
+        digest: str,
+        codec: Codec,
+        expected_stored_sha256: str | None,
+        progress: Progress | None,
+        read_data: bool,
+    ) -> VerifyResult:
         codec = Codec(codec)
         path = self.blob_path(digest, codec)
         if not path.is_file() and self.chunks.has(digest, codec):
@@ -371,7 +388,7 @@ class LocalStore:
 
     def delete(self, digest: str, codec: Codec) -> bool:
         """Remove the blob or the manifest (a chunked artifact's chunks stay in their packs
-        until pack collection, which is not there yet)."""
+        until `collect_packs` finds no manifest uses them)."""
         path = self.blob_path(digest, codec)
         gone = self.chunks.delete(digest, codec)
         try:
@@ -404,12 +421,14 @@ class LocalStore:
         """Write the artifact's file (what `gunzip -c FILE | psql` or pg_restore reads) to
         `dest`: a copy of a whole blob (checked against `expected_stored_sha256`), or a
         chunked artifact's chunks, each checked; 0600, atomically. Returns its size."""
-        return write_file(dest, self.file_stream(digest, codec, expected_stored_sha256))
+        with self._reading():
+            return write_file(dest, self.file_stream(digest, codec, expected_stored_sha256))
 
     def file_stream(
         self, digest: str, codec: Codec, expected_stored_sha256: str | None = None
     ) -> Iterator[bytes]:
-        """The bytes `materialize` writes, as a stream (export to stdout)."""
+        """The bytes `materialize` writes, as a stream (export to stdout); the caller holds
+        `protect()` while it reads (packs may be repacked otherwise)."""
         codec = Codec(codec)
         blob = self.blob_path(digest, codec)
         if blob.is_file() or not self.chunks.has(digest, codec):
@@ -482,6 +501,25 @@ class LocalStore:
             yield got
 
     @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read holds the shared lock too (packs are repacked under the exclusive one),
+        unless this object holds a lock already; a store that cannot be locked (a read-only
+        copy) is read as it is: nothing collects it from here."""
+        if self._holds:
+            yield
+            return
+        try:
+            fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
     def _lock(self, mode: int, wait: float | None) -> Iterator[bool]:
         self._mkdir(self.root)
         fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
@@ -499,9 +537,51 @@ class LocalStore:
                             yield False
                             return
                         time.sleep(0.05)
-            yield True
+            self._held(+1)
+            try:
+                yield True
+            finally:
+                self._held(-1)
         finally:
             os.close(fd)  # releases the lock
+
+    def _held(self, change: int) -> None:
+        with self._holds_lock:
+            self._holds += change
+
+    def disk_usage(self) -> int:
+        """Bytes the store's files take: packs, manifests, whole blobs, the index, roots
+        (deduplicated: each chunk once, whatever the number of backups using it)."""
+        total = 0
+        if self.root.is_dir():
+            for path in self.root.rglob("*"):
+                try:
+                    st = path.lstat()
+                except FileNotFoundError:
+                    continue
+                if not path.is_symlink() and path.is_file():
+                    total += st.st_size
+        return total
+
+    # -- pack collection (store/chunked/gc.py, store/chunked/repack.py) --------------------
+
+    def plan_packs(
+        self,
+        threshold: float,
+        *,
+        excluding: Collection[Ref] = (),
+        groups: Mapping[Ref, int] | None = None,
+    ) -> PackPlan:
+        """What `collect_packs` would do once the manifests `excluding` are gone (a dry run),
+        and for each group of manifests the stored bytes of the chunks only it uses."""
+        going = {(r.digest, Codec(r.codec)) for r in excluding}
+        keyed = {(r.digest, Codec(r.codec)): g for r, g in (groups or {}).items()}
+        return self.chunks.plan_packs(threshold, excluding=going, groups=keyed)
+
+    def collect_packs(self, threshold: float) -> tuple[PackPlan, PackReport]:
+        """Delete the packs no manifest present uses, repack the mostly dead and the small
+        ones; the caller holds `collecting()`."""
+        return self.chunks.collect_packs(threshold)
 
     def remove_stale_temp_files(self, older_than_seconds: float = 0) -> int:
         """Remove temp files that crashed writers left behind."""

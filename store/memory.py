@@ -11,6 +11,8 @@ from typing import BinaryIO
 
 from store.age import AgeKeys
 from store.chunked import layout
+from store.chunked.gc import PackPlan
+from store.chunked.repack import PackReport
 from store.chunked.store import StoredObject
 from store.codecs import SUFFIXES, Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
@@ -214,6 +216,21 @@ class MemoryStore:
     @contextmanager
     def collecting(self, wait: float = 0.0) -> Iterator[bool]:
         yield self.holders == 0
+
+    def disk_usage(self) -> int:
+        return sum(len(data) for data in self.blobs.values())
+
+    def plan_packs(
+        self,
+        threshold: float,
+        *,
+        excluding: Collection[Ref] = (),
+        groups: Mapping[Ref, int] | None = None,
+    ) -> PackPlan:
+        return PackPlan()  # whole blobs only: no packs
+
+    def collect_packs(self, threshold: float) -> tuple[PackPlan, PackReport]:
+        return PackPlan(), PackReport()
 
     # -- roots (store.roots) ---------------------------------------------------------------
 

@@ -7,6 +7,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from store.chunked.gc import PackPlan
+from store.chunked.repack import PackReport
 from store.chunked.store import StoredObject
 from store.codecs import Codec
 from store.results import BlobInfo, VerifyResult
@@ -95,6 +97,27 @@ class BlobStore(Protocol):
 
     def collecting(self, wait: float = 0.0) -> AbstractContextManager[bool]:
         """Exclusive hold for collection; False when holders stayed longer than `wait`."""
+        ...
+
+    def disk_usage(self) -> int:
+        """Bytes the store's files take (deduplicated: a chunk counts once)."""
+        ...
+
+    def plan_packs(
+        self,
+        threshold: float,
+        *,
+        excluding: Collection[Ref] = (),
+        groups: Mapping[Ref, int] | None = None,
+    ) -> PackPlan:
+        """Read only: what `collect_packs` would do once the artifacts `excluding` are gone,
+        exactly (a dry run); `groups` (artifact -> group) also gets, per group, the stored
+        bytes of the chunks only that group's artifacts use."""
+        ...
+
+    def collect_packs(self, threshold: float) -> tuple[PackPlan, PackReport]:
+        """Delete the packs no artifact present uses, repack those whose dead bytes exceed
+        `threshold` of their size and the small ones; the caller holds `collecting()`."""
         ...
 
     # -- roots: the store shared by several owners (catalogs); see store.roots -------------

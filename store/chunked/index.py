@@ -56,7 +56,8 @@ class ChunkIndex:
         self.packs_dir = packs_dir
         self._names: dict[int, str] = {}  # pack id -> name
         existed = path.exists()
-        if not os.access(path.parent, os.W_OK):  # a read-only copy (a mounted offsite disk)
+        self.writable = os.access(path.parent, os.W_OK)  # False: a file read only, or memory
+        if not self.writable:  # a read-only copy (a mounted offsite disk)
             self.db = self._connect_read_only(existed)
             return
         try:
@@ -149,9 +150,13 @@ class ChunkIndex:
 
     # -- packs ---------------------------------------------------------------------------
 
-    def add_pack(self, name: str, size: int, entries: Sequence[Entry]) -> None:
+    def add_pack(
+        self, name: str, size: int, entries: Sequence[Entry], *, moved: bool = False
+    ) -> None:
         """Record a durable pack and its chunks, in one transaction; a chunk already indexed
-        in another pack keeps its row (the second copy is dead weight for collection)."""
+        in another pack keeps its row (the second copy is dead weight for collection), unless
+        the chunks were `moved` here (a repack): then their rows point here from now on."""
+        verb = "INSERT OR REPLACE" if moved else "INSERT OR IGNORE"
         with self._transaction():
             self.db.execute("INSERT OR IGNORE INTO packs (name, size) VALUES (?, ?)", (name, size))
             pid = self.db.execute("SELECT id FROM packs WHERE name = ?", (name,)).fetchone()[0]
@@ -159,14 +164,23 @@ class ChunkIndex:
                 (e.digest, CODEC_IDS[e.codec], pid, e.offset, e.stored_len, e.raw_len)
                 for e in entries
             ]
-            self.db.executemany("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany(f"{verb} INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
         self._names[pid] = name
 
-    def drop_pack(self, name: str) -> None:
+    def drop_pack(self, name: str, entries: Sequence[Entry] | None = None) -> None:
+        """Forget a pack: its row and the chunk rows that point to it. `entries` (its trailer,
+        read from a pack that hashes to its name) finds those rows by key; without them the
+        whole table is scanned."""
         with self._transaction():
             row = self.db.execute("SELECT id FROM packs WHERE name = ?", (name,)).fetchone()
             if row is not None:
-                self.db.execute("DELETE FROM chunks WHERE pack = ?", (row[0],))  # a scan: rare
+                if entries is None:
+                    self.db.execute("DELETE FROM chunks WHERE pack = ?", (row[0],))  # a scan
+                else:
+                    self.db.executemany(
+                        "DELETE FROM chunks WHERE digest = ? AND codec = ? AND pack = ?",
+                        [(e.digest, CODEC_IDS[e.codec], row[0]) for e in entries],
+                    )
                 self.db.execute("DELETE FROM packs WHERE id = ?", (row[0],))
                 self._names.pop(row[0], None)
 
@@ -246,6 +260,10 @@ class ChunkIndex:
             f"the chunk index {self.path} cannot be read ({exc}); run the command again: "
             "a damaged index is rebuilt from the packs"
         )
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error); a damaged file is StoreError."""
+        return self._transaction()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

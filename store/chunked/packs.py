@@ -84,6 +84,7 @@ class PackWriter:
         self.sha = hashlib.sha256()
         self.size = 0
         self.entries: list[Entry] = []
+        self.created = False  # set by finish: False when a pack of that name was there
         self._write(MAGIC)
 
     def _write(self, data: bytes) -> None:
@@ -105,7 +106,7 @@ class PackWriter:
         os.fsync(self.fh.fileno())
         self.fh.close()
         name = self.sha.hexdigest()
-        publish(self.tmp, self.directory / name[:2] / f"{name}{PACK_SUFFIX}")
+        self.created = publish(self.tmp, self.directory / name[:2] / f"{name}{PACK_SUFFIX}")
         return name, self.size, self.entries
 
     def abort(self) -> None:

@@ -12,17 +12,20 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Container, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from store.chunked import layout
+from store.chunked import crashpoint, layout
 from store.chunked.compress import empty_stream
+from store.chunked.gc import PackPlan, Planner
 from store.chunked.index import ChunkIndex, Location
 from store.chunked.manifest import Manifest
-from store.chunked.packs import hash_file, publish, read_trailer
+from store.chunked.packs import fsync_dir, hash_file, publish, read_trailer
 from store.chunked.reader import Packs, locate, read_artifact
+from store.chunked.refs import GONE
+from store.chunked.repack import PackReport, execute
 from store.chunked.writer import ChunkWriter, Stored
 from store.codecs import Codec
 from store.errors import BlobCorrupted, BlobMissing, StoreError
@@ -298,13 +301,87 @@ class ChunkStore:
         return created
 
     def delete(self, digest: str, codec: Codec) -> bool:
-        """Remove the manifest; its chunks stay in their packs (collected with the packs)."""
+        """Remove the manifest: renamed aside in one step (no longer a manifest of the store),
+        its file deleted once the next pack collection has taken back its chunks' counts
+        (store/chunked/refs.py); its chunks stay in their packs until no manifest lists them."""
         path = self.manifest_path(digest, codec)
         try:
-            path.unlink()
+            os.replace(path, path.with_name(f"{path.name}{GONE}"))
         except FileNotFoundError:
             return False
+        fsync_dir(path.parent)
+        crashpoint.reached("manifest-set-aside")
         return True
+
+    def gone_manifests(self) -> list[Path]:
+        """Manifests deleted whose chunks' counts were not taken back yet."""
+        if not self.manifests_dir.is_dir():
+            return []
+        return sorted(self.manifests_dir.glob(f"??/*{layout.MANIFEST_SUFFIX}{GONE}"))
+
+    # -- collection (store/chunked/gc.py plans, store/chunked/repack.py carries out) ------
+
+    @contextmanager
+    def planner(
+        self,
+        *,
+        excluding: Container[tuple[str, Codec]] = frozenset(),
+        groups: Mapping[tuple[str, Codec], int] | None = None,
+        strict: bool = False,
+    ) -> Iterator[Planner]:
+        """The chunks every manifest present lists (but `excluding`), counted (packs a killed
+        writer left unindexed are indexed first). `strict`: a manifest that could not be
+        counted (replaced or gone meanwhile) is an error."""
+        manifests = list(self.iter_manifests())
+        with self.index() as idx:
+            if idx.writable:
+                idx.reconcile()
+            planner = Planner(idx, self.packs_dir)
+            try:
+                gone = self.gone_manifests() if idx.writable else []
+                missed = planner.count((path for _, _, path in manifests), gone)
+                if missed and strict:
+                    raise StoreError(
+                        f"manifest {missed[0]} changed while pack collection counted it; "
+                        "nothing was deleted from the packs: run the cleanup again"
+                    )
+                planner.exclude(p for d, c, p in manifests if (d, c) in excluding)
+                groups = groups or {}
+                planner.group((p, groups[(d, c)]) for d, c, p in manifests if (d, c) in groups)
+                yield planner
+            finally:
+                planner.close()
+
+    def plan_packs(
+        self,
+        threshold: float,
+        *,
+        excluding: Container[tuple[str, Codec]] = frozenset(),
+        groups: Mapping[tuple[str, Codec], int] | None = None,
+    ) -> PackPlan:
+        """What collecting the packs would do once the manifests `excluding` are gone (read
+        only, but for the counts of manifests kept in the index), and per group the bytes of
+        the chunks only it uses."""
+        if not self.packs_dir.is_dir():
+            return PackPlan()
+        with self.planner(excluding=excluding, groups=groups) as planner:
+            plan = planner.plan(threshold)
+            plan.group_bytes = planner.group_bytes() if groups else {}
+            plan.manifests = planner.manifests
+        return plan
+
+    def collect_packs(self, threshold: float) -> tuple[PackPlan, PackReport]:
+        """Delete the packs no manifest uses and repack the mostly dead and small ones; the
+        caller holds the store's exclusive lock (no put, read or copy runs)."""
+        if not self.packs_dir.is_dir():
+            return PackPlan(), PackReport()
+        try:
+            with self.planner(strict=True) as planner:
+                plan = planner.plan(threshold)
+                plan.manifests = planner.manifests
+                return plan, execute(planner, plan, self._quarantine)
+        finally:
+            self._structures.clear()  # this process's memos name packs that may be gone
 
     def iter_manifests(self) -> Iterator[tuple[str, Codec, Path]]:
         if not self.manifests_dir.is_dir():

@@ -70,7 +70,7 @@ def test_pinned_backup_is_refused_without_force_and_kept_by_cleanup(app: App) ->
     assert report.deleted == [b.name]
     assert explain(app, b.name).action == "deleted"
     assert explain(app, b.name).rule == "expired"
-    assert [d.name for d in simulate(app, 10_000) if d.keep] == [newer.name]
+    assert [d.name for d in simulate(app, 10_000).decisions if d.keep] == [newer.name]
 
 
 def test_cleanup_days_over_the_old_systems_history(tmp_path: Path, supabase_db: Any) -> None:

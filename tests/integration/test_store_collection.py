@@ -48,7 +48,7 @@ def test_a_dry_run_frees_exactly_what_the_real_run_frees(tmp_path: Path, supabas
         real = cleanup(app, days=30)
         assert sorted(real.deleted) == ["auto_nightly_0", "auto_nightly_1", "auto_nightly_2"]
         gone = {c.digest for c in real.collect.collected}
-        assert {c.digest for c in dry.would_collect} == gone
+        assert {c.digest for c in dry.forecast.collected} == gone
         assert dry.would_free_bytes == real.collect.freed_bytes > 0
         assert orphan.digest in gone  # this catalog's own orphan
         assert held.digest not in gone  # the other catalog references it

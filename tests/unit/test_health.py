@@ -218,3 +218,24 @@ def test_a_schedule_the_scheduler_will_not_run_warns(frozen_now: datetime) -> No
     )
     ok = by_name(evaluate(healthy(frozen_now), LIMITS, frozen_now))["schedule"]
     assert (ok.status, ok.message) == (Status.OK, "installed (systemd, 4 slot(s)), active")
+
+
+def test_with_chunks_the_horizon_counts_what_each_backup_newly_stores(
+    frozen_now: datetime, tmp_path: Path
+) -> None:
+    autos = [
+        dataclasses.replace(auto(f"a{i}", frozen_now), stored_size=10_000, added_bytes=added)
+        for i, added in enumerate((100, 300, 200, 50_000))  # the oldest, first, stored it all
+    ]
+    settings = Settings(backup_dir=tmp_path)  # 4 slots a day, automatic kept 60 days
+    # median of the 4 newest: 250 per backup, 240 - 4 backups still to come
+    assert horizon_bytes(settings, autos) == 250 * (240 - 4)
+    whole = [dataclasses.replace(autos[0], added_bytes=None), *autos[1:]]
+    assert horizon_bytes(settings, whole) == 10_000 * 240 - 40_000  # whole blobs: as before
+
+
+def test_the_store_line_says_what_the_store_holds(frozen_now: datetime) -> None:
+    facts = dataclasses.replace(healthy(frozen_now), store_bytes=5 << 20)
+    store = by_name(evaluate(facts, LIMITS, frozen_now))["store"]
+    assert store.status is Status.OK and "the store holds 5.0 MB" in store.message
+    assert store.details["store_bytes"] == 5 << 20

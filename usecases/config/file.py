@@ -43,6 +43,10 @@ class CompressionSection(_Section):
 
 class StoreSection(_Section):
     path: Path | None = None  # default: <backup dir>/store
+    # cleanup rewrites a pack once more than this fraction of its bytes is dead (chunks no
+    # backup uses any more): 0 rewrites any pack with a dead byte, 1 never rewrites one (a
+    # pack is then deleted only once nothing in it is used)
+    repack_threshold: Annotated[float, Field(ge=0, le=1)] = 0.3
 
 
 class NotificationsSection(_Section):
@@ -153,7 +157,11 @@ def commented_default() -> dict[str, Any]:
             "'dumpledger[zstd]'); threads for zstd",
             **CompressionSection().model_dump(mode="json"),
         },
-        "store": {"//": "null: <backup dir>/store", "path": None},
+        "store": {
+            "//": "path null: <backup dir>/store. repack_threshold: cleanup rewrites a pack "
+            "once more than this fraction of its bytes belongs to no backup (0 to 1; 1: never)",
+            **StoreSection().model_dump(mode="json"),
+        },
         "catalog_url": None,
         "schedule": {
             "//": "backup type -> local time HH:MM; `dumpledger schedule install` applies it",

@@ -74,6 +74,7 @@ class Settings:
     pg_bindir: str | None = None
     retention: Policy = field(default_factory=Policy)
     store_path: Path | None = None
+    repack_threshold: float = 0.3  # store.repack_threshold
     schedule: tuple[Slot, ...] = DEFAULT_SCHEDULE
     notifications: Notifications = field(default_factory=Notifications)
     health: Health = field(default_factory=Health)
@@ -275,6 +276,7 @@ def settings_from(sources: Sources, doc: Mapping[str, Any]) -> Settings:
         pg_bindir=doc["pg_bindir"],
         retention=retention,
         store_path=_under(root, doc["store"]["path"]),
+        repack_threshold=doc["store"]["repack_threshold"],
         schedule=tuple(Slot(backup_type=k, time=v) for k, v in doc["schedule"].items()),
         notifications=Notifications(
             **{k: v for k, v in notes.items() if k != "apprise_urls"},

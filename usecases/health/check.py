@@ -54,6 +54,7 @@ class BackupFact:
     stored_size: int = 0
     duration_seconds: float | None = None
     reason: str | None = None
+    added_bytes: int | None = None  # what it newly stored (recorded by a chunked store)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +72,7 @@ class Facts:
     events: int = 0
     store_error: str | None = None
     free_bytes: int | None = None
+    store_bytes: int | None = None  # what the store's files take (deduplicated)
     horizon_bytes: int = 0  # what the retention horizon still needs (see healthfacts)
     autos: tuple[BackupFact, ...] = ()  # newest first: completed and failed automatic backups
     last_verified_at: datetime | None = None
@@ -204,7 +206,7 @@ def _store(f: Facts, limits: Health) -> CheckResult:
     if f.store_error is not None:
         return _result("store", Status.CRITICAL, f.store_error)
     free = f.free_bytes or 0
-    details = {"free_bytes": free, "horizon_bytes": f.horizon_bytes}
+    details = {"free_bytes": free, "horizon_bytes": f.horizon_bytes, "store_bytes": f.store_bytes}
     if free < limits.min_free_bytes:
         return _result(
             "store",
@@ -220,7 +222,8 @@ def _store(f: Facts, limits: Health) -> CheckResult:
             f"{size_text(f.horizon_bytes)}",
             **details,
         )
-    return _result("store", Status.OK, f"writable, {size_text(free)} free", **details)
+    held = "" if f.store_bytes is None else f", the store holds {size_text(f.store_bytes)}"
+    return _result("store", Status.OK, f"writable, {size_text(free)} free{held}", **details)
 
 
 def _last_backup(f: Facts, limits: Health, now: datetime) -> CheckResult:

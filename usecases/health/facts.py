@@ -21,6 +21,7 @@ from pgtools.binaries import find_program
 from pgtools.errors import PgError
 from pgtools.restore import leftover_scratch_databases
 from pgtools.session import connect
+from store import LocalStore
 from usecases.backup.abandon import is_stale, without_finishing
 from usecases.backup.names import classify
 from usecases.config.settings import Settings
@@ -143,7 +144,10 @@ def _store(settings: Settings) -> dict[str, Any]:
         finally:
             os.close(fd)
             os.unlink(probe)
-        return {"free_bytes": shutil.disk_usage(root).free}
+        return {
+            "free_bytes": shutil.disk_usage(root).free,
+            "store_bytes": LocalStore(root).disk_usage(),
+        }
     except OSError as exc:
         return {
             "store_error": f"store {root} is not writable: {exc.strerror or exc}; "
@@ -166,27 +170,41 @@ def _autos(rows: list[dict[str, Any]]) -> list[BackupFact]:
                 stored_size=int(r["stored_size"] or 0),
                 duration_seconds=r["duration_seconds"],
                 reason=r["failure_reason"],
+                added_bytes=_added(r),
             )
         )
     return out
 
 
-def horizon_bytes(settings: Settings, autos: list[BackupFact] | tuple[BackupFact, ...]) -> int:
-    """A simple estimate of the free space retention will need for automatic backups:
-    median compressed size of the recent ones x backups a day x days kept, minus what the
-    ones already kept hold. 0 when automatic backups are kept forever or by count only.
+def _added(row: dict[str, Any]) -> int | None:
+    """What the backup newly stored (a chunked store records it), or None."""
+    added = ((row.get("metadata") or {}).get("store") or {}).get("added_bytes")
+    return None if added is None else int(added)
 
-    Content addressing stores an unchanged database once, so this is an upper bound.
+
+def horizon_bytes(settings: Settings, autos: list[BackupFact] | tuple[BackupFact, ...]) -> int:
+    """A simple estimate of the free space retention will need for automatic backups, 0 when
+    they are kept forever or by count only. When the recent ones recorded the bytes each newly
+    stored (a chunked store: new chunks only), the median of those x the backups still to come
+    before the horizon is full (cleanup then frees about as much as each new one adds).
+    Otherwise (whole blobs): median compressed size x backups a day x days kept, minus what the
+    ones already kept hold; content addressing stores an unchanged database once, so this is an
+    upper bound.
     """
     pol = settings.retention.for_class("auto")
     if pol.forever or not pol.keep_within_days:
         return 0
-    stored = [b.stored_size for b in autos if b.status == "completed"]
-    if not stored:
+    done = [b for b in autos if b.status == "completed"]
+    if not done:
         return 0
+    slots = max(len(settings.schedule), 1) * pol.keep_within_days
+    recent = done[:TRAILING]
+    added = [b.added_bytes for b in recent if b.added_bytes is not None]
+    if len(added) == len(recent):
+        return max(0, int(statistics.median(added) * (slots - len(done))))
+    stored = [b.stored_size for b in done]
     per_backup = statistics.median(stored[:TRAILING])
-    need = per_backup * max(len(settings.schedule), 1) * pol.keep_within_days
-    return max(0, int(need - sum(stored)))
+    return max(0, int(per_backup * slots - sum(stored)))
 
 
 def _verification(rows: list[dict[str, Any]]) -> dict[str, Any]:

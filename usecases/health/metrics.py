@@ -1,4 +1,4 @@
-"""`dumpledger metrics`: Prometheus text-format gauges, from the catalog alone.
+"""`dumpledger metrics`: Prometheus text-format gauges, from the catalog (and the store's size).
 
 ``render`` is pure (facts + now -> text); ``collect`` reads the catalog; ``write_textfile``
 puts the text where node_exporter's textfile collector reads it, atomically.
@@ -27,7 +27,8 @@ TEXTFILE_MODE = 0o644  # node_exporter runs as another user; metrics hold no sec
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsFacts:
     by_type_status: dict[tuple[str, str], int] = field(default_factory=dict)
-    stored_bytes: int = 0
+    stored_bytes: int = 0  # logical: each artifact's compressed size, as if stored alone
+    store_bytes: int | None = None  # deduplicated: what the store's files take
     last_backup_at: dict[str, datetime] = field(default_factory=dict)  # class (auto, any) -> time
     last_verified_at: datetime | None = None
     last_drill_at: datetime | None = None
@@ -48,6 +49,7 @@ def collect(app: App) -> MetricsFacts:
     return MetricsFacts(
         by_type_status=dict(Counter((r["backup_type"], r["status"]) for r in rows)),
         stored_bytes=sum(int(b["stored_size"]) for b in blob_rows(app.catalog.engine)),
+        store_bytes=app.store.disk_usage(),
         last_backup_at=last_at,
         last_verified_at=max(verified, default=None),
         last_drill_at=max(drilled, default=None),
@@ -93,9 +95,17 @@ def render(facts: MetricsFacts, now: datetime) -> str:
     )
     family(
         "stored_bytes",
-        "Bytes the store holds for the catalog's blobs (compressed).",
+        "Compressed bytes of the catalog's artifacts, each counted whole (logical: chunks "
+        "shared between artifacts counted once per artifact).",
         [({}, float(facts.stored_bytes))],
     )
+    if facts.store_bytes is not None:
+        family(
+            "store_bytes",
+            "Bytes the store's files take on disk (deduplicated: each chunk once; shared "
+            "with any other catalog that uses the store).",
+            [({}, float(facts.store_bytes))],
+        )
     last = facts.last_backup or {}
     family(
         "last_backup_stored_bytes",

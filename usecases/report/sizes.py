@@ -97,7 +97,8 @@ def bytes_freed(
 
 def freed_by_cleanup(settings: Settings, query: Query, removed: Collection[str]) -> int:
     """What `cleanup --dry-run` says removing `removed` frees: the store's own plan
-    (usecases.storage.plan), asked with the catalog rows read here. Read-only."""
+    (usecases.storage.plan) for blobs and manifests, then the packs those leave unused or
+    worth repacking (store/chunked/gc.py), asked with the catalog rows read here. Read-only."""
     from store import Codec, LocalStore, Ref
     from usecases.storage.plan import garbage_without
 
@@ -109,4 +110,8 @@ def freed_by_cleanup(settings: Settings, query: Query, removed: Collection[str])
     going = {Ref(d, Codec(c)) for d, c, n in rows if 0 < n <= per[(d, c)]}
     first = list(query("SELECT id FROM events WHERE seq = 1", {}))
     owner = str(first[0]["id"]) if first else None
-    return sum(c.stored_size for c in garbage_without(store, owner, rows, going))
+    collected = garbage_without(store, owner, rows, going)
+    packs = store.plan_packs(
+        settings.repack_threshold, excluding={Ref(c.digest, Codec(c.codec)) for c in collected}
+    )
+    return sum(c.stored_size for c in collected) + packs.freed_bytes

@@ -22,8 +22,8 @@ from usecases.backup.run import refresh_latest
 from usecases.backup.views import METADATA_SUFFIX, artifact_filename, view_owner
 from usecases.context import App
 from usecases.errors import BadInput
-from usecases.storage.collect import CollectReport, collect_blobs, would_collect
-from usecases.storage.plan import Collected
+from usecases.storage.collect import CollectReport, collect_blobs
+from usecases.storage.forecast import Forecast, forecast
 
 
 @dataclass(slots=True, kw_only=True)
@@ -35,7 +35,7 @@ class CleanupReport:
     deleted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # pinned or gone between plan and apply
     collect: CollectReport = field(default_factory=CollectReport)
-    would_collect: list[Collected] = field(default_factory=list)  # a dry run's plan
+    forecast: Forecast = field(default_factory=Forecast)  # a dry run's plan
     logs_removed: int = 0
     # Files of deleted backups under backups/database/ that could not be removed ("path:
     # reason"); the next cleanup tries again.
@@ -47,25 +47,61 @@ class CleanupReport:
 
     @property
     def would_free_bytes(self) -> int:
-        return sum(c.stored_size for c in self.would_collect)
+        return self.forecast.freed_bytes
+
+    @property
+    def freed_bytes(self) -> int:
+        """What the run freed, or a dry run would free: exactly the same number."""
+        return self.would_free_bytes if self.dry_run else self.collect.freed_bytes
 
     def to_json(self) -> dict[str, Any]:
+        frees = self.forecast.per_backup
         return {
             "dry_run": self.dry_run,
             "now": self.now.isoformat(),
             "decisions": [
-                {"name": d.name, "action": d.action, "rule": d.rule, "detail": d.detail}
+                {
+                    "name": d.name,
+                    "action": d.action,
+                    "rule": d.rule,
+                    "detail": d.detail,
+                    **({"frees_bytes": frees[d.name]} if d.name in frees else {}),
+                }
                 for d in self.decisions
             ],
             "deleted": self.deleted,
             "skipped": self.skipped,
             "blobs_collected": [
-                c.digest for c in (self.would_collect if self.dry_run else self.collect.collected)
+                c.digest
+                for c in (self.forecast.collected if self.dry_run else self.collect.collected)
             ],
-            "freed_bytes": self.would_free_bytes if self.dry_run else self.collect.freed_bytes,
+            "freed_bytes": self.freed_bytes,
+            "freed": self.freed(),
             "collection_postponed": self.collect.postponed,
             "logs_removed": self.logs_removed,
             "files_not_removed": self.files_not_removed,
+        }
+
+    def freed(self) -> dict[str, Any]:
+        """The freed bytes by kind, and the packs deleted, repacked and written."""
+        if self.dry_run:
+            plan = self.forecast.packs
+            artifacts = self.forecast.artifact_bytes
+            deleted, repacked = plan.delete, plan.repack
+            written = [p.size for p in plan.new_packs]
+        else:
+            done = self.collect.packs
+            artifacts = self.collect.artifact_bytes
+            deleted, repacked = done.deleted, done.repacked
+            written = [p.size for p in done.written]
+        return {
+            "blobs_and_manifests_bytes": artifacts,
+            "packs_deleted_bytes": sum(p.size for p in deleted),
+            "repack_savings_bytes": sum(p.size for p in repacked) - sum(written),
+            "total_bytes": self.freed_bytes,
+            "packs_deleted": sorted(p.name for p in deleted),
+            "packs_repacked": sorted(p.name for p in repacked),
+            "packs_written": len(written),
         }
 
 
@@ -102,7 +138,7 @@ def cleanup(app: App, *, days: float | None = None, dry_run: bool = False) -> Cl
         dry_run=dry_run, policy=policy, now=now, decisions=evaluate(policy, backup_views(app), now)
     )
     if dry_run:
-        report.would_collect = would_collect(app, [d.name for d in report.removals])
+        report.forecast = forecast(app, [d.name for d in report.removals])
         return report
     report.files_not_removed = sweep_deleted_views(app)  # left by an earlier failure
     for d in report.removals:
@@ -252,6 +288,7 @@ class Explanation:
     rule: str
     detail: str
     policy: str
+    frees_bytes: int = 0  # what removing it alone frees: the stored bytes only it holds
 
 
 def explain(app: App, name: str, *, days: float | None = None) -> Explanation:
@@ -285,12 +322,23 @@ def explain(app: App, name: str, *, days: float | None = None) -> Explanation:
         rule=decision.rule,
         detail=decision.detail,
         policy=described,
+        frees_bytes=forecast(app, [], per_backup=[name]).per_backup[name],
     )
 
 
-def simulate(app: App, no_new_backups_days: float) -> list[Decision]:
-    """What retention decides if no backup is taken for that many days."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Simulation:
+    decisions: list[Decision]
+    forecast: Forecast  # what collecting after those removals frees, and per backup
+
+
+def simulate(app: App, no_new_backups_days: float) -> Simulation:
+    """What retention decides if no backup is taken for that many days, and the bytes that
+    frees (the store as it is now)."""
     if no_new_backups_days < 0:
         raise BadInput("--no-new-backups must be >= 0 days")
     later = app.clock() + timedelta(days=no_new_backups_days)
-    return evaluate(app.settings.retention, backup_views(app), later)
+    decisions = evaluate(app.settings.retention, backup_views(app), later)
+    return Simulation(
+        decisions=decisions, forecast=forecast(app, [d.name for d in decisions if not d.keep])
+    )
