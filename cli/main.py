@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import inspect
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -154,4 +156,22 @@ def _on_sigterm() -> Any:
 
 
 def run() -> None:
-    sys.exit(main())
+    _leave(main())
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit without tearing the interpreter down: freeing every module and object one at a
+    time took ~0.1 s after a backup (SQLAlchemy, psycopg, Typer), for memory the system frees
+    anyway. What exit does that matters is done first, as the interpreter does it: threads'
+    exit hooks, then non-daemon threads joined (threading._shutdown), the atexit handlers (log
+    handlers flushed, temporary files removed), stdout and stderr flushed; if that fails (a
+    closed pipe), the normal exit reports it."""
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    atexit._clear()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        sys.exit(code)
+    os._exit(code)
