@@ -30,8 +30,7 @@ def compress_batch(items: Sequence[memoryview], codec: Codec, level: int | None)
     out = []
     if codec is Codec.GZIP:
         for raw in items:
-            c = zlib.compressobj(lvl, zlib.DEFLATED, 31)  # zlib's gzip header has mtime 0
-            stored = c.compress(raw) + c.flush()
+            stored = zlib.compress(raw, lvl, 31)  # one gzip member; zlib's header has mtime 0
             if zlib.decompress(stored, 31) != raw.tobytes():
                 raise StoreError("gzip produced a member that does not decompress to its input")
             out.append(stored)
