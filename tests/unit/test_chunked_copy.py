@@ -169,3 +169,20 @@ def test_a_recorder_over_budget_gives_up(monkeypatch: pytest.MonkeyPatch) -> Non
     for i in range(10):
         rec.known(i, 0, 1)
     assert rec.dropped and rec.resolve(str) is None
+
+
+def test_a_pack_damaged_before_a_put_fails_that_puts_read_back(tmp_path: Path) -> None:
+    """The put re-hashes the old pack it deduplicates against (on its thread); the read-back
+    reports it, and no file is copied from it."""
+    store = LocalStore(tmp_path / "store")
+    store.put(pieces(BASE, 1 << 20), Codec.GZIP)
+    [pack] = packs(store)
+    flip(pack, read_trailer(pack)[5].offset + 3)
+    again = LocalStore(store.root)  # the next backup: another process
+    info = again.put(pieces(BASE, 1 << 20), Codec.GZIP)
+    assert info.new_chunks == 0  # deduplicated against the damaged pack
+    result = again.verify(info.digest, Codec.GZIP, expected_stored_sha256=info.stored_sha256)
+    assert not result.ok and str(pack) in (result.error or "")
+    with pytest.raises((BlobCorrupted, BlobMissing)):
+        again.materialize(info.digest, Codec.GZIP, tmp_path / "f")
+    assert not (tmp_path / "f").exists()
