@@ -5,6 +5,8 @@ Run by hand (never in the tests), on a throwaway cluster it starts itself:
     .venv/bin/python bench/bench_churn.py                       # ~130 MB dump, 10 rounds
     .venv/bin/python bench/bench_churn.py --rows 60000 --rounds 4 --tools old,gzip
     .venv/bin/python bench/bench_churn.py --json /tmp/churn.json
+    .venv/bin/python bench/bench_churn.py --rows 700000 --rounds 5 --tools today,gzip \
+        --today /tmp/today                                      # ~490 MiB of plain dump
 
 The workload is bench_backup.py's realistic data (with a bigserial id, as applications have)
 and, between two backups, a 6-hour slice of application writes: 0.5 % of the rows updated
@@ -12,7 +14,8 @@ and, between two backups, a 6-hour slice of application writes: 0.5 % of the row
 side on the same database state:
 - bare:   pg_dump > /dev/null                                 (the floor)
 - old:    pg_dump | gzip -9 > FILE (the old scripts; every file is kept)
-- today:  dumpledger before chunking, gzip (--today DIR: a checkout of it)
+- today:  dumpledger before chunking, gzip (--today DIR: a checkout of it, run by its own
+          DIR/.venv/bin/python when there is one)
 - gzip:   dumpledger backup --type nightly, DUMPLEDGER_CODEC=gzip (a real process)
 - zstd:   the same with zstd
 - restic: pg_dump | restic backup --stdin (defaults), when restic is installed
@@ -21,6 +24,8 @@ For each: seconds, peak RSS of the process tree (wait4), and the bytes stored af
 (the store / repository; the old scripts' files; dumpledger's backups/database/ files apart).
 At the end: a 240-backup extrapolation (first + 239 x the mean later round, the old scripts'
 4 a day for 60 days) and each later backup's time over the bare pg_dump's in the same round.
+dumpledger runs from compiled bytecode, as an installed copy does (both trees are compiled
+before the first round, and PYTHONDONTWRITEBYTECODE is not passed on).
 """
 
 from __future__ import annotations
@@ -96,7 +101,11 @@ class Bench:
         self.work = work
         self.tools = tools
         self.today = today
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "SUPABASE_"))}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PG", "SUPABASE_")) and k != "PYTHONDONTWRITEBYTECODE"
+        }
         self.env.update(cluster.env(dbname="churn"))
         self.pg_dump = f'"{cluster.bindir / "pg_dump"}"'
         self.series = {t: Series() for t in ("bare", *tools)}
@@ -133,7 +142,7 @@ class Bench:
         env = {**self.dl_env, "DUMPLEDGER_BACKUP_DIR": str(bdir), "DUMPLEDGER_CODEC": codec}
         if root is not None:  # `python -m` puts the working directory first on sys.path
             env["PYTHONPATH"] = str(root)
-        argv = [sys.executable, "-m", "cli", "backup", "--type", "nightly"]
+        argv = [python_of(root), "-m", "cli", "backup", "--type", "nightly"]
         s.runs.append(measure(argv, env, cwd=root or ROOT))
         s.stored.append(du(bdir / "store"))
         s.files.append(du_files(bdir / "database"))
@@ -169,6 +178,23 @@ class Bench:
             self.sh(f'{self.pg_dump} | borg create --stdin-name churn.sql "{repo}::r{n}" -')
         )
         s.stored.append(du(repo))
+
+
+def python_of(root: Path | None) -> str:
+    """The checkout's own interpreter (its .venv), else this one."""
+    own = root / ".venv" / "bin" / "python" if root is not None else None
+    return str(own) if own is not None and own.exists() else sys.executable
+
+
+def compile_trees(*roots: Path | None) -> None:
+    """Bytecode for every module, as an installation has it (pip compiles on install)."""
+    for root in roots:
+        if root is not None:
+            subprocess.run(
+                [python_of(root), "-m", "compileall", "-q", "-x", r"[\\/]\.", str(root)],
+                check=False,
+                stdout=subprocess.DEVNULL,
+            )
 
 
 def du_files(path: Path) -> int:
@@ -256,6 +282,7 @@ def main() -> None:
         raw = setup(cluster, args.rows)
         print(f"plain dump {raw / 2**20:.1f} MiB; tools {', '.join(tools)}", flush=True)
         bench = Bench(cluster, work, tools, args.today)
+        compile_trees(ROOT, args.today if "today" in tools else None)
         for n in range(args.rounds):
             if n:
                 cluster.psql(CHURN, dbname="churn")

@@ -7,7 +7,7 @@ import errno
 import hashlib
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from store.codecs import READ_CHUNK
@@ -42,18 +42,31 @@ def checked_copy(path: Path, digest: str, expected: str | None) -> Iterator[byte
 
 def write_file(dest: Path, data: Iterable[bytes]) -> int:
     """Write `data` to `dest` atomically: a temp file beside it, fsync, rename, 0600."""
-    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp"
-    size = 0
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
+
+    def fill(fd: int) -> int:
+        size = 0
+        with os.fdopen(fd, "wb", closefd=False) as fh:
             for piece in data:
                 if fh.write(piece) != len(piece):
-                    raise OSError(errno.EIO, f"short write to {tmp}")
+                    raise OSError(errno.EIO, f"short write to {dest}")
                 size += len(piece)
-            fh.flush()
-            os.fsync(fh.fileno())
+        return size
+
+    return write_atomically(dest, fill)
+
+
+def write_atomically(dest: Path, fill: Callable[[int], int]) -> int:
+    """`fill(fd)` writes a file's content to a temp file beside `dest` (0600) and returns its
+    size; then fsync, rename to `dest`, fsync the directory. Nothing is left on failure."""
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            size = fill(fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
         fsync_dir(dest.parent)
     except OSError as exc:

@@ -421,7 +421,11 @@ class LocalStore:
         """Write the artifact's file (what `gunzip -c FILE | psql` or pg_restore reads) to
         `dest`: a copy of a whole blob (checked against `expected_stored_sha256`), or a
         chunked artifact's chunks, each checked; 0600, atomically. Returns its size."""
-        with self._reading():
+        with self._reading():  # no repack pulls a pack from under the copy
+            if not self._is_whole(digest, codec):  # a backup's own artifact: run by run
+                size = self.chunks.copy_as_written(digest, codec, dest, expected_stored_sha256)
+                if size is not None:
+                    return size
             return write_file(dest, self.file_stream(digest, codec, expected_stored_sha256))
 
     def file_stream(

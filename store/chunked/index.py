@@ -229,9 +229,11 @@ class ChunkIndex:
             found[digest] = Location(self._pack_name(pid), offset, stored_len, raw_len)
         return found
 
-    def known(self, digests: Iterable[bytes], codec: Codec) -> dict[bytes, tuple[int, int]]:
-        """(stored length, pack id) of each of `digests` the index holds: what a put needs."""
-        return {d: (n, p) for d, n, p in self._select("digest, stored_len, pack", digests, codec)}
+    def known(self, digests: Iterable[bytes], codec: Codec) -> dict[bytes, tuple[int, int, int]]:
+        """(stored length, pack id, offset) of each of `digests` the index holds: what a put
+        needs."""
+        rows = self._select("digest, stored_len, pack, offset", digests, codec)
+        return {d: (n, p, o) for d, n, p, o in rows}
 
     def pack_name(self, pid: int) -> str:
         return self._pack_name(pid)

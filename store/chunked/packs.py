@@ -80,7 +80,7 @@ class PackWriter:
         private_mkdir(directory)
         self.tmp = directory / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self.fh = os.fdopen(fd, "wb")
+        self.fh = os.fdopen(fd, "wb", buffering=1 << 20)  # each write hands the GIL off
         self.sha = hashlib.sha256()
         self.size = 0
         self.entries: list[Entry] = []

@@ -11,14 +11,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Container, Generator, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from store.chunked import crashpoint, layout
 from store.chunked.compress import empty_stream
+from store.chunked.extents import Run, copy_runs
 from store.chunked.gc import PackPlan, Planner
 from store.chunked.index import ChunkIndex, Location
 from store.chunked.manifest import Manifest
@@ -29,6 +32,7 @@ from store.chunked.repack import PackReport, execute
 from store.chunked.writer import ChunkWriter, Stored
 from store.codecs import Codec
 from store.errors import BlobCorrupted, BlobMissing, StoreError
+from store.files import write_atomically
 from store.results import VerifyResult
 
 Progress = Callable[[int], None]
@@ -55,6 +59,10 @@ class ChunkStore:
         self._pack_ok: dict[tuple[str, int, int, int], bool] = {}  # this process's re-hashes
         # (digest, codec) -> (manifest SHA-256, stored size, packs) of this process's puts
         self._structures: dict[tuple[str, Codec], tuple[str, int, list[str]]] = {}
+        # (digest, codec) -> (manifest SHA-256, where its chunks are) of this process's puts
+        self._extents: dict[tuple[str, Codec], tuple[str, list[Run]]] = {}
+        self._rehashing: set[str] = set()  # packs a put's background re-hash holds now
+        self._rehash_lock = threading.Lock()
 
     def manifest_path(self, digest: str, codec: Codec) -> Path:
         return self.root / layout.manifest_rel(digest, codec)
@@ -92,15 +100,52 @@ class ChunkStore:
                 claim(digest)
             return self.manifest_path(digest, codec)
 
-        with self.index() as idx:
+        with self.index() as idx, self._rehashing_packs() as rehash:
             idx.reconcile()  # packs a killed writer published but did not index
             writer = ChunkWriter(
-                idx, self.packs_dir, self.manifests_dir, chunk_codec, level, threads
+                idx, self.packs_dir, self.manifests_dir, chunk_codec, level, threads, rehash
             )
             out = writer.put(pieces, codec, where, progress)
-        # The put located every chunk: this process's read-back need not look them up again.
+        # The put located every chunk: this process's read-back need not look them up again,
+        # nor the copy of its file.
         self._structures[(out.digest, codec)] = (out.manifest_sha256, out.stored_size, out.packs)
+        if out.extents is not None:
+            self._extents[(out.digest, codec)] = (out.manifest_sha256, out.extents)
         return out
+
+    @contextmanager
+    def _rehashing_packs(self) -> Iterator[Callable[[str], None]]:
+        """Re-hash, on a thread of their own while the put goes on, the packs the put names
+        (those its chunks were found in, those it wrote), as the read-back would after it;
+        the put ends when they are done, so its read-back finds them checked. The result of
+        each is kept as `_check_pack` keeps its own: a damaged pack is reported, and set
+        aside, by the read-back's `_check_pack`."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="rehash")
+
+        def submit(name: str) -> None:
+            with self._rehash_lock:
+                if name in self._rehashing:
+                    return
+                self._rehashing.add(name)
+            pool.submit(self._rehash_pack, name)
+
+        try:
+            yield submit
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+    def _rehash_pack(self, name: str) -> None:
+        try:
+            key = self._pack_key(name)
+            if key[1] >= 0 and key not in self._pack_ok:
+                self._pack_ok[key] = hash_file(self.pack_path(name))[0] == name
+        except OSError:
+            pass  # not kept: the read-back checks it again, and reports what is wrong
+        finally:
+            with self._rehash_lock:
+                self._rehashing.discard(name)
 
     def manifest(self, digest: str, codec: Codec) -> Manifest:
         path = self.manifest_path(digest, codec)
@@ -137,6 +182,28 @@ class ChunkStore:
             yield from self.read(digest, codec, stored=True)
             return
         yield from self._copy_stored(found, digest)
+
+    def copy_as_written(
+        self, digest: str, codec: Codec, dest: Path, expected: str | None
+    ) -> int | None:
+        """Write the artifact's file at `dest` from where this process's put stored its chunks
+        (run by run, in the kernel), when every pack it uses re-hashed right in this process
+        and is unchanged since (a backup's read-back just did that) and the manifest is the one
+        that put wrote (and `expected`); its size. None when that does not hold: the caller
+        copies it the way `file_bytes` does."""
+        memo = self._extents.get((digest, Codec(codec)))
+        if memo is None or not memo[1] or Codec(codec).compression is Codec.NONE:
+            return None
+        manifest_sha, runs = memo
+        try:
+            actual = hash_file(self.manifest_path(digest, codec))[0]
+        except FileNotFoundError:
+            return None
+        if actual != manifest_sha or expected not in (None, "", actual):
+            return None
+        if not all(self._pack_ok.get(self._pack_key(name)) for name in {r[0] for r in runs}):
+            return None
+        return write_atomically(dest, lambda fd: copy_runs(runs, self.pack_path, fd))
 
     def _copy_stored(self, found: Manifest, digest: str) -> Iterator[bytes]:
         """Stored bytes in manifest order, adjacent chunks of a pack read at once; a pack

@@ -6,6 +6,10 @@ compresses the new ones (zlib-ng and zstd release the GIL), in order, at most a 
 ahead, so memory stays bounded whatever the stream's length. Durable in this order: each
 pack (fsynced, published), then its index rows, then the manifest; the caller records the
 artifact (BackupCompleted) after that.
+
+On the way it records where each chunk's stored bytes are (store.chunked.extents), and names
+every pack the artifact uses as soon as it knows it (`on_pack`: the store re-hashes it in the
+background, so the read-back that follows finds it checked).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 from store.chunked import chunker
 from store.chunked.compress import compress_batch
+from store.chunked.extents import ExtentRecorder, Run
 from store.chunked.index import ChunkIndex
 from store.chunked.manifest import Footer, ManifestWriter
 from store.chunked.packs import TARGET_SIZE, PackWriter
@@ -31,9 +36,10 @@ Progress = Callable[[int], None]
 
 @dataclass(slots=True)
 class _Fresh:
-    """A chunk of this put not yet in the index: its stored length once compressed, and how
-    many more times the stream used it meanwhile."""
+    """A chunk of this put not yet in the index: its ordinal among the put's new chunks, its
+    stored length once compressed, and how many more times the stream used it meanwhile."""
 
+    ordinal: int
     stored_len: int | None = None
     repeats: int = 0
 
@@ -50,6 +56,9 @@ class Stored:
     chunks: int = 0
     new_chunks: int = 0
     packs: list[str] = field(default_factory=list)  # every pack its chunks are in
+    # Where the manifest's chunks are stored, as runs (None: too many to keep, or the
+    # manifest already there lists other chunks): its file is copied from these.
+    extents: list[Run] | None = None
     # A manifest already there that was damaged and is now replaced: its SHA-256, and why.
     repaired_from: str | None = None
     repair_reason: str | None = None
@@ -82,6 +91,7 @@ class ChunkWriter:
         chunk_codec: Codec,
         level: int | None,
         threads: int,
+        on_pack: Callable[[str], None] | None = None,
     ) -> None:
         self.index = index
         self.packs_dir = packs_dir
@@ -92,6 +102,8 @@ class ChunkWriter:
         self.fresh: dict[bytes, _Fresh] = {}
         self.pack: PackWriter | None = None
         self.pack_ids: set[int] = set()  # packs of the chunks found in the index
+        self.on_pack = on_pack or (lambda _name: None)
+        self.extents = ExtentRecorder()
         self.out = Stored()
 
     def put(
@@ -134,6 +146,8 @@ class ChunkWriter:
             done = manifest.finish(footer, final(out.digest))
             created, out.manifest_sha256, out.manifest_size = done.created, done.sha, done.size
             out.repaired_from, out.repair_reason = done.repaired_from, done.repair_reason
+            if done.sha == manifest.sha.hexdigest():  # the manifest there is the one written
+                out.extents = self.extents.resolve(self.index.pack_name)
         except BaseException:
             manifest.abort()
             if self.pack is not None:
@@ -155,16 +169,20 @@ class ChunkWriter:
         for digest, view in batch:
             fresh = self.fresh.get(digest)
             if fresh is not None:
+                self.extents.again(fresh.ordinal)
                 if fresh.stored_len is None:
                     fresh.repeats += 1
                 else:
                     self.out.stored_size += fresh.stored_len
             elif digest in known:
-                stored_len, pack = known[digest]
+                stored_len, pack, offset = known[digest]
+                self.extents.known(pack, offset, stored_len)
                 self.out.stored_size += stored_len
-                self.pack_ids.add(pack)
+                if pack not in self.pack_ids:
+                    self.pack_ids.add(pack)
+                    self.on_pack(self.index.pack_name(pack))
             else:
-                self.fresh[digest] = _Fresh()
+                self.fresh[digest] = _Fresh(self.extents.new())
                 new.append((digest, view))
         return new
 
@@ -172,6 +190,7 @@ class ChunkWriter:
         for (digest, raw_len), stored in zip(items, job.result(), strict=True):
             if self.pack is None:
                 self.pack = PackWriter(self.packs_dir)
+            self.extents.written(self.pack.size, len(stored))
             self.pack.add(digest, stored, raw_len, self.codec)
             fresh = self.fresh[digest]
             fresh.stored_len = len(stored)
@@ -191,6 +210,8 @@ class ChunkWriter:
             pack.abort()
             raise
         self.index.add_pack(name, size, entries)
+        self.extents.pack_done(name)
+        self.on_pack(name)
         for e in entries:
             self.fresh.pop(e.digest, None)
         self.out.added_bytes += size

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -96,11 +98,12 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
         )
         t0 = time.monotonic()
         repairs: list[BlobInfo] = []  # stored copies that failed their check, replaced
+        git = _meanwhile(git_metadata, req.cwd)  # `git status` of a big repository takes time
         try:
             artifacts, meta = dump_and_verify(app, kinds, progress, logger, repairs)
             record_repairs(app, repairs, name)
             meta.update(
-                git=git_metadata(req.cwd),
+                git=git.result(),
                 database=target.describe(),
                 log_file=str(log_path.relative_to(app.settings.backup_dir)),
             )
@@ -138,6 +141,20 @@ def run_backup(app: App, req: BackupRequest, progress: ProgressFn | None = None)
         log_path=log_path,
         metadata=meta,
     )
+
+
+def _meanwhile(fn: Callable[[Path], dict[str, Any]], arg: Path) -> Future[dict[str, Any]]:
+    """`fn(arg)` on a thread of its own (a daemon: a backup that fails does not wait for it)."""
+    done: Future[dict[str, Any]] = Future()
+
+    def work() -> None:
+        try:
+            done.set_result(fn(arg))
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    threading.Thread(target=work, name="meanwhile", daemon=True).start()
+    return done
 
 
 def _record_failure(app: App, name: str, logger: Any, exc: BaseException, *, stage: str) -> None:
