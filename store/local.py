@@ -513,7 +513,9 @@ class LocalStore:
             yield
             return
         try:
-            fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._open_lock()
+        except StoreError:
+            raise
         except OSError:
             yield
             return
@@ -523,10 +525,24 @@ class LocalStore:
         finally:
             os.close(fd)
 
+    def _open_lock(self) -> int:
+        """The store's lock file, never through a symbolic link (one planted there would
+        have dumpledger create or lock a file elsewhere)."""
+        path = self.root / LOCK_FILE
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(
+                    f"{path} is a symbolic link, not the store's lock file: remove it "
+                    "(dumpledger creates the lock file itself)"
+                ) from None
+            raise
+
     @contextmanager
     def _lock(self, mode: int, wait: float | None) -> Iterator[bool]:
         self._mkdir(self.root)
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open_lock()
         try:
             if wait is None:
                 fcntl.flock(fd, mode)

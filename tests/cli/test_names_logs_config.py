@@ -52,6 +52,28 @@ def test_a_run_log_planted_as_a_link_is_never_written_through(
     assert log.stat().st_mode & 0o777 == 0o600
 
 
+def test_a_restrict_key_that_is_not_one_fails_the_backup_in_one_line(
+    tmp_path: Path, supabase_db: Any
+) -> None:
+    """The key goes into pg_dump's argv and every plain dump: a planted link or a line that is
+    not a key is refused, never followed or passed on."""
+    backup_dir = tmp_path / "backups"
+    backup_dir.mkdir()
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    (backup_dir / ".restrict-key").write_text("k; \\! touch /tmp/owned\n")
+    done = run(env, "backup", "--type", "nightly", check=False)
+    assert done.returncode == 1 and ".restrict-key does not hold a restrict key" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    (backup_dir / ".restrict-key").unlink()
+    (backup_dir / ".restrict-key").symlink_to(tmp_path / "elsewhere")
+    done = run(env, "backup", "--type", "nightly", check=False)
+    assert done.returncode == 1 and ".restrict-key" in done.stderr
+    assert not (tmp_path / "elsewhere").exists()
+    (backup_dir / ".restrict-key").unlink()
+    run(env, "backup", "--type", "nightly")  # a new key is written, and the backup completes
+    assert len((backup_dir / ".restrict-key").read_text().strip()) == 48
+
+
 def test_names_of_the_latest_links_are_refused_and_other_links_left_alone(
     tmp_path: Path, supabase_db: Any
 ) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from store import Codec, LocalStore, StoreFull
+from store import Codec, LocalStore, StoreError, StoreFull
 from store import codecs as codecs_mod
 
 
@@ -135,3 +135,16 @@ def test_a_zstd_stream_of_many_frames_decompresses_whole() -> None:
     assert b"".join(codecs_mod.decompress(iter(pieces), Codec.ZSTD)) == b"one\ntwo\nthree\n"
     with pytest.raises(EOFError, match="truncated"):
         b"".join(codecs_mod.decompress(iter([stream[:-3]]), Codec.ZSTD))
+
+
+def test_a_symlink_planted_as_the_lock_file_is_refused_not_followed(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    info = store.put(text_like(1 << 16), Codec.GZIP)
+    elsewhere = tmp_path / "elsewhere"
+    (store.root / ".collect.lock").unlink(missing_ok=True)
+    (store.root / ".collect.lock").symlink_to(elsewhere)
+    with pytest.raises(StoreError, match="symbolic link"), store.collecting(wait=0):
+        pass
+    with pytest.raises(StoreError, match="symbolic link"):
+        store.materialize(info.digest, Codec.GZIP, tmp_path / "out.sql.gz")
+    assert not elsewhere.exists() and not (tmp_path / "out.sql.gz").exists()

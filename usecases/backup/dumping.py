@@ -8,6 +8,8 @@ A table another session holds locked makes the dump wait at most
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 import subprocess
 import threading
@@ -45,10 +47,21 @@ def restrict_key(backup_dir: Path) -> str:
     database byte-identical, so they are stored once.
     """
     path = backup_dir / ".restrict-key"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         key = secrets.token_hex(24)
         atomic_write(path, key.encode())
-    return path.read_text().strip()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            key = fh.read(200).decode("ascii", "replace").strip()
+    except OSError as exc:
+        raise BackupFailedError(f"cannot read {path}: {exc.strerror}; remove it") from None
+    if not re.fullmatch(r"[0-9A-Za-z]{16,64}", key):
+        raise BackupFailedError(
+            f"{path} does not hold a restrict key (16 to 64 letters and digits): remove it, "
+            "the next backup writes a new one"
+        )
+    return key
 
 
 class _Children:
