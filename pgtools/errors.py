@@ -19,3 +19,7 @@ class PgClientMissing(PgError):
 
 class PgDumpFailed(PgError):
     """pg_dump exited non-zero, was killed, or produced an incomplete dump."""
+
+
+class RestoreError(PgError):
+    """psql or pg_restore failed, or the swap could not be done; the target is unchanged."""

@@ -22,7 +22,8 @@ from typing import Any
 import psycopg
 
 from pgtools.dumpscript import ScriptSplitter
-from pgtools.restore import RestoreError, _first_error
+from pgtools.errors import RestoreError
+from pgtools.restore import first_error
 from pgtools.target import DbTarget
 
 EXTENSIONS_SQL = """
@@ -102,7 +103,7 @@ def listing_script(bindir: Path, dump: Path, listing: list[str]) -> bytes:
             check=False,
         )
     if done.returncode != 0:
-        raise RestoreError(f"pg_restore stopped: {_first_error(done.stderr.splitlines())}")
+        raise RestoreError(f"pg_restore stopped: {first_error(done.stderr.splitlines())}")
     return done.stdout
 
 
@@ -125,7 +126,7 @@ def pg_restore_listed(
             argv, env=target.env(dict(os.environ)), capture_output=True, check=False
         )
     if done.returncode != 0:
-        raise RestoreError(f"pg_restore stopped: {_first_error(done.stderr.splitlines())}")
+        raise RestoreError(f"pg_restore stopped: {first_error(done.stderr.splitlines())}")
 
 
 class _listing_file:

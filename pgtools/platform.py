@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgtools.dumpscript import Entry, ScriptSplitter
-from pgtools.restore import RestoreError, _first_error, unquote_ident
+from pgtools.errors import RestoreError
+from pgtools.globalsql import unquote_ident
+from pgtools.restore import first_error
 
 # Schemas Supabase manages (the Supabase CLI leaves the same ones out of `db dump`).
 PLATFORM_SCHEMAS = frozenset(
@@ -173,7 +175,7 @@ def custom_script(bindir: Path, dump: Path) -> Iterator[bytes]:
         proc.stdout.close()
         proc.stderr.close()
     if code != 0:
-        raise RestoreError(f"pg_restore stopped: {_first_error(err.splitlines())}")
+        raise RestoreError(f"pg_restore stopped: {first_error(err.splitlines())}")
 
 
 def _ident(name: str) -> str:

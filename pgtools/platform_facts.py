@@ -13,8 +13,9 @@ from typing import Any
 
 import psycopg
 
+from pgtools.errors import RestoreError
 from pgtools.platform import ScriptIndex, index_script
-from pgtools.restore import RestoreError, _first_error
+from pgtools.restore import first_error
 from pgtools.session import connect, database_properties
 from pgtools.target import DbTarget
 
@@ -134,6 +135,6 @@ def definitions(bindir: Path, target: DbTarget) -> ScriptIndex:
     if done.returncode != 0:
         raise RestoreError(
             f"cannot read the target's definitions (pg_dump --schema-only): "
-            f"{_first_error(done.stderr.splitlines())}"
+            f"{first_error(done.stderr.splitlines())}"
         )
     return index_script([done.stdout])

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from pgtools.restore import unquote_ident
+from pgtools.globalsql import unquote_ident
 
 PASSWORD_CLAUSE = re.compile(r"PASSWORD\s+'(?:[^']|'')*'", re.IGNORECASE)
 ALTER_ROLE_WITH = re.compile(r'^ALTER ROLE ("(?:[^"]|"")+"|[^\s;]+) WITH (.*);\s*$')

@@ -25,7 +25,7 @@ from pgtools.dumpscript import ScriptSplitter
 from pgtools.extensions import _listing_file, as_owners, listing_script
 from pgtools.partial import ident
 from pgtools.psqlscript import without_own_restrict
-from pgtools.restore import _script_of, custom_dump_listing
+from pgtools.restore import custom_dump_listing, script_of
 from pgtools.schemaext import (
     BackupExtension,
     ExtensionStep,
@@ -131,7 +131,7 @@ def schema_body(bindir: Path, dump: Path, listing: list[str], extensions: bytes)
     with _listing_file(listing) as path:
         argv = [str(bindir / "pg_restore"), "--clean", "--if-exists", f"--use-list={path}"]
         argv += ["--file=-", str(dump)]
-        yield from before_first_entry(without_own_restrict(_script_of(argv)), extensions)
+        yield from before_first_entry(without_own_restrict(script_of(argv)), extensions)
 
 
 def before_first_entry(chunks: Iterable[bytes], sql: bytes) -> Iterator[bytes]:

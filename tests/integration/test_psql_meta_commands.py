@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pgtools.errors import RestoreError
 from pgtools.psqlscan import MetaScanner
-from pgtools.restore import RestoreError, run_psql
+from pgtools.restore import run_psql
 from pgtools.target import DbTarget
 from tests.conftest import SupabaseDb
 

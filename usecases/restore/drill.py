@@ -15,16 +15,10 @@ from psycopg import sql
 from catalog.events import RestoreTested
 from catalog.queries import get_backup, list_backups
 from catalog.read import BackupFilter
+from pgtools.databases import create_database, drop_database, maintenance_target
 from pgtools.errors import PgError
-from pgtools.restore import (
-    create_database,
-    drop_database,
-    globals_roles,
-    maintenance_target,
-    run_psql,
-    server_facts,
-    tolerant_globals,
-)
+from pgtools.globalsql import globals_roles, tolerant_globals
+from pgtools.restore import run_psql, server_facts
 from pgtools.session import TABLES_SQL, connect
 from pgtools.target import DbTarget
 from store import DecryptionKeyError

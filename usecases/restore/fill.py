@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgtools.databases import maintenance_target
 from pgtools.extensions import as_owners, owners_of, restore_custom_as_owners
-from pgtools.restore import maintenance_target, promotion_sql, run_pg_restore, run_psql
+from pgtools.globalsql import promotion_sql
+from pgtools.restore import run_pg_restore, run_psql
 from pgtools.target import DbTarget
 from usecases.context import App
 from usecases.restore.source import Source, materialized

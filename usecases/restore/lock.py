@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pgtools.advisory import RestoreLock
-from pgtools.restore import maintenance_target
+from pgtools.databases import maintenance_target
 from pgtools.target import DbTarget
 from usecases.errors import UseCaseError
 from usecases.files import private_dir

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pgtools.dumpscript import Entry
+from pgtools.errors import RestoreError
 from pgtools.platform import (
     ADD,
     PASS,
@@ -30,7 +31,7 @@ from pgtools.platform import (
 )
 from pgtools.platform_facts import TargetFacts, definitions, privilege_problems, target_facts
 from pgtools.psqlscript import without_own_restrict
-from pgtools.restore import RestoreError, ServerFacts, run_psql
+from pgtools.restore import ServerFacts, run_psql
 from pgtools.target import DbTarget
 from usecases.errors import BadInput
 

@@ -20,20 +20,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog.events import RestoreCompleted, RestoreFailed, RestoreStarted
-from pgtools.errors import PgError
-from pgtools.restore import (
+from pgtools.databases import (
     TEMPLATE_DBS,
-    ServerFacts,
     apply_properties,
     create_database,
     drop_database,
-    globals_roles,
     maintenance_target,
-    run_psql,
-    server_facts,
     swap_in,
-    tolerant_globals,
 )
+from pgtools.errors import PgError
+from pgtools.globalsql import globals_roles, tolerant_globals
+from pgtools.restore import ServerFacts, run_psql, server_facts
 from pgtools.roles import passwordless_logins, without_passwords
 from pgtools.target import DbTarget
 from usecases.backup.run import BackupRequest, run_backup, unused_name

@@ -13,8 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pgtools.errors import RestoreError
+from pgtools.globalsql import promotion_sql
 from pgtools.partial import row_count_checks
-from pgtools.restore import RestoreError, promotion_sql, run_psql
+from pgtools.restore import run_psql
 from pgtools.schemaext import BackupExtension, recorded_extensions
 from pgtools.schemarestore import (
     backup_extensions,

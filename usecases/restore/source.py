@@ -17,12 +17,9 @@ from typing import Any
 from catalog.queries import get_backup
 from pgtools.binaries import find_program
 from pgtools.dump import PLAIN_TRAILERS
+from pgtools.globalsql import event_trigger_owners_in, event_trigger_owners_in_listing
 from pgtools.platform import custom_script
-from pgtools.restore import (
-    custom_dump_listing,
-    event_trigger_owners_in,
-    event_trigger_owners_in_listing,
-)
+from pgtools.restore import custom_dump_listing
 from store import Codec
 from store.age import AGE_MAGIC
 from store.codecs import decompress
