@@ -19,6 +19,7 @@ import psycopg
 
 from pgtools.databases import maintenance_target
 from pgtools.errors import RestoreError
+from pgtools.lockwatch import RestoreLockTimeout, watched
 from pgtools.psqlscript import (
     new_restrict_key,
     psql_restricts,
@@ -104,25 +105,37 @@ def run_psql(
     prelude: str = "",
     postlude: str = "",
     meta_commands: bool = False,
+    lock_wait_timeout: float = 0,
 ) -> None:
     """Feed SQL to psql with ON_ERROR_STOP as one explicit transaction that only the last
     statement commits (pgtools.psqlscript): all of it applies, or none, also when the input
-    ends early. Meta-commands are refused by psql's restricted mode unless `meta_commands`."""
+    ends early. Meta-commands are refused by psql's restricted mode unless `meta_commands`.
+    `lock_wait_timeout` (seconds; 0: wait for ever): a lock request that waits longer is
+    cancelled and RestoreLockTimeout names who held the lock (pgtools.lockwatch)."""
     argv = [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "AUTOCOMMIT=off"]
     argv += ["-f", "-"]
     key = None if meta_commands or not psql_restricts(bindir) else new_restrict_key()
     body = chunks if key is None else without_own_restrict(chunks)
     script = transaction_script(body, prelude=prelude, postlude=postlude, restrict_key=key)
-    _feed(argv, target, script, "psql")
+    with watched(target, lock_wait_timeout) as watch:
+        env = target.env(dict(os.environ))
+        if watch is not None:
+            env["PGAPPNAME"] = watch.app_name
+        try:
+            _feed(argv, env, script, "psql")
+        except RestoreError:
+            if watch is not None and watch.fired:
+                raise RestoreLockTimeout(watch.fired) from None
+            raise
 
 
-def _feed(argv: list[str], target: DbTarget, chunks: Iterable[bytes], what: str) -> None:
+def _feed(argv: list[str], env: dict[str, str], chunks: Iterable[bytes], what: str) -> None:
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=target.env(dict(os.environ)),
+        env=env,
     )
     assert proc.stdin is not None and proc.stderr is not None
     errors: list[bytes] = []

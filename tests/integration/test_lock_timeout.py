@@ -94,3 +94,51 @@ def test_pg_dump_gives_up_on_a_locked_table_and_says_what_and_where(supabase_clu
     assert message.startswith("pg_dump (full) failed with exit code 1: pg_dump: error:")
     assert "canceling statement due to statement timeout" in message
     assert "LOCK TABLE public.todos IN ACCESS SHARE MODE" in message  # the detail line
+
+
+def test_a_table_restore_behind_an_open_transaction_is_cancelled_and_changes_nothing(
+    tmp_path: Path, supabase_cluster: Any
+) -> None:
+    """restore --table writes into the live database: its TRUNCATE waits behind the
+    application's open transaction (and every other query on the table would queue behind
+    it). After database.lock_wait_timeout_seconds it is cancelled, nothing is changed, and the
+    session it waited for is named; once that transaction ends, the same restore works."""
+    backup_dir = tmp_path / "backups"
+    backup_dir.mkdir()
+    (backup_dir / "backup-config.json").write_text(
+        json.dumps({"database": {"lock_wait_timeout_seconds": 2}})
+    )
+    env = {**cluster_env(supabase_cluster, backup_dir), "SUPABASE_DB_USER": "supabase_admin"}
+    name = json.loads(run(env, "backup", "--type", "manual", "--json").stdout)["name"]
+    kwargs = supabase_cluster.connect_kwargs(user="postgres")
+    with psycopg.connect(**kwargs, autocommit=True) as conn:
+        conn.execute("DELETE FROM public.profiles WHERE id IN (SELECT id FROM public.profiles "
+                     "ORDER BY id LIMIT 1)")  # fmt: skip
+        before = conn.execute("SELECT count(*) FROM public.profiles").fetchone()
+    holder = psycopg.connect(**kwargs, application_name="reporting-job")
+    try:
+        holder.execute("SELECT count(*) FROM public.profiles")  # ACCESS SHARE, held: no commit
+        pid = holder.info.backend_pid
+        t0 = time.monotonic()
+        done = run(env, "restore", name, "--table", "public.profiles", "--yes", check=False)
+        took = time.monotonic() - t0
+        assert holder.execute("SELECT 1").fetchone() == (1,)  # the application's session lives
+    finally:
+        holder.close()
+    assert done.returncode == 1, done.stderr
+    assert took < 60  # not for ever (the default would wait 300 s)
+    line = done.stderr.strip().splitlines()[-1]
+    assert "waited longer than database.lock_wait_timeout_seconds (2 s)" in line
+    assert "public.profiles" in line and f"pid {pid}" in line
+    assert "application 'reporting-job'" in line and f"pg_terminate_backend({pid})" in line
+    assert "nothing was changed" in line
+    with psycopg.connect(**kwargs, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM public.profiles").fetchone() == before
+    with catalog_of(env) as cat:
+        [failed] = cat.events(types=["RestoreFailed"])
+    assert "lock_wait_timeout_seconds" in failed.payload["reason"]
+
+    run(env, "restore", name, "--table", "public.profiles", "--yes")
+    with psycopg.connect(**kwargs, autocommit=True) as conn:
+        after = conn.execute("SELECT count(*) FROM public.profiles").fetchone()
+    assert after is not None and before is not None and after[0] == before[0] + 1

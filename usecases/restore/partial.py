@@ -124,9 +124,16 @@ def _refuse_tables(
 
 
 def restore_partial(
-    bindir: Path, target: DbTarget, dump: Path, plan: PartialPlan, superusers: frozenset[str]
+    bindir: Path,
+    target: DbTarget,
+    dump: Path,
+    plan: PartialPlan,
+    superusers: frozenset[str],
+    *,
+    lock_wait_timeout: float = 0,
 ) -> None:
-    """Run the plan in one transaction: all of it applies, or none."""
+    """Run the plan in one transaction: all of it applies, or none; a lock request that waits
+    longer than `lock_wait_timeout` seconds cancels it (pgtools.lockwatch)."""
     if plan.schemas is not None:
         restore_schemas(
             bindir,
@@ -136,6 +143,7 @@ def restore_partial(
             plan.extensions,
             superusers=superusers,
             expected_rows=plan.expected_rows(),
+            lock_wait_timeout=lock_wait_timeout,
         )
         return
     checks = "SET LOCAL row_security = off;\n" + row_count_checks(plan.expected_rows())
@@ -149,6 +157,7 @@ def restore_partial(
         table_data_script(bindir, dump, data),
         prelude=replace_rows_prelude(found),
         postlude=foreign_key_checks(found, restored) + "\n" + checks,
+        lock_wait_timeout=lock_wait_timeout,
     )
 
 

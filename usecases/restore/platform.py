@@ -123,7 +123,12 @@ def refuse_if_blocked(plan: PlatformPlan, user: str) -> None:
 
 
 def restore_platform(
-    plan: PlatformPlan, *, target: DbTarget, bindir: Path, open_script: ScriptOpener
+    plan: PlatformPlan,
+    *,
+    target: DbTarget,
+    bindir: Path,
+    open_script: ScriptOpener,
+    lock_wait_timeout: float = 0,
 ) -> None:
     """One transaction: drop the target's own schemas, empty the platform tables, run the
     backup's script as `decide` filters it, commit."""
@@ -131,7 +136,7 @@ def restore_platform(
         # pg_dump's own `\restrict` pair goes first: run_psql restricts psql under a key of
         # the restore's own, and `\restrict` must be the script's first line to be found
         script = restore_script(without_own_restrict(chunks), script_head(plan), plan.target)
-        run_psql(bindir, target, script)
+        run_psql(bindir, target, script, lock_wait_timeout=lock_wait_timeout)
 
 
 def script_head(plan: PlatformPlan) -> str:

@@ -314,11 +314,19 @@ def _execute(
                 target=target,
                 bindir=bindir,
                 open_script=lambda: script_of(app, src, bindir),
+                lock_wait_timeout=app.settings.lock_wait_timeout,
             )
             replaced = None
         elif plan.partial is not None:
             with materialized(app, src) as dump:
-                restore_partial(bindir, target, dump, plan.partial, now.superusers)
+                restore_partial(
+                    bindir,
+                    target,
+                    dump,
+                    plan.partial,
+                    now.superusers,
+                    lock_wait_timeout=app.settings.lock_wait_timeout,
+                )
             replaced = None
         else:
             create_database(target, plan.scratch_db, src.properties)

@@ -118,6 +118,7 @@ def restore_schemas(
     *,
     superusers: frozenset[str],
     expected_rows: dict[str, int],
+    lock_wait_timeout: float = 0,
 ) -> None:
     """Look at the target again (it may have changed since the plan), then run it all in one
     transaction."""
@@ -142,4 +143,5 @@ def restore_schemas(
         schema_body(bindir, dump, listing, extensions_sql(bindir, dump, found.extensions)),
         prelude="\n".join(p for p in prelude if p),
         postlude="\n".join(p for p in postlude if p),
+        lock_wait_timeout=lock_wait_timeout,
     )
