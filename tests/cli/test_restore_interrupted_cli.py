@@ -213,8 +213,8 @@ def test_a_second_restore_into_the_same_database_is_refused(
             wait_for(
                 cluster,
                 first,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dumpledger' "
-                "AND wait_event_type = 'Lock'",
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'dumpledger-restore-%' AND wait_event_type = 'Lock'",
             )
             same_dir = run(
                 env, "restore", "--file", str(dump), "--table", "public.big", "--yes", check=False
