@@ -1,11 +1,11 @@
 """The local store: chunked artifacts (store/chunked/: packs, manifests, an index) and the
 first layout's whole blobs under <root>/sha256/<2 hex>/<64 hex><suffix>, read side by side.
 
-New artifacts are stored chunked, except with encryption (age), which still writes whole
-age-encrypted blobs. Whole blobs stream through a temp file in <root>/sha256 (same
-filesystem), which is fsynced and renamed into place; a digest already present is never
-written twice. Files are 0600 and directories 0700 (not read-only 0400: cleanup must be able
-to remove them without chmod).
+New artifacts are stored chunked; with encryption (age) their new chunks go into sealed
+packs (store/chunked/sealed.py); whole age-encrypted blobs of before are still read. Whole
+blobs stream through a temp file in <root>/sha256 (same filesystem), which is fsynced and
+renamed into place; a digest already present is never written twice. Files are 0600 and
+directories 0700 (not read-only 0400: cleanup must be able to remove them without chmod).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from store.age import AgeKeys
 from store.chunked import layout
 from store.chunked.gc import PackPlan
 from store.chunked.repack import PackReport
+from store.chunked.sealed import PackKeys, sealed_file
 from store.chunked.store import ChunkStore, StoredObject
 from store.codecs import SUFFIXES, Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
@@ -65,7 +66,7 @@ class LocalStore:
         self.root = Path(root)
         self.blobs_dir = self.root / "sha256"
         self.keys = keys or AgeKeys()
-        self.chunks = ChunkStore(self.root)
+        self.chunks = ChunkStore(self.root, PackKeys(self.keys))
         self.chunked = chunked  # False writes whole blobs, as the first layout did
         self.roots = RootDir(self.root)
         self.writer: str | None = None  # whose journal records this object's writes
@@ -109,11 +110,11 @@ class LocalStore:
     ) -> BlobInfo:
         """Stream `chunks` in; return where they landed and whether new bytes were stored.
 
-        Chunked unless the codec is encrypted (or the store writes whole blobs); chunks of a
-        "none" artifact (a custom-format dump) are compressed with `chunk_codec`.
+        Chunked unless the store writes whole blobs (an encrypted codec: into sealed packs);
+        chunks of a "none" artifact (a custom-format dump) are compressed with `chunk_codec`.
         """
         codec = Codec(codec)
-        if self.chunked and not codec.sealed:
+        if self.chunked:
             return self._put_chunked(chunks, codec, level, threads, progress, chunk_codec)
         self._mkdir(self.blobs_dir)
         tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
@@ -183,7 +184,9 @@ class LocalStore:
         progress: Progress | None,
         chunk_codec: Codec,
     ) -> BlobInfo:
-        inner = codec if codec is not Codec.NONE else Codec(chunk_codec).compression
+        inner = codec.compression
+        if inner is Codec.NONE:
+            inner = Codec(chunk_codec).compression
         self._mkdir(self.root)
         try:
             out = self.chunks.put(
@@ -445,6 +448,8 @@ class LocalStore:
                     f"manifest {self.chunks.manifest_path(digest, codec)} hashes to {actual}, "
                     f"not {expected_stored_sha256}; run `dumpledger verify --all`"
                 )
+        if codec.sealed:  # its file: the stored stream, age-encrypted (to today's recipients)
+            return sealed_file(self.chunks.read(digest, codec, stored=True), self.chunks.keys)
         return self.chunks.file_bytes(digest, codec)
 
     def objects_of(self, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
