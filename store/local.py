@@ -44,6 +44,7 @@ from store.roots import (
     check_owner,
 )
 from store.roots import plan as plan_for
+from store.sealed_files import SealedFiles
 from store.streams import (
     DIGEST,
     _Counting,
@@ -67,6 +68,7 @@ class LocalStore:
         self.blobs_dir = self.root / "sha256"
         self.keys = keys or AgeKeys()
         self.chunks = ChunkStore(self.root, PackKeys(self.keys))
+        self.sealed_files = SealedFiles(self.chunks.manifests_dir)  # encrypted puts' files
         self.chunked = chunked  # False writes whole blobs, as the first layout did
         self.roots = RootDir(self.root)
         self.writer: str | None = None  # whose journal records this object's writes
@@ -188,6 +190,10 @@ class LocalStore:
         if inner is Codec.NONE:
             inner = Codec(chunk_codec).compression
         self._mkdir(self.root)
+        tee = None
+        if codec.sealed:  # its file too, as it goes (store/sealed_files.py)
+            self.keys.parsed_recipients()
+            chunks, tee = self.sealed_files.start(chunks, codec, self.keys, level, threads)
         try:
             out = self.chunks.put(
                 chunks,
@@ -198,8 +204,12 @@ class LocalStore:
                 progress=progress,
                 claim=lambda digest: self._claim(digest, codec),
             )
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
+            if tee is not None:
+                self.sealed_files.finish(tee, out.digest, codec, out.manifest_sha256)
+        except BaseException as exc:
+            if tee is not None:
+                self.sealed_files.abort(tee)
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                 raise StoreFull(str(self.root)) from None
             raise
         blob = self.blob_path(out.digest, codec)
@@ -427,6 +437,8 @@ class LocalStore:
         with self._reading():  # no repack pulls a pack from under the copy
             if not self._is_whole(digest, codec):  # a backup's own artifact: run by run
                 size = self.chunks.copy_as_written(digest, codec, dest, expected_stored_sha256)
+                if size is None and Codec(codec).sealed:  # written as it was stored
+                    size = self.sealed_files.take(digest, codec, dest, expected_stored_sha256)
                 if size is not None:
                     return size
             return write_file(dest, self.file_stream(digest, codec, expected_stored_sha256))

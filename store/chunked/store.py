@@ -260,7 +260,10 @@ class ChunkStore:
         manifest_sha, _ = hash_file(path)
         note = None
         if Codec(codec).sealed and not self.keys.can_open:
-            note = "encrypted; stored digests of manifest and packs checked only (no identity_file)"
+            note = (
+                "encrypted; stored digest checked only (manifest and packs: no identity_file "
+                "to decrypt with)"
+            )
             read_data = False
         try:
             found = self.manifest(digest, codec)
@@ -272,6 +275,8 @@ class ChunkStore:
             stored_size, packs = self._structure(found, digest, manifest_sha)
             for name in sorted(packs):
                 self._check_pack(name)
+            if Codec(codec).sealed and self.keys.can_open and not read_data:
+                self._key_fits(packs)
         except DecryptionKeyError:
             raise  # the key is wrong, not the artifact: nothing to record against it
         except StoreError as exc:
@@ -305,6 +310,19 @@ class ChunkStore:
                 f"{found.footer.raw_size}"
             )
         return stored, packs
+
+    def _key_fits(self, packs: set[str]) -> None:
+        """DecryptionKeyError unless the identity opens the artifact's smallest sealed pack:
+        the key a restore would use is checked, not only the stored digests."""
+        sealed = [(self.pack_path(n).stat().st_size, n) for n in packs if self._sealed(n)]
+        if sealed:
+            self.keys.open(self.pack_path(min(sealed)[1]))
+
+    def _sealed(self, name: str) -> bool:
+        try:
+            return is_sealed(self.pack_path(name))
+        except FileNotFoundError:
+            return False
 
     def _check_pack(self, name: str) -> None:
         path = self.pack_path(name)
