@@ -68,7 +68,7 @@ class LocalStore:
         self.blobs_dir = self.root / "sha256"
         self.keys = keys or AgeKeys()
         self.chunks = ChunkStore(self.root, PackKeys(self.keys))
-        self.sealed_files = SealedFiles(self.chunks.manifests_dir)  # encrypted puts' files
+        self.sealed_files = SealedFiles(self.root / "files")  # encrypted puts' files
         self.chunked = chunked  # False writes whole blobs, as the first layout did
         self.roots = RootDir(self.root)
         self.writer: str | None = None  # whose journal records this object's writes
@@ -607,6 +607,7 @@ class LocalStore:
     def remove_stale_temp_files(self, older_than_seconds: float = 0) -> int:
         """Remove temp files that crashed writers left behind."""
         removed = self.chunks.remove_stale_temp_files(older_than_seconds)
+        removed += self.sealed_files.remove_stale(max(older_than_seconds, 86400))
         if not self.blobs_dir.is_dir():
             return removed
         cutoff = time.time() - older_than_seconds

@@ -3,10 +3,10 @@
 An encrypted artifact's file (backups/database/NAME_full.sql.gz.age: `age -d -i KEY FILE |
 gunzip | psql`) is its compressed stream, age-encrypted. Its chunks are in sealed packs, which
 only the identity reads, and a backup host may have the recipients alone; so a put of an
-encrypted artifact also compresses and encrypts the stream into a temp file beside the
-manifests, on a thread of its own, as the first layout stored it, and the backup's
+encrypted artifact also compresses and encrypts the stream into a temp file in store/files/,
+on a thread of its own, as the first layout stored it, and the backup's
 `materialize` moves that file into place. Files no materialize took are removed when the
-process ends (or by `remove_stale_temp_files` after a crash: their name is a temp name).
+process ends (or by `remove_stale_temp_files` a day after a crash).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -134,6 +135,16 @@ class SealedFiles:
         finally:
             os.close(fd)
         return dest.stat().st_size
+
+    def remove_stale(self, older_than_seconds: float) -> int:
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for path in self.directory.glob(f"{TMP_PREFIX}file-*") if self.directory.is_dir() else []:
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def drop(self) -> None:
         for _, path in self.files.values():

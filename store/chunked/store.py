@@ -261,8 +261,8 @@ class ChunkStore:
         note = None
         if Codec(codec).sealed and not self.keys.can_open:
             note = (
-                "encrypted; stored digest checked only (manifest and packs: no identity_file "
-                "to decrypt with)"
+                "encrypted; stored digest checked only (no identity_file to decrypt with): "
+                "the manifest and its packs"
             )
             read_data = False
         try:
