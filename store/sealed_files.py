@@ -29,7 +29,7 @@ from store.codecs import Codec
 from store.files import write_file
 from store.streams import read_chunks, sealed_stream
 
-_DEPTH = 8  # pieces of the producer queued for the file's compressor
+_DEPTH = 4  # pieces of the producer queued for the file's compressor
 
 
 class _Tee:
@@ -92,7 +92,7 @@ class SealedFiles:
     ) -> tuple[Iterator[bytes], _Tee]:
         private_mkdir(self.directory)
         path = self.directory / f"{TMP_PREFIX}file-{secrets.token_hex(8)}"
-        tee = _Tee(path, codec, keys, level, threads)
+        tee = _Tee(path, codec, keys, level, 1)  # beside the chunks: one core, less memory
         return tee.pieces(pieces), tee
 
     def finish(self, tee: _Tee, digest: str, codec: Codec, manifest_sha: str) -> None:

@@ -15,6 +15,7 @@ pack (store/chunked/sealed.py) is built in memory and only its age encryption is
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -85,8 +86,8 @@ class PackWriter:
         self.tmp = directory / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.fh = os.fdopen(fd, "wb", buffering=1 << 20)  # each write hands the GIL off
-        self.seal = seal
-        self.plain = bytearray()  # a sealed pack's plain bytes, until finish
+        self.sealed = _Hashed(self.fh, self.tmp)  # a sealed pack's file: ciphertext
+        self.sealing = seal.sealing(self.sealed) if seal is not None else None
         self.sha = hashlib.sha256()
         self.size = 0  # bytes of the plain pack so far
         self.entries: list[Entry] = []
@@ -94,8 +95,8 @@ class PackWriter:
         self._write(MAGIC)
 
     def _write(self, data: bytes) -> None:
-        if self.seal is not None:
-            self.plain += data
+        if self.sealing is not None:
+            self.sealing.write(data)
         else:
             _write_all(self.fh, data, self.tmp)
             self.sha.update(data)
@@ -107,15 +108,17 @@ class PackWriter:
 
     def finish(self) -> tuple[str, int, list[Entry]]:
         """Write the trailer, fsync, publish; (name, size, entries)."""
-        for e in self.entries:
-            self._write(ENTRY.pack(e.digest, e.offset, e.stored_len, e.raw_len, CODEC_IDS[e.codec]))
+        self._write(
+            b"".join(
+                ENTRY.pack(e.digest, e.offset, e.stored_len, e.raw_len, CODEC_IDS[e.codec])
+                for e in self.entries
+            )
+        )
         self._write(FOOTER.pack(len(self.entries), FOOTER_MAGIC))
         size = self.size
-        if self.seal is not None:
-            out = _Hashed(self.fh, self.tmp)
-            self.seal.seal(self.plain, out)  # type: ignore[arg-type]
-            self.plain = bytearray()
-            self.sha, size = out.sha, out.size
+        if self.sealing is not None:
+            self.sealing.close()
+            self.sha, size = self.sealed.sha, self.sealed.size
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self.fh.close()
@@ -124,6 +127,9 @@ class PackWriter:
         return name, size, self.entries
 
     def abort(self) -> None:
+        if self.sealing is not None:
+            with contextlib.suppress(BaseException):
+                self.sealing.close()
         self.fh.close()
         self.tmp.unlink(missing_ok=True)
 
@@ -169,7 +175,7 @@ def read_trailer(path: Path, keys: PackKeys | None = None) -> list[Entry]:
     return parse_trailer(tail, size, path)
 
 
-def parse_trailer(tail: bytes, size: int, path: Path) -> list[Entry]:
+def parse_trailer(tail: bytes | bytearray, size: int, path: Path) -> list[Entry]:
     """The entries of a pack of `size` bytes whose last bytes are `tail` (or all of it)."""
     if size < len(MAGIC) + FOOTER.size or len(tail) < FOOTER.size:
         raise BlobCorrupted(f"pack {path} is truncated ({size} bytes)")

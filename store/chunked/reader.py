@@ -73,7 +73,7 @@ class Packs:
             raise BlobMissing(
                 f"pack {self.path(loc.pack)} is missing; run `dumpledger verify --all`"
             ) from None
-        data = plain[loc.offset : loc.offset + loc.stored_len]
+        data = bytes(plain[loc.offset : loc.offset + loc.stored_len])
         if len(data) != loc.stored_len:
             raise BlobCorrupted(f"pack {self.path(loc.pack)} is truncated; run `dumpledger verify`")
         return data

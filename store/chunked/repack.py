@@ -55,12 +55,12 @@ class _Source:
         self.keys = keys  # a sealed pack is decrypted after its check
         self.quarantine = quarantine
         self.name = ""
-        self.data = b""
+        self.data: bytes | bytearray = b""
         self.checked: set[str] = set()  # hashed to their names
 
     def read(self, name: str, offset: int, length: int) -> bytes:
         if name != self.name:
-            data = _path(self.packs_dir, name).read_bytes()
+            data: bytes | bytearray = _path(self.packs_dir, name).read_bytes()
             if hashlib.sha256(data).hexdigest() != name:
                 aside = self.quarantine(name)
                 raise BlobCorrupted(
@@ -73,7 +73,7 @@ class _Source:
                 data = self.keys.open(_path(self.packs_dir, name))
             self.name, self.data = name, data
             self.checked.add(name)
-        piece = self.data[offset : offset + length]
+        piece = bytes(self.data[offset : offset + length])
         if len(piece) != length:
             raise BlobCorrupted(f"pack {_path(self.packs_dir, name)}: a chunk runs past its end")
         return piece

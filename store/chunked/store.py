@@ -312,11 +312,11 @@ class ChunkStore:
         return stored, packs
 
     def _key_fits(self, packs: set[str]) -> None:
-        """DecryptionKeyError unless the identity opens the artifact's smallest sealed pack:
-        the key a restore would use is checked, not only the stored digests."""
+        """DecryptionKeyError unless the identity opens the artifact's smallest sealed pack
+        (its first 64 KiB): the key a restore would use is checked, not only the digests."""
         sealed = [(self.pack_path(n).stat().st_size, n) for n in packs if self._sealed(n)]
         if sealed:
-            self.keys.open(self.pack_path(min(sealed)[1]))
+            self.keys.fits(self.pack_path(min(sealed)[1]))
 
     def _sealed(self, name: str) -> bool:
         try:
