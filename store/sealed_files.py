@@ -4,8 +4,9 @@ An encrypted artifact's file (backups/database/NAME_full.sql.gz.age: `age -d -i 
 gunzip | psql`) is its compressed stream, age-encrypted. Its chunks are in sealed packs, which
 only the identity reads, and a backup host may have the recipients alone; so a put of an
 encrypted artifact also compresses and encrypts the stream into a temp file in store/files/,
-on a thread of its own, as the first layout stored it, and the backup's
-`materialize` moves that file into place. Files no materialize took are removed when the
+on a thread of its own (gzip at level 4 at most: it is a copy, and this compression is what
+an encrypted backup costs more than a plain one), and the backup's `materialize` moves that
+file into place. Files no materialize took are removed when the
 process ends (or by `remove_stale_temp_files` a day after a crash).
 """
 
@@ -21,25 +22,54 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+from store import age
 from store.age import AgeKeys
 from store.chunked.layout import TMP_PREFIX
 from store.chunked.packs import private_mkdir
-from store.codecs import Codec
+from store.codecs import DEFAULT_LEVELS, Codec, zstd_stream
 from store.files import write_file
-from store.streams import read_chunks, sealed_stream
+from store.streams import read_chunks
 
+try:  # zlib-ng: the same gzip format, faster (as store.codecs)
+    from zlib_ng import zlib_ng as zlib
+except ImportError:  # pragma: no cover - zlib-ng is a dependency
+    import zlib  # type: ignore[no-redef]
+
+FILE_GZIP_LEVEL = 4  # the file is compressed again beside the chunks: speed over bytes
 _DEPTH = 4  # pieces of the producer queued for the file's compressor
+
+
+def _sealed(pieces: Iterator[bytes], codec: Codec, keys: AgeKeys, level: int | None) -> Any:
+    """The file's bytes: compressed as one stream on this thread (one gzip member: a few
+    hundred KiB in memory, not the parallel compressor's members in flight), age-encrypted."""
+    inner = Codec(codec).compression
+    if inner is Codec.GZIP:
+        stream: Iterator[bytes] = _gzip(pieces, min(level or FILE_GZIP_LEVEL, FILE_GZIP_LEVEL))
+    elif inner is Codec.ZSTD:
+        stream = zstd_stream(pieces, DEFAULT_LEVELS[Codec.ZSTD] if level is None else level, 1)
+    else:
+        stream = pieces
+    return age.encrypt(stream, keys.parsed_recipients())
+
+
+def _gzip(pieces: Iterator[bytes], level: int) -> Iterator[bytes]:
+    cobj = zlib.compressobj(level, zlib.DEFLATED, 31)
+    for piece in pieces:
+        if out := cobj.compress(piece):
+            yield out
+    yield cobj.flush()
 
 
 class _Tee:
     """Pieces passed on as they are, and also to a thread writing the sealed file."""
 
-    def __init__(self, path: Path, codec: Codec, keys: AgeKeys, level: int | None, threads: int):
+    def __init__(self, path: Path, codec: Codec, keys: AgeKeys, level: int | None) -> None:
         self.path = path
         self.queue: queue.Queue[bytes | None] = queue.Queue(_DEPTH)
         self.error: BaseException | None = None
-        stream = sealed_stream(iter(self.queue.get, None), codec, keys, level, threads)
+        stream = _sealed(iter(self.queue.get, None), codec, keys, level)
         self.thread = threading.Thread(target=self._write, args=(stream,), name="sealed-file")
         self.thread.start()
 
@@ -92,7 +122,7 @@ class SealedFiles:
     ) -> tuple[Iterator[bytes], _Tee]:
         private_mkdir(self.directory)
         path = self.directory / f"{TMP_PREFIX}file-{secrets.token_hex(8)}"
-        tee = _Tee(path, codec, keys, level, 1)  # beside the chunks: one core, less memory
+        tee = _Tee(path, codec, keys, level)
         return tee.pieces(pieces), tee
 
     def finish(self, tee: _Tee, digest: str, codec: Codec, manifest_sha: str) -> None:
