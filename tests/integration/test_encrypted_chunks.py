@@ -145,12 +145,19 @@ def test_without_the_identity_reading_fails_in_one_line_and_nothing_is_recorded(
     done = run(env, "verify", name, "--read-data")
     assert "stored digest checked only (no identity_file" in done.stdout
     events = event_types(backups)
-    for args in (("restore", name, "--yes"), ("cat", name), ("drill", name)):
+    out = str(tmp_path / "x.sql.gz.age")
+    for args in (
+        ("restore", name, "--yes"),
+        ("cat", name),
+        ("drill", name),
+        ("export", name, "-o", out),
+    ):
         done = run(env, *args, check=False)
         lines = [x for x in done.stderr.splitlines() if x.strip()]
         assert done.returncode == 2, done.stderr
         assert len(lines) == 1 and "no age identity file configured" in lines[0]
         assert event_types(backups) == events, args  # nothing recorded
+    assert not Path(out).exists() and not list(tmp_path.glob(".x.sql.gz.age*"))
     other = tmp_path / "other.key"
     write_identity(other)
     configure(backups, key[0], other)
