@@ -65,7 +65,7 @@ INSERT INTO app_events (user_id, created_at, kind, title, body, payload)
 DELETE FROM app_events WHERE random() < 0.001;
 VACUUM app_events;
 """
-TOOLS = ("old", "today", "gzip", "zstd", "restic", "borg")
+TOOLS = ("old", "today", "gzip", "zstd", "age", "restic", "borg")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -155,6 +155,21 @@ class Bench:
 
     def run_zstd(self, n: int, s: Series) -> None:
         self._dumpledger(s, self.work / "dl-zstd", "zstd")
+
+    def run_age(self, n: int, s: Series) -> None:
+        """dumpledger gzip, encrypted with age (sealed packs), the identity on the host."""
+        bdir = self.work / "dl-age"
+        if n == 0:
+            import pyrage
+
+            identity = pyrage.x25519.Identity.generate()
+            bdir.mkdir(parents=True, exist_ok=True)
+            key = bdir / "age.key"
+            key.write_text(f"{identity}\n")
+            key.chmod(0o600)
+            enc = {"recipients": [str(identity.to_public())], "identity_file": str(key)}
+            (bdir / "backup-config.json").write_text(json.dumps({"encryption": enc}))
+        self._dumpledger(s, bdir, "gzip")
 
     def run_restic(self, n: int, s: Series) -> None:
         repo = self.work / "restic"

@@ -67,7 +67,16 @@ def collected_text(collect: CollectReport) -> str:
         text += f", {len(packs.deleted)} pack(s) deleted"
     if packs.repacked:
         text += f", {len(packs.repacked)} pack(s) repacked into {len(packs.written)}"
-    return f"{text} ({output.human_size(collect.freed_bytes)} freed)"
+    text = f"{text} ({output.human_size(collect.freed_bytes)} freed)"
+    if collect.pack_plan.sealed_kept:
+        text += f"; {SEALED_KEPT.format(n=collect.pack_plan.sealed_kept)}"
+    return text
+
+
+SEALED_KEPT = (
+    "{n} encrypted pack(s) worth repacking kept as they are: repacking reads them, set "
+    "encryption.identity_file (and recipients) to let cleanup rewrite them"
+)
 
 
 def _freed_parts(report: CleanupReport) -> str:
@@ -80,6 +89,8 @@ def _freed_parts(report: CleanupReport) -> str:
     if freed["packs_repacked"]:
         saved = output.human_size(freed["repack_savings_bytes"])
         parts.append(f"{len(freed['packs_repacked'])} pack(s) repacked, saving {saved}")
+    if freed["sealed_packs_kept"]:
+        parts.append(SEALED_KEPT.format(n=freed["sealed_packs_kept"]))
     return ", ".join(parts)
 
 

@@ -1,11 +1,11 @@
 """The local store: chunked artifacts (store/chunked/: packs, manifests, an index) and the
 first layout's whole blobs under <root>/sha256/<2 hex>/<64 hex><suffix>, read side by side.
 
-New artifacts are stored chunked, except with encryption (age), which still writes whole
-age-encrypted blobs. Whole blobs stream through a temp file in <root>/sha256 (same
-filesystem), which is fsynced and renamed into place; a digest already present is never
-written twice. Files are 0600 and directories 0700 (not read-only 0400: cleanup must be able
-to remove them without chmod).
+New artifacts are stored chunked; with encryption (age) their new chunks go into sealed
+packs (store/chunked/sealed.py); whole age-encrypted blobs of before are still read. Whole
+blobs stream through a temp file in <root>/sha256 (same filesystem), which is fsynced and
+renamed into place; a digest already present is never written twice. Files are 0600 and
+directories 0700 (not read-only 0400: cleanup must be able to remove them without chmod).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from store.age import AgeKeys
 from store.chunked import layout
 from store.chunked.gc import PackPlan
 from store.chunked.repack import PackReport
+from store.chunked.sealed import PackKeys, sealed_file
 from store.chunked.store import ChunkStore, StoredObject
 from store.codecs import SUFFIXES, Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
@@ -43,6 +44,7 @@ from store.roots import (
     check_owner,
 )
 from store.roots import plan as plan_for
+from store.sealed_files import SealedFiles
 from store.streams import (
     DIGEST,
     _Counting,
@@ -65,7 +67,8 @@ class LocalStore:
         self.root = Path(root)
         self.blobs_dir = self.root / "sha256"
         self.keys = keys or AgeKeys()
-        self.chunks = ChunkStore(self.root)
+        self.chunks = ChunkStore(self.root, PackKeys(self.keys))
+        self.sealed_files = SealedFiles(self.root / "files")  # encrypted puts' files
         self.chunked = chunked  # False writes whole blobs, as the first layout did
         self.roots = RootDir(self.root)
         self.writer: str | None = None  # whose journal records this object's writes
@@ -109,11 +112,11 @@ class LocalStore:
     ) -> BlobInfo:
         """Stream `chunks` in; return where they landed and whether new bytes were stored.
 
-        Chunked unless the codec is encrypted (or the store writes whole blobs); chunks of a
-        "none" artifact (a custom-format dump) are compressed with `chunk_codec`.
+        Chunked unless the store writes whole blobs (an encrypted codec: into sealed packs);
+        chunks of a "none" artifact (a custom-format dump) are compressed with `chunk_codec`.
         """
         codec = Codec(codec)
-        if self.chunked and not codec.sealed:
+        if self.chunked:
             return self._put_chunked(chunks, codec, level, threads, progress, chunk_codec)
         self._mkdir(self.blobs_dir)
         tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
@@ -183,8 +186,14 @@ class LocalStore:
         progress: Progress | None,
         chunk_codec: Codec,
     ) -> BlobInfo:
-        inner = codec if codec is not Codec.NONE else Codec(chunk_codec).compression
+        inner = codec.compression
+        if inner is Codec.NONE:
+            inner = Codec(chunk_codec).compression
         self._mkdir(self.root)
+        tee = None
+        if codec.sealed:  # its file too, as it goes (store/sealed_files.py)
+            self.keys.parsed_recipients()
+            chunks, tee = self.sealed_files.start(chunks, codec, self.keys, level, threads)
         try:
             out = self.chunks.put(
                 chunks,
@@ -195,8 +204,12 @@ class LocalStore:
                 progress=progress,
                 claim=lambda digest: self._claim(digest, codec),
             )
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
+            if tee is not None:
+                self.sealed_files.finish(tee, out.digest, codec, out.manifest_sha256)
+        except BaseException as exc:
+            if tee is not None:
+                self.sealed_files.abort(tee)
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                 raise StoreFull(str(self.root)) from None
             raise
         blob = self.blob_path(out.digest, codec)
@@ -424,6 +437,8 @@ class LocalStore:
         with self._reading():  # no repack pulls a pack from under the copy
             if not self._is_whole(digest, codec):  # a backup's own artifact: run by run
                 size = self.chunks.copy_as_written(digest, codec, dest, expected_stored_sha256)
+                if size is None and Codec(codec).sealed:  # written as it was stored
+                    size = self.sealed_files.take(digest, codec, dest, expected_stored_sha256)
                 if size is not None:
                     return size
             return write_file(dest, self.file_stream(digest, codec, expected_stored_sha256))
@@ -445,6 +460,8 @@ class LocalStore:
                     f"manifest {self.chunks.manifest_path(digest, codec)} hashes to {actual}, "
                     f"not {expected_stored_sha256}; run `dumpledger verify --all`"
                 )
+        if codec.sealed:  # its file: the stored stream, age-encrypted (to today's recipients)
+            return sealed_file(self.chunks.read(digest, codec, stored=True), self.chunks.keys)
         return self.chunks.file_bytes(digest, codec)
 
     def objects_of(self, digest: str, codec: Codec, stored_sha256: str) -> list[StoredObject]:
@@ -606,6 +623,7 @@ class LocalStore:
     def remove_stale_temp_files(self, older_than_seconds: float = 0) -> int:
         """Remove temp files that crashed writers left behind."""
         removed = self.chunks.remove_stale_temp_files(older_than_seconds)
+        removed += self.sealed_files.remove_stale(max(older_than_seconds, 86400))
         if not self.blobs_dir.is_dir():
             return removed
         cutoff = time.time() - older_than_seconds

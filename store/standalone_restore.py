@@ -16,8 +16,15 @@ whole dump's SHA-256 at the end.
 NAME is a backup with a backups/database/NAME_metadata.json (which names its digests). The
 output is the artifact's file (gzip stream; zstd stream; a custom dump as is) or, with
 --plain, its SQL. zstd chunks need Python 3.14's compression.zstd to be checked or made plain;
-without it, their bytes are written as stored (`zstd -d` reads them). Encrypted (age) backups
-are whole blobs: decrypt them with `age -d -i KEY FILE`.
+without it, their bytes are written as stored (`zstd -d` reads them).
+
+Encrypted backups: their packs are age files. With -i KEY (the age identity file) each pack
+is decrypted by the age program (`age -d -i KEY PACK`, one pack in memory at a time) and read
+as a plain one; --age names the program (rage works too). By hand: `age -d -i KEY PACK >
+PLAIN.pack` gives the plain pack format. An encrypted whole blob of before (store/sha256/...
+.age) is decrypted with `age -d -i KEY FILE`.
+
+    python3 backups/restore-without-dumpledger.py NAME -i ~/.config/age/key.txt --plain | psql
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ import hashlib
 import json
 import os
 import struct
+import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,6 +47,7 @@ PACK_ENTRY = struct.Struct(">32sQIIB")
 MANIFEST_MAGIC = b"DLMANIFEST1\n"
 RECORD = struct.Struct(">32sI")
 CODEC_IDS = {"gzip": 1, "zstd": 2}
+AGE_MAGIC = b"age-encryption.org/v1"
 SUFFIXES = {".sql.gz": "gzip", ".sql.zst": "zstd", ".dump": "none"}
 
 
@@ -64,12 +74,72 @@ def artifact_of(backup_dir: Path, name: str, kind: str) -> tuple[str, str]:
     filename = (meta.get("files") or {}).get(kind, "")
     if not digest:
         raise Failed(f"backup {name} has no {kind} artifact")
-    if filename.endswith(".age"):
-        raise Failed(f"backup {name} is encrypted: decrypt store/sha256/.../{digest[7:]}* with age")
-    codec = next((c for s, c in SUFFIXES.items() if filename.endswith(s)), None)
+    sealed = filename.endswith(".age")
+    codec = next(
+        (c for s, c in SUFFIXES.items() if filename.removesuffix(".age").endswith(s)), None
+    )
     if codec is None:
         raise Failed(f"{meta_path}: unknown file type {filename!r}")
-    return digest.removeprefix("sha256:"), codec
+    return digest.removeprefix("sha256:"), codec + ("+age" if sealed else "")
+
+
+class Age:
+    """Encrypted packs, decrypted by the age program with the identity file; the last kept."""
+
+    def __init__(self, identity: Path | None, program: str) -> None:
+        self.identity, self.program = identity, program
+        self.last: tuple[Path, bytes] | None = None
+        self.sealed: set[Path] = set()
+        self.skipped = 0
+
+    def plain(self, pack: Path) -> bytes:
+        if self.last is not None and self.last[0] == pack:
+            return self.last[1]
+        if self.identity is None:
+            raise Failed(f"{pack} is encrypted: pass -i KEY (the age identity file)")
+        try:
+            done = subprocess.run(
+                [self.program, "-d", "-i", str(self.identity), str(pack)],
+                capture_output=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise Failed(f"no {self.program} program: install age (or pass --age)") from None
+        if done.returncode != 0:
+            why = done.stderr.decode(errors="replace").strip().splitlines()
+            raise Failed(f"{self.program} -d {pack} failed: {why[-1] if why else 'no reason'}")
+        self.last = (pack, done.stdout)
+        return done.stdout
+
+
+def trailer_of(pack: Path, age: Age) -> bytes | None:
+    """A pack's trailer entries: of its plain form when it is encrypted (None, counted, when
+    there is no identity to decrypt it with)."""
+    with pack.open("rb") as fh:
+        if fh.read(len(AGE_MAGIC)) == AGE_MAGIC:
+            if age.identity is None:
+                age.skipped += 1
+                return None
+            age.sealed.add(pack)
+            data = age.plain(pack)
+            return entries_of(pack, len(data), lambda start, n: data[start : start + n])
+
+        def read(start: int, n: int) -> bytes:
+            fh.seek(start)
+            return fh.read(n)
+
+        return entries_of(pack, os.fstat(fh.fileno()).st_size, read)
+
+
+def entries_of(pack: Path, size: int, read: Callable[[int, int], bytes]) -> bytes | None:
+    if size < len(PACK_MAGIC) + PACK_FOOTER.size:
+        return None
+    count, magic = PACK_FOOTER.unpack(read(size - PACK_FOOTER.size, PACK_FOOTER.size))
+    start = size - PACK_FOOTER.size - count * PACK_ENTRY.size
+    if magic != b"DLPACKT1" or start < len(PACK_MAGIC):
+        print(f"warning: {pack} has no valid trailer; skipped", file=sys.stderr)
+        return None
+    return read(start, count * PACK_ENTRY.size)
 
 
 def read_manifest(path: Path) -> tuple[dict[str, object], list[tuple[bytes, int]]]:
@@ -85,27 +155,17 @@ def read_manifest(path: Path) -> tuple[dict[str, object], list[tuple[bytes, int]
 
 
 def locate(
-    store: Path, wanted: set[bytes], codec_id: int
+    store: Path, wanted: set[bytes], codec_id: int, age: Age
 ) -> dict[bytes, tuple[Path, int, int, int]]:
     """chunk digest -> (pack, offset, stored length, raw length), from the packs' trailers."""
     found: dict[bytes, tuple[Path, int, int, int]] = {}
     for pack in sorted((store / "packs").glob("??/*.pack")):
-        with pack.open("rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < len(PACK_MAGIC) + PACK_FOOTER.size:
-                continue
-            fh.seek(size - PACK_FOOTER.size)
-            count, magic = PACK_FOOTER.unpack(fh.read(PACK_FOOTER.size))
-            start = size - PACK_FOOTER.size - count * PACK_ENTRY.size
-            if magic != b"DLPACKT1" or start < len(PACK_MAGIC):
-                print(f"warning: {pack} has no valid trailer; skipped", file=sys.stderr)
-                continue
-            fh.seek(start)
-            for digest, offset, stored, raw, cid in PACK_ENTRY.iter_unpack(
-                fh.read(count * PACK_ENTRY.size)
-            ):
-                if digest in wanted and cid == codec_id:
-                    found.setdefault(digest, (pack, offset, stored, raw))
+        trailer = trailer_of(pack, age)
+        if trailer is None:
+            continue
+        for digest, offset, stored, raw, cid in PACK_ENTRY.iter_unpack(trailer):
+            if digest in wanted and cid == codec_id:
+                found.setdefault(digest, (pack, offset, stored, raw))
     return found
 
 
@@ -120,11 +180,12 @@ def decompress(stored: bytes, codec: str) -> bytes | None:
     return None if zstd is None else bytes(zstd.decompress(stored))
 
 
-def chunked(store: Path, digest: str, codec: str, plain: bool, out: BinaryIO) -> int:
+def chunked(store: Path, digest: str, codec: str, plain: bool, out: BinaryIO, age: Age) -> int:
     path = store / "manifests" / digest[:2] / f"{digest}.{codec}.manifest"
     footer, records = read_manifest(path)
     chunk_codec = str(footer["chunk_codec"])
-    found = locate(store, {d for d, _ in records}, CODEC_IDS[chunk_codec])
+    codec = codec.removesuffix("+age")  # the output: the plain compressed stream, or SQL
+    found = locate(store, {d for d, _ in records}, CODEC_IDS[chunk_codec], age)
     whole, size, unchecked = hashlib.sha256(), 0, 0
     if not records and codec != "none" and not plain:
         empty = zlib.compressobj(9, zlib.DEFLATED, 31)  # one empty member: a valid gzip file
@@ -132,13 +193,17 @@ def chunked(store: Path, digest: str, codec: str, plain: bool, out: BinaryIO) ->
     handles: dict[Path, BinaryIO] = {}
     for d, raw_len in records:
         if d not in found:
-            raise Failed(f"chunk {d.hex()} of {digest} is in no pack under {store}/packs")
+            hint = f" ({age.skipped} encrypted packs skipped: pass -i KEY)" if age.skipped else ""
+            raise Failed(f"chunk {d.hex()} of {digest} is in no pack under {store}/packs{hint}")
         pack, offset, stored_len, _ = found[d]
         if pack not in handles:
             handles[pack] = pack.open("rb")
         fh = handles[pack]
-        fh.seek(offset)
-        stored = fh.read(stored_len)
+        if pack in age.sealed:
+            stored = age.plain(pack)[offset : offset + stored_len]
+        else:
+            fh.seek(offset)
+            stored = fh.read(stored_len)
         try:
             raw = decompress(stored, chunk_codec)
         except (zlib.error, Failed, ValueError) as exc:
@@ -163,10 +228,13 @@ def chunked(store: Path, digest: str, codec: str, plain: bool, out: BinaryIO) ->
 
 
 def whole_blob(store: Path, digest: str, codec: str, plain: bool, out: BinaryIO) -> bool:
-    suffix = {v: k for k, v in SUFFIXES.items()}[codec]
+    suffix = {v: k for k, v in SUFFIXES.items()}[codec.removesuffix("+age")]
+    suffix += ".age" if codec.endswith("+age") else ""
     path = store / "sha256" / digest[:2] / f"{digest}{suffix}"
     if not path.is_file():
         return False
+    if codec.endswith("+age"):
+        raise Failed(f"{path} is an encrypted whole blob: decrypt it with `age -d -i KEY {path}`")
     data = path.read_bytes()
     if plain and codec == "gzip":
         import gzip
@@ -188,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backup-dir", type=Path, default=here, help=f"default: {here}")
     p.add_argument("--plain", action="store_true", help="write SQL, not the compressed file")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    p.add_argument("-i", "--identity", type=Path, help="age identity file: encrypted packs")
+    p.add_argument("--age", default="age", help="the age program (default: age)")
     args = p.parse_args(argv)
     try:
         if args.digest:
@@ -201,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         out: BinaryIO = target.open("wb") if target else sys.stdout.buffer
         try:
             if not whole_blob(store, digest, codec, args.plain, out):
-                chunked(store, digest, codec, args.plain, out)
+                chunked(store, digest, codec, args.plain, out, Age(args.identity, args.age))
             out.flush()
         except BaseException:
             if target:

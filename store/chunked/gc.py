@@ -32,6 +32,7 @@ from store.chunked.index import ChunkIndex
 from store.chunked.layout import PACK_SUFFIX, TMP_PREFIX
 from store.chunked.packs import ENTRY, FOOTER, MAGIC, TARGET_SIZE
 from store.chunked.refs import TALLY, Refs, rows, size_of, tally
+from store.chunked.sealed import PackKeys
 
 # Small packs (each put writes its own: a backup's globals or schema-only dump leaves one of a
 # few KiB) are merged once this many are below SMALL_PACK bytes (docs/PERFORMANCE.md).
@@ -77,6 +78,7 @@ class NewPack:
     last: int
     size: int
     chunks: int
+    sealed: bool = False  # its chunks came from sealed packs: it is sealed too
 
 
 @dataclass(slots=True, kw_only=True)
@@ -90,6 +92,7 @@ class PackPlan:
     packs: int = 0  # packs in the store
     manifests: int = 0  # manifests read
     group_bytes: dict[int, int] = field(default_factory=dict)  # Planner.group_bytes
+    sealed_kept: int = 0  # sealed packs worth repacking, kept: no identity or no recipient
 
     @property
     def deleted_bytes(self) -> int:
@@ -107,8 +110,9 @@ class PackPlan:
 class Planner:
     """The live chunks of a store, and what collection does with its packs."""
 
-    def __init__(self, index: ChunkIndex, packs_dir: Path) -> None:
+    def __init__(self, index: ChunkIndex, packs_dir: Path, keys: PackKeys | None = None) -> None:
         self.index = index
+        self.keys = keys or PackKeys()
         self.db = index.db
         self.packs_dir = packs_dir
         writable = os.access(packs_dir, os.W_OK)
@@ -225,19 +229,22 @@ class Planner:
             + " GROUP BY c.pack"
         )
         rows = self.db.execute(
-            "SELECT p.id, p.name, coalesce(u.n, 0), coalesce(u.bytes, 0) FROM main.packs p "
-            "LEFT JOIN gc.used u ON u.pack = p.id ORDER BY p.id"
+            "SELECT p.id, p.name, coalesce(u.n, 0), coalesce(u.bytes, 0), p.sealed "
+            "FROM main.packs p LEFT JOIN gc.used u ON u.pack = p.id ORDER BY p.id"
         ).fetchall()
         out = PackPlan(packs=len(rows))
         small: list[tuple[int, PackSize]] = []
         repack: list[tuple[int, PackSize]] = []
-        for pid, name, n, live in rows:
+        rewrite_sealed = self.keys.can_open and self.keys.can_seal
+        for pid, name, n, live, sealed in rows:
             size = self._size(name)
             if size is None:
                 continue
             item = PackSize(name, size)
             if n == 0:
                 out.delete.append(item)
+            elif sealed and not rewrite_sealed:  # not read here: kept as it is
+                out.sealed_kept += int(size - packed_size(live, n) > threshold * size)
             elif size - packed_size(live, n) > threshold * size:
                 repack.append((pid, item))
             elif size < SMALL_PACK:
@@ -264,22 +271,31 @@ class Planner:
         self.db.executemany("INSERT INTO gc.repack VALUES (?)", [(p,) for p in self.names])
         self.db.execute(
             "CREATE TABLE gc.moves (seq INTEGER PRIMARY KEY, digest BLOB, codec INTEGER, "
-            "pack INTEGER, offset INTEGER, stored_len INTEGER, raw_len INTEGER)"
+            "pack INTEGER, offset INTEGER, stored_len INTEGER, raw_len INTEGER, sealed INTEGER)"
         )
-        self.db.execute(
-            "INSERT INTO gc.moves (digest, codec, pack, offset, stored_len, raw_len) "
-            + self._live("c.digest, c.codec, c.pack, c.offset, c.stored_len, c.raw_len")
-            + " AND c.pack IN (SELECT id FROM gc.repack) ORDER BY c.pack, c.offset"
+        self.db.execute(  # plain chunks, then sealed ones: never in the same new pack
+            "INSERT INTO gc.moves (digest, codec, pack, offset, stored_len, raw_len, sealed) "
+            + self._live(
+                "c.digest, c.codec, c.pack, c.offset, c.stored_len, c.raw_len, "
+                "(SELECT sealed FROM main.packs WHERE id = c.pack) AS s"
+            )
+            + " AND c.pack IN (SELECT id FROM gc.repack) ORDER BY s, c.pack, c.offset"
         )
         first = last = stored = count = 0
-        for seq, stored_len in self.db.execute("SELECT seq, stored_len FROM gc.moves ORDER BY seq"):
-            first = seq if count == 0 else first
+        kind = 0
+        for seq, stored_len, sealed in self.db.execute(
+            "SELECT seq, stored_len, sealed FROM gc.moves ORDER BY seq"
+        ):
+            if count and sealed != kind:
+                out.new_packs.append(self._new(first, last, stored, count, kind))
+                stored = count = 0
+            first, kind = (seq, sealed) if count == 0 else (first, kind)
             stored, count, last = stored + stored_len, count + 1, seq
             if len(MAGIC) + stored >= TARGET_SIZE:
-                out.new_packs.append(_new(first, last, stored, count))
+                out.new_packs.append(self._new(first, last, stored, count, kind))
                 stored = count = 0
         if count:
-            out.new_packs.append(_new(first, last, stored, count))
+            out.new_packs.append(self._new(first, last, stored, count, kind))
         ends = [p.last for p in out.new_packs]
         for pid, end in self.db.execute("SELECT pack, max(seq) FROM gc.moves GROUP BY pack"):
             out.drop_after[self.names[pid]] = bisect.bisect_left(ends, end)
@@ -300,9 +316,11 @@ class Planner:
                 yield digest, codec, self.names[pack], offset, stored_len, raw_len
             start = rows[-1][0] + 1
 
-
-def _new(first: int, last: int, stored: int, count: int) -> NewPack:
-    return NewPack(first=first, last=last, size=packed_size(stored, count), chunks=count)
+    def _new(self, first: int, last: int, stored: int, count: int, sealed: int) -> NewPack:
+        size = packed_size(stored, count)
+        if sealed:
+            size = self.keys.sealed_size(size)
+        return NewPack(first=first, last=last, size=size, chunks=count, sealed=bool(sealed))
 
 
 def _written(path: Path) -> int:

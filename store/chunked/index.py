@@ -20,16 +20,18 @@ from typing import Any
 
 from store.chunked.layout import PACK_SUFFIX
 from store.chunked.packs import CODEC_IDS, Entry, read_trailer
+from store.chunked.sealed import PackKeys, is_sealed
 from store.codecs import Codec
 from store.errors import BlobCorrupted, StoreError
 
 BATCH = 500  # digests per lookup query (SQLite allows 999 parameters at least)
-VERSION = 1  # PRAGMA user_version; an index of another version is rebuilt
+VERSION = 2  # PRAGMA user_version; an index of another version is rebuilt (1: upgraded)
 # Packs by a small integer id: ~55 bytes per chunk row on disk (a pack's 64-hex name in every
 # row, and an index on it, made it ~260).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, size INTEGER NOT NULL);
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
+    sealed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS chunks (
     digest BLOB NOT NULL, codec INTEGER NOT NULL, pack INTEGER NOT NULL,
     offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
@@ -51,9 +53,10 @@ _CHECKED: set[Path] = set()  # index files this process found sound (PRAGMA quic
 class ChunkIndex:
     """One connection: open one per thread (a put, a reader), close it after."""
 
-    def __init__(self, path: Path, packs_dir: Path) -> None:
+    def __init__(self, path: Path, packs_dir: Path, keys: PackKeys | None = None) -> None:
         self.path = path
         self.packs_dir = packs_dir
+        self.keys = keys or PackKeys()  # sealed packs are indexed only with the identity
         self._names: dict[int, str] = {}  # pack id -> name
         existed = path.exists()
         self.writable = os.access(path.parent, os.W_OK)  # False: a file read only, or memory
@@ -151,20 +154,34 @@ class ChunkIndex:
     # -- packs ---------------------------------------------------------------------------
 
     def add_pack(
-        self, name: str, size: int, entries: Sequence[Entry], *, moved: bool = False
+        self,
+        name: str,
+        size: int,
+        entries: Sequence[Entry],
+        *,
+        moved: bool = False,
+        sealed: bool = False,
     ) -> None:
         """Record a durable pack and its chunks, in one transaction; a chunk already indexed
         in another pack keeps its row (the second copy is dead weight for collection), unless
-        the chunks were `moved` here (a repack): then their rows point here from now on."""
+        the chunks were `moved` here (a repack): then their rows point here from now on. A
+        plain pack takes over the rows of chunks indexed in a sealed one: a plain backup is
+        read without the key."""
         verb = "INSERT OR REPLACE" if moved else "INSERT OR IGNORE"
         with self._transaction():
-            self.db.execute("INSERT OR IGNORE INTO packs (name, size) VALUES (?, ?)", (name, size))
+            self.db.execute(
+                "INSERT OR IGNORE INTO packs (name, size, sealed) VALUES (?, ?, ?)",
+                (name, size, int(sealed)),
+            )
             pid = self.db.execute("SELECT id FROM packs WHERE name = ?", (name,)).fetchone()[0]
             rows = [
                 (e.digest, CODEC_IDS[e.codec], pid, e.offset, e.stored_len, e.raw_len)
                 for e in entries
             ]
-            self.db.executemany(f"{verb} INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
+            if not moved and not sealed:
+                self.db.executemany(_PLAIN_OVER_SEALED, [(*r, *r[2:]) for r in rows])
+            else:
+                self.db.executemany(f"{verb} INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
         self._names[pid] = name
 
     def drop_pack(self, name: str, entries: Sequence[Entry] | None = None) -> None:
@@ -183,6 +200,9 @@ class ChunkIndex:
                     )
                 self.db.execute("DELETE FROM packs WHERE id = ?", (row[0],))
                 self._names.pop(row[0], None)
+
+    def sealed_packs(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT name FROM packs WHERE sealed = 1")}
 
     def pack_names(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT name FROM packs")}
@@ -205,8 +225,11 @@ class ChunkIndex:
         for name in sorted(on_disk.keys() - known):
             path = on_disk[name]
             try:
-                entries = read_trailer(path)
-            except BlobCorrupted:
+                sealed = is_sealed(path)
+                if sealed and not self.keys.can_open:
+                    continue  # indexed where the identity is (its chunks are stored again)
+                entries = read_trailer(path, self.keys)
+            except (BlobCorrupted, FileNotFoundError):
                 continue  # verify reports it; its chunks are stored again when needed
             with contextlib.suppress(OSError):  # its name must be durable before rows name it
                 fd = os.open(path.parent, os.O_RDONLY)
@@ -214,7 +237,7 @@ class ChunkIndex:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-            self.add_pack(name, path.stat().st_size, entries)
+            self.add_pack(name, path.stat().st_size, entries, sealed=sealed)
             changed += 1
         return changed
 
@@ -229,10 +252,16 @@ class ChunkIndex:
             found[digest] = Location(self._pack_name(pid), offset, stored_len, raw_len)
         return found
 
-    def known(self, digests: Iterable[bytes], codec: Codec) -> dict[bytes, tuple[int, int, int]]:
+    def known(
+        self, digests: Iterable[bytes], codec: Codec, *, plain_only: bool = False
+    ) -> dict[bytes, tuple[int, int, int]]:
         """(stored length, pack id, offset) of each of `digests` the index holds: what a put
-        needs."""
+        needs. `plain_only`: chunks in sealed packs are not known (a plain backup must read
+        without the key)."""
         rows = self._select("digest, stored_len, pack, offset", digests, codec)
+        if plain_only and rows:
+            sealed = {r[0] for r in self.db.execute("SELECT id FROM packs WHERE sealed = 1")}
+            rows = [r for r in rows if r[2] not in sealed]
         return {d: (n, p, o) for d, n, p, o in rows}
 
     def pack_name(self, pid: int) -> str:
@@ -284,6 +313,14 @@ class ChunkIndex:
         self.db.execute("COMMIT")
 
 
+# A plain pack's chunk: a new row, or the row of a chunk in a sealed pack points here instead.
+_PLAIN_OVER_SEALED = (
+    "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (digest, codec) DO UPDATE SET "
+    "pack = ?, offset = ?, stored_len = ?, raw_len = ? "
+    "WHERE chunks.pack IN (SELECT id FROM packs WHERE sealed = 1)"
+)
+
+
 def _create(db: sqlite3.Connection) -> None:
     """Create the tables, under the write lock: threads and processes opening a new index
     at once must not see it half made (and take that for damage)."""
@@ -291,7 +328,10 @@ def _create(db: sqlite3.Connection) -> None:
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if tables and version != VERSION:
+        if tables and version == 1:  # before sealed packs: none of its packs is sealed
+            db.execute("ALTER TABLE packs ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0")
+            db.execute(f"PRAGMA user_version = {VERSION}")
+        elif tables and version != VERSION:
             raise sqlite3.DatabaseError(f"index version {version}, not {VERSION}")
         if not tables:
             for statement in _SCHEMA.split(";"):

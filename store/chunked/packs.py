@@ -9,11 +9,13 @@ enough to rebuild the index from the packs alone (restic's packs keep their head
 end for the same reason). A pack is named by the SHA-256 of the whole file.
 
 Written to a temp file in the store (0600), fsynced, then published under its name by link,
-as blobs are; the index learns its chunks only after that (data before references).
+as blobs are; the index learns its chunks only after that (data before references). A sealed
+pack (store/chunked/sealed.py) is built in memory and only its age encryption is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -21,8 +23,10 @@ import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from store.chunked.layout import PACK_SUFFIX, TMP_PREFIX
+from store.chunked.sealed import PackKeys, is_sealed
 from store.codecs import Codec
 from store.errors import BlobCorrupted
 
@@ -73,24 +77,29 @@ def publish(tmp: Path, final: Path) -> bool:
 
 
 class PackWriter:
-    """Appends stored chunks to a temp file; `finish` closes and publishes it."""
+    """Appends stored chunks to a temp file; `finish` closes and publishes it. With `seal`
+    (the store's age keys) the pack is built in memory and written encrypted by `finish`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, seal: PackKeys | None = None) -> None:
         self.directory = directory
         private_mkdir(directory)
         self.tmp = directory / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.fh = os.fdopen(fd, "wb", buffering=1 << 20)  # each write hands the GIL off
+        self.sealed = _Hashed(self.fh, self.tmp)  # a sealed pack's file: ciphertext
+        self.sealing = seal.sealing(self.sealed) if seal is not None else None
         self.sha = hashlib.sha256()
-        self.size = 0
+        self.size = 0  # bytes of the plain pack so far
         self.entries: list[Entry] = []
         self.created = False  # set by finish: False when a pack of that name was there
         self._write(MAGIC)
 
     def _write(self, data: bytes) -> None:
-        if self.fh.write(data) != len(data):
-            raise OSError(errno.EIO, f"short write to {self.tmp}")
-        self.sha.update(data)
+        if self.sealing is not None:
+            self.sealing.write(data)
+        else:
+            _write_all(self.fh, data, self.tmp)
+            self.sha.update(data)
         self.size += len(data)
 
     def add(self, digest: bytes, stored: bytes, raw_len: int, codec: Codec) -> None:
@@ -99,34 +108,83 @@ class PackWriter:
 
     def finish(self) -> tuple[str, int, list[Entry]]:
         """Write the trailer, fsync, publish; (name, size, entries)."""
-        for e in self.entries:
-            self._write(ENTRY.pack(e.digest, e.offset, e.stored_len, e.raw_len, CODEC_IDS[e.codec]))
+        self._write(
+            b"".join(
+                ENTRY.pack(e.digest, e.offset, e.stored_len, e.raw_len, CODEC_IDS[e.codec])
+                for e in self.entries
+            )
+        )
         self._write(FOOTER.pack(len(self.entries), FOOTER_MAGIC))
+        size = self.size
+        if self.sealing is not None:
+            self.sealing.close()
+            self.sha, size = self.sealed.sha, self.sealed.size
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self.fh.close()
         name = self.sha.hexdigest()
         self.created = publish(self.tmp, self.directory / name[:2] / f"{name}{PACK_SUFFIX}")
-        return name, self.size, self.entries
+        return name, size, self.entries
 
     def abort(self) -> None:
+        if self.sealing is not None:
+            with contextlib.suppress(BaseException):
+                self.sealing.close()
         self.fh.close()
         self.tmp.unlink(missing_ok=True)
 
 
-def read_trailer(path: Path) -> list[Entry]:
-    """The entries a pack's trailer lists, checked for consistency (not the chunks' bytes)."""
+def _write_all(fh: BinaryIO, data: bytes, where: Path) -> None:
+    if fh.write(data) != len(data):
+        raise OSError(errno.EIO, f"short write to {where}")
+
+
+class _Hashed:
+    """A file-like sink (for age) that writes through, hashing and counting."""
+
+    def __init__(self, fh: BinaryIO, where: Path) -> None:
+        self.fh, self.where = fh, where
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        _write_all(self.fh, data, self.where)
+        self.sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def read_trailer(path: Path, keys: PackKeys | None = None) -> list[Entry]:
+    """The entries a pack's trailer lists, checked for consistency (not the chunks' bytes).
+    A sealed pack is decrypted first: `keys` must hold the identity (DecryptionKeyError)."""
+    if is_sealed(path):
+        plain = (keys or PackKeys()).open(path)
+        return parse_trailer(plain, len(plain), path)
     with path.open("rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size < len(MAGIC) + FOOTER.size:
             raise BlobCorrupted(f"pack {path} is truncated ({size} bytes)")
         fh.seek(size - FOOTER.size)
-        count, magic = FOOTER.unpack(fh.read(FOOTER.size))
-        start = size - FOOTER.size - count * ENTRY.size
-        if magic != FOOTER_MAGIC or start < len(MAGIC):
-            raise BlobCorrupted(f"pack {path} has no valid trailer: truncated or damaged")
+        count, _ = FOOTER.unpack(fh.read(FOOTER.size))
+        start = max(0, size - FOOTER.size - count * ENTRY.size)
         fh.seek(start)
-        raw = fh.read(count * ENTRY.size)
+        tail = fh.read(size - start)
+    return parse_trailer(tail, size, path)
+
+
+def parse_trailer(tail: bytes | bytearray, size: int, path: Path) -> list[Entry]:
+    """The entries of a pack of `size` bytes whose last bytes are `tail` (or all of it)."""
+    if size < len(MAGIC) + FOOTER.size or len(tail) < FOOTER.size:
+        raise BlobCorrupted(f"pack {path} is truncated ({size} bytes)")
+    count, magic = FOOTER.unpack(tail[-FOOTER.size :])
+    start = size - FOOTER.size - count * ENTRY.size
+    if magic != FOOTER_MAGIC or start < len(MAGIC):
+        raise BlobCorrupted(f"pack {path} has no valid trailer: truncated or damaged")
+    base = size - len(tail)
+    raw = tail[start - base : len(tail) - FOOTER.size]
     entries = []
     end = len(MAGIC)
     for digest, offset, stored_len, raw_len, codec_id in ENTRY.iter_unpack(raw):

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from store.age import AGE_MAGIC
 from store.chunked.compress import check_batch
 from store.chunked.index import ChunkIndex, Location
 from store.chunked.layout import PACK_SUFFIX
 from store.chunked.manifest import Manifest
+from store.chunked.sealed import OpenedPacks, PackKeys
 from store.codecs import Codec
 from store.errors import BlobCorrupted, BlobMissing
 
@@ -27,16 +29,21 @@ _OPEN_PACKS = 32
 
 
 class Packs:
-    """Open pack files, the most recently used kept open."""
+    """Open pack files, the most recently used kept open; sealed ones are decrypted (with
+    the identity of `keys`), a few kept (store/chunked/sealed.py)."""
 
-    def __init__(self, packs_dir: Path) -> None:
+    def __init__(self, packs_dir: Path, keys: PackKeys | None = None) -> None:
         self.packs_dir = packs_dir
         self.fds: OrderedDict[str, int] = OrderedDict()
+        self.opened = OpenedPacks(keys or PackKeys())
+        self.sealed: set[str] = set()
 
     def path(self, name: str) -> Path:
         return self.packs_dir / name[:2] / f"{name}{PACK_SUFFIX}"
 
     def read(self, loc: Location) -> bytes:
+        if loc.pack in self.sealed:
+            return self._unsealed(loc)
         fd = self.fds.get(loc.pack)
         if fd is None:
             try:
@@ -45,12 +52,28 @@ class Packs:
                 raise BlobMissing(
                     f"pack {self.path(loc.pack)} is missing; run `dumpledger verify --all`"
                 ) from None
+            if os.pread(fd, len(AGE_MAGIC), 0) == AGE_MAGIC:
+                os.close(fd)
+                self.sealed.add(loc.pack)
+                return self._unsealed(loc)
             self.fds[loc.pack] = fd
             if len(self.fds) > _OPEN_PACKS:
                 os.close(self.fds.popitem(last=False)[1])
         else:
             self.fds.move_to_end(loc.pack)
         data = os.pread(fd, loc.stored_len, loc.offset)
+        if len(data) != loc.stored_len:
+            raise BlobCorrupted(f"pack {self.path(loc.pack)} is truncated; run `dumpledger verify`")
+        return data
+
+    def _unsealed(self, loc: Location) -> bytes:
+        try:
+            plain = self.opened.get(loc.pack, self.path(loc.pack))
+        except FileNotFoundError:
+            raise BlobMissing(
+                f"pack {self.path(loc.pack)} is missing; run `dumpledger verify --all`"
+            ) from None
+        data = bytes(plain[loc.offset : loc.offset + loc.stored_len])
         if len(data) != loc.stored_len:
             raise BlobCorrupted(f"pack {self.path(loc.pack)} is truncated; run `dumpledger verify`")
         return data
@@ -91,12 +114,13 @@ def read_artifact(
     *,
     stored: bool = False,
     threads: int = 2,
+    keys: PackKeys | None = None,
 ) -> Iterator[bytes]:
     """The artifact's raw bytes (or, with `stored`, its chunks' stored bytes), chunk by chunk,
     each checked; the whole digest is checked at the end."""
     what = f"artifact {digest}"
     codec = Codec(manifest.footer.chunk_codec)
-    packs = Packs(packs_dir)
+    packs = Packs(packs_dir, keys)
     whole = hashlib.sha256()
     size = 0
     try:

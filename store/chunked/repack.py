@@ -28,6 +28,7 @@ from store.chunked.gc import NewPack, PackPlan, PackSize, Planner
 from store.chunked.index import ChunkIndex
 from store.chunked.layout import PACK_SUFFIX
 from store.chunked.packs import CODECS, Entry, PackWriter, fsync_dir, read_trailer
+from store.chunked.sealed import PackKeys, is_sealed
 from store.errors import BlobCorrupted
 
 
@@ -49,16 +50,17 @@ class _Source:
     """Reads old packs whole, one at a time, each checked against its name first: a damaged
     pack's bytes are never copied into a pack that would then hash to its own name."""
 
-    def __init__(self, packs_dir: Path, quarantine: Callable[[str], Path]) -> None:
+    def __init__(self, packs_dir: Path, quarantine: Callable[[str], Path], keys: PackKeys) -> None:
         self.packs_dir = packs_dir
+        self.keys = keys  # a sealed pack is decrypted after its check
         self.quarantine = quarantine
         self.name = ""
-        self.data = b""
+        self.data: bytes | bytearray = b""
         self.checked: set[str] = set()  # hashed to their names
 
     def read(self, name: str, offset: int, length: int) -> bytes:
         if name != self.name:
-            data = _path(self.packs_dir, name).read_bytes()
+            data: bytes | bytearray = _path(self.packs_dir, name).read_bytes()
             if hashlib.sha256(data).hexdigest() != name:
                 aside = self.quarantine(name)
                 raise BlobCorrupted(
@@ -67,15 +69,19 @@ class _Source:
                     "stopped (the next backup stores its chunks again; run `dumpledger "
                     "verify --all`, then `dumpledger cleanup` again)"
                 )
+            if is_sealed(_path(self.packs_dir, name)):
+                data = self.keys.open(_path(self.packs_dir, name))
             self.name, self.data = name, data
             self.checked.add(name)
-        piece = self.data[offset : offset + length]
+        piece = bytes(self.data[offset : offset + length])
         if len(piece) != length:
             raise BlobCorrupted(f"pack {_path(self.packs_dir, name)}: a chunk runs past its end")
         return piece
 
 
-def execute(planner: Planner, plan: PackPlan, quarantine: Callable[[str], Path]) -> PackReport:
+def execute(
+    planner: Planner, plan: PackPlan, quarantine: Callable[[str], Path], keys: PackKeys
+) -> PackReport:
     """Carry out `plan` (made by `planner` just now, under the same lock)."""
     report = PackReport()
     index, packs_dir = planner.index, planner.packs_dir
@@ -86,11 +92,11 @@ def execute(planner: Planner, plan: PackPlan, quarantine: Callable[[str], Path])
     going: dict[int, list[str]] = defaultdict(list)
     for name, after in plan.drop_after.items():
         going[after].append(name)
-    source = _Source(packs_dir, quarantine)
+    source = _Source(packs_dir, quarantine, keys)
     for k, new in enumerate(plan.new_packs):
         name, size, entries, created = _write(planner, new, source)
         crashpoint.reached("new-pack-written")
-        index.add_pack(name, size, entries, moved=True)
+        index.add_pack(name, size, entries, moved=True, sealed=new.sealed)
         crashpoint.reached("new-pack-indexed")
         if created:
             report.written.append(PackSize(name, size))
@@ -104,7 +110,7 @@ def execute(planner: Planner, plan: PackPlan, quarantine: Callable[[str], Path])
 
 
 def _write(planner: Planner, new: NewPack, source: _Source) -> tuple[str, int, list[Entry], bool]:
-    writer = PackWriter(planner.packs_dir)
+    writer = PackWriter(planner.packs_dir, source.keys if new.sealed else None)
     try:
         for digest, codec, old, offset, stored_len, raw_len in planner.moves(new):
             writer.add(digest, source.read(old, offset, stored_len), raw_len, CODECS[codec])
@@ -125,7 +131,7 @@ def _retire(
     try:
         size = path.stat().st_size
         sound = checked or _hash(path) == name
-        entries = read_trailer(path) if sound else None
+        entries = read_trailer(path) if sound and not is_sealed(path) else None
     except FileNotFoundError:
         index.drop_pack(name)
         return None

@@ -9,6 +9,7 @@ Chunks are stored with the artifact's codec (gzip or zstd); a custom-format dump
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import threading
@@ -29,9 +30,10 @@ from store.chunked.packs import fsync_dir, hash_file, publish, read_trailer
 from store.chunked.reader import Packs, locate, read_artifact
 from store.chunked.refs import GONE
 from store.chunked.repack import PackReport, execute
+from store.chunked.sealed import PackKeys, is_sealed
 from store.chunked.writer import ChunkWriter, Stored
 from store.codecs import Codec
-from store.errors import BlobCorrupted, BlobMissing, StoreError
+from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
 from store.files import write_atomically
 from store.results import VerifyResult
 
@@ -51,8 +53,9 @@ class StoredObject:
 
 
 class ChunkStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keys: PackKeys | None = None) -> None:
         self.root = root
+        self.keys = keys or PackKeys()  # age: sealed packs (store/chunked/sealed.py)
         self.packs_dir = root / layout.PACKS
         self.manifests_dir = root / layout.MANIFESTS
         self.index_path = root / layout.INDEX
@@ -75,7 +78,7 @@ class ChunkStore:
 
     @contextmanager
     def index(self) -> Iterator[ChunkIndex]:
-        idx = ChunkIndex(self.index_path, self.packs_dir)
+        idx = ChunkIndex(self.index_path, self.packs_dir, self.keys)
         try:
             yield idx
         finally:
@@ -100,10 +103,13 @@ class ChunkStore:
                 claim(digest)
             return self.manifest_path(digest, codec)
 
+        seal = self.keys if Codec(codec).sealed else None
+        if seal is not None:
+            seal.recipients()  # no recipient, or a bad one: said before the dump starts
         with self.index() as idx, self._rehashing_packs() as rehash:
             idx.reconcile()  # packs a killed writer published but did not index
             writer = ChunkWriter(
-                idx, self.packs_dir, self.manifests_dir, chunk_codec, level, threads, rehash
+                idx, self.packs_dir, self.manifests_dir, chunk_codec, level, threads, rehash, seal
             )
             out = writer.put(pieces, codec, where, progress)
         # The put located every chunk: this process's read-back need not look them up again,
@@ -166,7 +172,9 @@ class ChunkStore:
         if keep and found.footer.chunks == 0:
             yield empty_stream(Codec(found.footer.chunk_codec))
         with self.index() as idx:
-            yield from read_artifact(idx, self.packs_dir, found, digest, stored=keep)
+            yield from read_artifact(
+                idx, self.packs_dir, found, digest, stored=keep, keys=self.keys
+            )
 
     def file_bytes(self, digest: str, codec: Codec) -> Iterator[bytes]:
         """The artifact's file (see `read(stored=True)`). When every pack it uses re-hashed
@@ -174,7 +182,8 @@ class ChunkStore:
         its stored bytes are copied as they are; otherwise every chunk is decompressed and
         checked on the way."""
         found = self.manifest(digest, codec)
-        if Codec(codec).compression is Codec.NONE or found.footer.chunks == 0:
+        plain = Codec(codec).compression is Codec.NONE or Codec(codec).sealed
+        if plain or found.footer.chunks == 0:
             yield from self.read(digest, codec, stored=True)
             return
         _, packs = self._structure(found, digest, hash_file(found.path)[0])
@@ -192,7 +201,8 @@ class ChunkStore:
         that put wrote (and `expected`); its size. None when that does not hold: the caller
         copies it the way `file_bytes` does."""
         memo = self._extents.get((digest, Codec(codec)))
-        if memo is None or not memo[1] or Codec(codec).compression is Codec.NONE:
+        whole_file = Codec(codec).sealed or Codec(codec).compression is Codec.NONE
+        if memo is None or not memo[1] or whole_file:
             return None
         manifest_sha, runs = memo
         try:
@@ -210,7 +220,7 @@ class ChunkStore:
         not re-hashed yet in this process is re-hashed before it is read from."""
         codec = Codec(found.footer.chunk_codec)
         run: tuple[str, int, int] | None = None  # pack, offset, length
-        packs = Packs(self.packs_dir)
+        packs = Packs(self.packs_dir, self.keys)
         try:
             with self.index() as idx:
                 for records in found.records():
@@ -248,6 +258,13 @@ class ChunkStore:
         if not path.is_file():
             return VerifyResult.failed(digest, f"manifest {path} is missing")
         manifest_sha, _ = hash_file(path)
+        note = None
+        if Codec(codec).sealed and not self.keys.can_open:
+            note = (
+                "encrypted; stored digest checked only (no identity_file to decrypt with): "
+                "the manifest and its packs"
+            )
+            read_data = False
         try:
             found = self.manifest(digest, codec)
             size, actual = found.footer.raw_size, digest
@@ -258,11 +275,16 @@ class ChunkStore:
             stored_size, packs = self._structure(found, digest, manifest_sha)
             for name in sorted(packs):
                 self._check_pack(name)
+            if Codec(codec).sealed and self.keys.can_open and not read_data:
+                self._key_fits(packs)
+        except DecryptionKeyError:
+            raise  # the key is wrong, not the artifact: nothing to record against it
         except StoreError as exc:
             return VerifyResult.failed(digest, str(exc))
-        return VerifyResult.check(
+        result = VerifyResult.check(
             digest, actual, size, manifest_sha, stored_size, expected_stored_sha256, path
         )
+        return result if note is None else dataclasses.replace(result, note=note)
 
     def _structure(
         self, found: Manifest, digest: str, manifest_sha: str | None = None
@@ -288,6 +310,19 @@ class ChunkStore:
                 f"{found.footer.raw_size}"
             )
         return stored, packs
+
+    def _key_fits(self, packs: set[str]) -> None:
+        """DecryptionKeyError unless the identity opens the artifact's smallest sealed pack
+        (its first 64 KiB): the key a restore would use is checked, not only the digests."""
+        sealed = [(self.pack_path(n).stat().st_size, n) for n in packs if self._sealed(n)]
+        if sealed:
+            self.keys.fits(self.pack_path(min(sealed)[1]))
+
+    def _sealed(self, name: str) -> bool:
+        try:
+            return is_sealed(self.pack_path(name))
+        except FileNotFoundError:
+            return False
 
     def _check_pack(self, name: str) -> None:
         path = self.pack_path(name)
@@ -363,8 +398,9 @@ class ChunkStore:
         created = publish(tmp, final)
         kind = layout.parse_rel(rel)
         if kind is not None and kind[0] == "pack":
+            entries = read_trailer(final, self.keys)  # a sealed pack: with the identity
             with self.index() as idx:
-                idx.add_pack(kind[1], final.stat().st_size, read_trailer(final))
+                idx.add_pack(kind[1], final.stat().st_size, entries, sealed=is_sealed(final))
         return created
 
     def delete(self, digest: str, codec: Codec) -> bool:
@@ -403,7 +439,7 @@ class ChunkStore:
         with self.index() as idx:
             if idx.writable:
                 idx.reconcile()
-            planner = Planner(idx, self.packs_dir)
+            planner = Planner(idx, self.packs_dir, self.keys)
             try:
                 gone = self.gone_manifests() if idx.writable else []
                 missed = planner.count((path for _, _, path in manifests), gone)
@@ -446,7 +482,7 @@ class ChunkStore:
             with self.planner(strict=True) as planner:
                 plan = planner.plan(threshold)
                 plan.manifests = planner.manifests
-                return plan, execute(planner, plan, self._quarantine)
+                return plan, execute(planner, plan, self._quarantine, self.keys)
         finally:
             self._structures.clear()  # this process's memos name packs that may be gone
 

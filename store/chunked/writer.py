@@ -27,6 +27,7 @@ from store.chunked.extents import ExtentRecorder, Run
 from store.chunked.index import ChunkIndex
 from store.chunked.manifest import Footer, ManifestWriter
 from store.chunked.packs import TARGET_SIZE, PackWriter
+from store.chunked.sealed import PackKeys
 from store.codecs import Codec
 from store.pipeline import prefetch
 
@@ -92,8 +93,10 @@ class ChunkWriter:
         level: int | None,
         threads: int,
         on_pack: Callable[[str], None] | None = None,
+        seal: PackKeys | None = None,
     ) -> None:
         self.index = index
+        self.seal = seal  # new chunks go into sealed packs only; None: plain packs only
         self.packs_dir = packs_dir
         self.manifests_dir = manifests_dir
         self.codec = chunk_codec
@@ -146,7 +149,7 @@ class ChunkWriter:
             done = manifest.finish(footer, final(out.digest))
             created, out.manifest_sha256, out.manifest_size = done.created, done.sha, done.size
             out.repaired_from, out.repair_reason = done.repaired_from, done.repair_reason
-            if done.sha == manifest.sha.hexdigest():  # the manifest there is the one written
+            if self.seal is None and done.sha == manifest.sha.hexdigest():  # as written
                 out.extents = self.extents.resolve(self.index.pack_name)
         except BaseException:
             manifest.abort()
@@ -162,7 +165,9 @@ class ChunkWriter:
         self, batch: list[tuple[bytes, memoryview]], manifest: ManifestWriter
     ) -> list[tuple[bytes, memoryview]]:
         """Record the batch in the manifest; return the chunks to store (new ones, once)."""
-        known = self.index.known((d for d, _ in batch if d not in self.fresh), self.codec)
+        known = self.index.known(
+            (d for d, _ in batch if d not in self.fresh), self.codec, plain_only=not self.seal
+        )
         new = []
         manifest.add([(digest, len(view)) for digest, view in batch])
         self.out.chunks += len(batch)
@@ -189,7 +194,7 @@ class ChunkWriter:
     def _write(self, job: Future[list[bytes]], items: list[tuple[bytes, int]]) -> None:
         for (digest, raw_len), stored in zip(items, job.result(), strict=True):
             if self.pack is None:
-                self.pack = PackWriter(self.packs_dir)
+                self.pack = PackWriter(self.packs_dir, self.seal)
             self.extents.written(self.pack.size, len(stored))
             self.pack.add(digest, stored, raw_len, self.codec)
             fresh = self.fresh[digest]
@@ -209,7 +214,7 @@ class ChunkWriter:
         except BaseException:
             pack.abort()
             raise
-        self.index.add_pack(name, size, entries)
+        self.index.add_pack(name, size, entries, sealed=self.seal is not None)
         self.extents.pack_done(name)
         self.on_pack(name)
         for e in entries:

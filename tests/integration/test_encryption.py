@@ -67,15 +67,18 @@ def test_encrypted_backup_holds_no_plaintext_and_round_trips(
         name = run_backup(app, BackupRequest(name="secret")).name  # manual: every format
         backup = get_backup(app.catalog.engine, name)
         assert {a["codec"] for a in backup["artifacts"]} == {"gzip+age", "none+age"}
-        for art in backup["artifacts"]:
-            path = app.store.path_for(art["digest"], art["codec"])
+        packs = sorted(settings.store_dir.glob("packs/??/*.pack"))
+        assert packs  # chunked, into sealed packs: each one age file, nothing readable
+        for path in packs:
             stored = path.read_bytes()
             assert stored.startswith(AGE_MAGIC + b"\n")
             assert marker.encode() not in stored and b"dl-marker-" not in stored
             assert path.stat().st_mode & 0o777 == 0o600
-            if art["codec"] == "gzip+age":
-                with pytest.raises(OSError):
-                    gzip.decompress(stored)
+            with pytest.raises(OSError):
+                gzip.decompress(stored)
+        for art in backup["artifacts"]:  # a manifest: chunk digests and sizes, no data
+            manifest = app.store.path_for(art["digest"], art["codec"]).read_bytes()
+            assert manifest.startswith(b"DLMANIFEST1\n") and b"dl-marker-" not in manifest
         # The view a person looks for names the encryption; it points at the blob.
         view = settings.database_dir / f"{name}_full.sql.gz.age"
         assert view.read_bytes().startswith(AGE_MAGIC)

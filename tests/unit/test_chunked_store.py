@@ -290,7 +290,7 @@ def test_no_manifest_before_its_packs_are_indexed(
     """Killed between publishing a pack and indexing it: no manifest names its chunks; the
     pack is found and used by the next writer."""
 
-    def killed(*_: object) -> None:
+    def killed(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ChunkIndex, "add_pack", killed)

@@ -22,8 +22,10 @@ RAW = [b"COPY public.t (v) FROM stdin;\n", MARKER * 1000, os.urandom(3 << 20), b
 
 
 def sealed_store(tmp_path: Path) -> tuple[LocalStore, AgeKeys]:
+    """A store writing whole age blobs, as before sealed packs (still read: these tests hold
+    that; sealed packs: tests/unit/test_sealed_packs.py)."""
     keys = age_keys(tmp_path)
-    return LocalStore(tmp_path / "store", keys), keys
+    return LocalStore(tmp_path / "store", keys, chunked=False), keys
 
 
 def test_stream_round_trip_in_bounded_pieces(tmp_path: Path) -> None:

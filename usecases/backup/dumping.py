@@ -147,8 +147,8 @@ def _dump_all(
         restrict_key=key,
         lock_wait_timeout_ms=wait_ms,
         # Chunked, the custom dump is stored uncompressed so it deduplicates; the store
-        # compresses its chunks. Encrypted artifacts are still whole blobs: pg_dump's own.
-        compress_custom=s.encryption.enabled,
+        # compresses its chunks (encrypted ones too: they go into sealed packs).
+        compress_custom=False,
     )
     children = _Children()
     with ThreadPoolExecutor(max_workers=len(kinds), thread_name_prefix="dump") as pool:

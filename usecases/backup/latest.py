@@ -95,6 +95,8 @@ def _current(dest: Path, art: dict[str, Any]) -> bool:
         st = dest.lstat()
     except FileNotFoundError:
         return False
+    if Codec(art["codec"]).sealed:  # an age file: its size is not the stored size
+        return not dest.is_symlink() and st.st_size > 0
     return not dest.is_symlink() and st.st_size == file_size(art)
 
 

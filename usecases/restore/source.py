@@ -21,7 +21,7 @@ from pgtools.globalsql import event_trigger_owners_in, event_trigger_owners_in_l
 from pgtools.platform import custom_script
 from pgtools.restore import custom_dump_listing
 from store import Codec
-from store.age import AGE_MAGIC
+from store.age import AGE_MAGIC, AgeKeys
 from store.codecs import decompress
 from store.local import read_chunks
 from usecases.backup.verify import naming_recipients
@@ -118,6 +118,9 @@ def _catalog_source(app: App, req: RestoreRequest, *, verify: bool) -> Source:
         event_trigger_owners=set((props or {}).get("event_trigger_owners") or []),
         extensions=list(meta.get("extensions") or []),
     )
+    if any(Codec(a["codec"]).sealed for a in needed) and not app.settings.encryption.identity_file:
+        with naming_recipients(backup):  # before a verification is recorded: it cannot read
+            AgeKeys().identities()  # DecryptionKeyError: no age identity file configured
     if verify:
         from usecases.backup.verify import verify_kinds  # the same check `dumpledger verify` runs
 

@@ -89,8 +89,10 @@ class CleanupReport:
             artifacts = self.forecast.artifact_bytes
             deleted, repacked = plan.delete, plan.repack
             written = [p.size for p in plan.new_packs]
+            kept = plan.sealed_kept
         else:
             done = self.collect.packs
+            kept = self.collect.pack_plan.sealed_kept
             artifacts = self.collect.artifact_bytes
             deleted, repacked = done.deleted, done.repacked
             written = [p.size for p in done.written]
@@ -102,6 +104,7 @@ class CleanupReport:
             "packs_deleted": sorted(p.name for p in deleted),
             "packs_repacked": sorted(p.name for p in repacked),
             "packs_written": len(written),
+            "sealed_packs_kept": kept,  # encrypted, worth repacking: no identity to read them
         }
 
 
