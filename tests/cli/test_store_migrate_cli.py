@@ -1,0 +1,118 @@
+"""`dumpledger store migrate` by real processes: SIGKILLed at each step (chunked form stored,
+BlobMigrated recorded, whole blob removed), every backup still verifies and gives the same
+dump, and the next run finishes the job; the dry run and --json (issue 17, item 4)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store.chunked.crashpoint import VARIABLE
+from tests.cli.test_pack_collection_cli import run_bytes
+from tests.support import app_for, catalog_of, cluster_env, settings_for
+from tests.support import run_cli as run
+from usecases.backup.run import BackupRequest, run_backup
+
+Template = tuple[Path, dict[str, dict[str, str]]]
+
+# Each step of usecases/storage/migrate.py, per blob, in the order a run reaches them.
+POINTS = [
+    "migrate-chunked",  # the first blob stored chunked beside the whole one, read back
+    "migrate-recorded",  # its BlobMigrated appended; the whole blob still there
+    "migrate-removed",  # its whole blob removed; the others not converted yet
+    "migrate-chunked:2",  # the second blob chunked, the first one done
+]
+
+
+def whole_blobs(backup_dir: Path) -> list[Path]:
+    return sorted(p for p in (backup_dir / "store" / "sha256").rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory, supabase_db: Any) -> Template:
+    """A backup directory with two backups stored whole (the first layout), and the sha256 of
+    each backup's dumps."""
+    from store import LocalStore
+
+    backup_dir = tmp_path_factory.mktemp("template") / "backups"
+    settings = settings_for(backup_dir.parent, supabase_db.cluster)
+    names = []
+    with app_for(settings) as app:
+        app.store = LocalStore(app.settings.store_dir, chunked=False)
+        for name in ("first", "second"):
+            req = BackupRequest(name=name, all_formats=name == "second")
+            names.append(run_backup(app, req).name)
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    sums = {n: _sums(env, n) for n in names}
+    return backup_dir, sums
+
+
+def _sums(env: dict[str, str], name: str) -> dict[str, str]:
+    info = json.loads(run(env, "info", name, "--json").stdout)
+    kinds = [a["kind"] for a in info["artifacts"]]
+    return {
+        k: hashlib.sha256(run_bytes(env, "cat", name, "--artifact", k)).hexdigest() for k in kinds
+    }
+
+
+def _all_restorable(env: dict[str, str], sums: dict[str, dict[str, str]], out: Path) -> None:
+    run(env, "verify", "--all", "--read-data")
+    for name, kinds in sums.items():
+        assert _sums(env, name) == kinds, name
+        dest = out / f"{name}.sql.gz"  # the file form, checked against the catalog's record
+        run(env, "export", name, "-o", str(dest))
+        assert hashlib.sha256(gzip.decompress(dest.read_bytes())).hexdigest() == kinds["full"]
+    run(env, "catalog", "verify")
+    # Read as the catalog records it: nothing had to be accepted as another copy.
+    with catalog_of(env) as catalog:
+        assert catalog.events(types=["BlobRepaired"]) == []
+
+
+def test_dry_run_counts_what_the_run_converts(
+    template: Template, tmp_path: Path, supabase_db: Any
+) -> None:
+    backup_dir = tmp_path / "backups"
+    shutil.copytree(template[0], backup_dir)
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    blobs = whole_blobs(backup_dir)
+    dry = json.loads(run(env, "store", "migrate", "--dry-run", "--json").stdout)
+    assert whole_blobs(backup_dir) == blobs
+    assert dry["counts"]["todo"] == len(blobs) and dry["freed_bytes_is_estimate"]
+    assert dry["whole_bytes"] == sum(p.stat().st_size for p in blobs)
+    text = run(env, "store", "migrate", "--dry-run").stdout
+    assert f"would convert {len(blobs)} whole blob(s)" in text and "estimate" in text
+    real = json.loads(run(env, "store", "migrate", "--json").stdout)
+    assert real["counts"]["converted"] == dry["counts"]["todo"]
+    assert real["whole_bytes"] == dry["whole_bytes"]
+    assert [b["digest"] for b in real["blobs"]] == [b["digest"] for b in dry["blobs"]]
+    assert whole_blobs(backup_dir) == []
+    _all_restorable(env, template[1], tmp_path)
+    again = json.loads(run(env, "store", "migrate", "--json").stdout)
+    assert again["blobs"] == []
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_migrate_killed_at_each_step_loses_nothing_and_the_next_one_finishes(
+    point: str, template: Template, tmp_path: Path, supabase_db: Any
+) -> None:
+    backup_dir = tmp_path / "backups"
+    shutil.copytree(template[0], backup_dir)
+    env = cluster_env(supabase_db.cluster, backup_dir)
+    blobs = whole_blobs(backup_dir)
+    killed = run(env | {VARIABLE: point}, "store", "migrate", check=False)
+    assert killed.returncode == -9, killed.stderr  # the step was reached, and it died there
+    left = whole_blobs(backup_dir)
+    assert left and len(left) >= len(blobs) - 2  # the job was not finished
+    _all_restorable(env, template[1], tmp_path)
+    done = json.loads(run(env, "store", "migrate", "--json").stdout)
+    assert done["counts"]["damaged"] == 0 and done["counts"]["skipped"] == 0
+    assert whole_blobs(backup_dir) == []
+    _all_restorable(env, template[1], tmp_path)
+    latest = backup_dir / "database" / "latest_full.sql.gz"
+    assert latest.is_file() and not latest.is_symlink()
