@@ -41,16 +41,21 @@ def template(tmp_path_factory: pytest.TempPathFactory, supabase_db: Any) -> Temp
     from store import LocalStore
 
     backup_dir = tmp_path_factory.mktemp("template") / "backups"
-    settings = settings_for(backup_dir.parent, supabase_db.cluster)
+    settings = settings_for(backup_dir.parent, supabase_db.cluster, user="supabase_admin")
     names = []
     with app_for(settings) as app:
         app.store = LocalStore(app.settings.store_dir, chunked=False)
         for name in ("first", "second"):
             req = BackupRequest(name=name, all_formats=name == "second")
             names.append(run_backup(app, req).name)
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    env = env_for(supabase_db, backup_dir)
     sums = {n: _sums(env, n) for n in names}
     return backup_dir, sums
+
+
+def env_for(supabase_db: Any, backup_dir: Path) -> dict[str, str]:
+    """The bootstrap superuser, as on Supabase: a drill or restore creates roles."""
+    return cluster_env(supabase_db.cluster, backup_dir) | {"SUPABASE_DB_USER": "supabase_admin"}
 
 
 def _sums(env: dict[str, str], name: str) -> dict[str, str]:
@@ -79,7 +84,7 @@ def test_dry_run_counts_what_the_run_converts(
 ) -> None:
     backup_dir = tmp_path / "backups"
     shutil.copytree(template[0], backup_dir)
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    env = env_for(supabase_db, backup_dir)
     blobs = whole_blobs(backup_dir)
     dry = json.loads(run(env, "store", "migrate", "--dry-run", "--json").stdout)
     assert whole_blobs(backup_dir) == blobs
@@ -103,7 +108,7 @@ def test_a_migrate_killed_at_each_step_loses_nothing_and_the_next_one_finishes(
 ) -> None:
     backup_dir = tmp_path / "backups"
     shutil.copytree(template[0], backup_dir)
-    env = cluster_env(supabase_db.cluster, backup_dir)
+    env = env_for(supabase_db, backup_dir)
     blobs = whole_blobs(backup_dir)
     killed = run(env | {VARIABLE: point}, "store", "migrate", check=False)
     assert killed.returncode == -9, killed.stderr  # the step was reached, and it died there
@@ -116,3 +121,49 @@ def test_a_migrate_killed_at_each_step_loses_nothing_and_the_next_one_finishes(
     _all_restorable(env, template[1], tmp_path)
     latest = backup_dir / "database" / "latest_full.sql.gz"
     assert latest.is_file() and not latest.is_symlink()
+
+
+def test_every_command_works_on_migrated_backups(
+    template: Template, tmp_path: Path, supabase_db: Any
+) -> None:
+    """Pushed whole, migrated, pushed again: info, retention explain, report, drill, restore
+    (plain and custom -j), export; a recover from the target alone (which holds both forms)
+    gives backups that verify and give the same dumps; deleting a migrated backup frees its
+    own chunked artifacts and the other stays restorable."""
+    backup_dir = tmp_path / "backups"
+    shutil.copytree(template[0], backup_dir)
+    env = env_for(supabase_db, backup_dir)
+    first, second = sorted(template[1])
+    drive = tmp_path / "drive"
+    run(env, "push", str(drive))
+    run(env, "store", "migrate")
+    assert whole_blobs(backup_dir) == []
+    pushed = json.loads(run(env, "push", str(drive), "--json").stdout)
+    assert pushed["backups"] == [first, second] and pushed["bytes_sent"] > 0
+
+    info = json.loads(run(env, "info", second, "--json").stdout)
+    assert {a["stored_sha256"] for a in info["artifacts"]}.isdisjoint(
+        {p.name.split(".")[0] for p in whole_blobs(template[0])}
+    )
+    explained = json.loads(run(env, "retention", "explain", first, "--json").stdout)
+    assert explained
+    run(env, "report", "--json", "--no-check")
+    drill = run(env, "drill", second, "--json", check=False)
+    assert json.loads(drill.stdout)["ok"], drill.stdout
+    for args in ((), ("--artifact", "custom", "-j", "2")):
+        run(env, "restore", second, "--target-db", f"migrated_{len(args)}", "--yes", *args)
+    tables = supabase_db.cluster.psql(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", dbname="migrated_4"
+    )
+    assert int(tables) > 0
+
+    recovered = tmp_path / "recovered" / "backups"
+    renv = env_for(supabase_db, recovered)
+    run(renv, "recover", "--from", str(drive))
+    run(renv, "verify", "--all", "--read-data")
+    for name, kinds in template[1].items():
+        assert _sums(renv, name) == kinds, name
+
+    deleted = json.loads(run(env, "delete", second, "--yes", "--json").stdout)
+    assert deleted["freed_bytes"] > 0  # its custom, data and schema dumps
+    _all_restorable(env, {first: template[1][first]}, tmp_path)
