@@ -64,14 +64,15 @@ def chunked_sha256(store: LocalStore, digest: str, codec: Codec) -> str | None:
         return None
 
 
-def held_by_others(store: LocalStore, owner: str) -> set[Ref]:
-    """What another catalog sharing the store references or wrote, and the legacy roots
-    (blobs from before roots, which a catalog not registered yet may reference)."""
+def held_by_others(store: LocalStore, owner: str) -> dict[Ref, str]:
+    """What another catalog sharing the store references or wrote ("other"), and what the
+    legacy roots hold ("legacy": blobs from before roots, which a catalog not registered yet
+    may reference, until `store adopt`)."""
     state = store.roots.state({})
-    out = set(state.legacy)
+    out = dict.fromkeys(state.legacy, "legacy")
     for who, refs in (*state.roots.items(), *state.journals.items()):
         if who != owner:
-            out |= refs
+            out.update(dict.fromkeys(refs, "other"))
     return out
 
 

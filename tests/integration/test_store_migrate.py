@@ -77,6 +77,11 @@ def test_migrated_backups_restore_the_same_dumps_from_a_smaller_store(
     sizes_before = sum(p.stat().st_size for p in blobs_before)
     assert len(blobs_before) >= 8  # two backups of five artifacts, globals shared
     bytes_before = app.store.disk_usage()
+    # A symlink into the store, as backups of the first dumpledger left under database/.
+    full_one = next(a for a in artifacts_of(app, one) if a["kind"] == "full")
+    link = app.settings.database_dir / f"{one}_full.sql.gz"
+    link.unlink(missing_ok=True)
+    link.symlink_to(app.store.path_for(full_one["digest"], Codec(full_one["codec"])))
 
     dry = migrate(app, dry_run=True)
     assert whole_blobs(app) == blobs_before  # a dry run changes nothing
@@ -86,6 +91,7 @@ def test_migrated_backups_restore_the_same_dumps_from_a_smaller_store(
     assert dry.whole_bytes == done.whole_bytes == sizes_before
     assert not done.of("damaged") and not done.of("skipped")
     assert whole_blobs(app) == []
+    assert done.links_removed == [link.name] and not link.is_symlink()  # never left dangling
     # The two backups share their chunks now: the store is smaller than the blobs were.
     assert app.store.disk_usage() < bytes_before * 0.75
     assert done.freed_bytes > 0
@@ -118,7 +124,7 @@ def test_a_named_backup_only_and_a_damaged_blob_is_left_and_reported(
     one = whole_backup(app, "one", all_formats=False)
     supabase_cluster.psql("UPDATE public.bulk SET pad = 'changed' WHERE id = 15000")
     two = whole_backup(app, "two", all_formats=False)
-    full_one = next(a for a in get_backup(app.catalog.engine, one)["artifacts"])
+    full_one = next(a for a in artifacts_of(app, one) if a["kind"] == "full")
     path = app.store.path_for(full_one["digest"], Codec(full_one["codec"]))
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01

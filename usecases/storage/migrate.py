@@ -35,7 +35,12 @@ from usecases.storage.roots import attach
 
 ProgressFn = Callable[[str, int], None]
 SEALED = "encrypted: stays a whole blob by design"
-OTHERS = "another catalog sharing the store references it: it stays whole for that catalog"
+HELD = {
+    "other": "another catalog sharing the store references it: it stays whole for that catalog",
+    "legacy": "kept from before the store had roots (a catalog not registered yet may "
+    "reference it): once every catalog using the store is registered, `dumpledger store "
+    "adopt`, then migrate again",
+}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -138,7 +143,7 @@ def _candidates(
     for name in _backups(app, names):
         for art in get_backup(app.catalog.engine, name)["artifacts"]:
             by_ref.setdefault(Ref(art["digest"], Codec(art["codec"])), []).append(name)
-    others = held_by_others(store, owner) if owner else set()
+    others = held_by_others(store, owner) if owner else {}
     out = []
     for ref, backups in sorted(by_ref.items()):
         size = whole_size_of(store, ref.digest, ref.codec)
@@ -150,7 +155,7 @@ def _candidates(
         if ref.codec.sealed:
             item.status, item.reason = "skipped", SEALED
         elif ref in others:
-            item.status, item.reason = "skipped", OTHERS
+            item.status, item.reason = "skipped", HELD[others[ref]]
         out.append(item)
     return out
 
@@ -177,8 +182,9 @@ def _convert(
     if row is None or int(row.refcount) <= 0:
         item.status, item.reason = "skipped", "no longer referenced: cleanup collects it"
         return
-    if owner is not None and Ref(digest, codec) in held_by_others(store, owner):
-        item.status, item.reason = "skipped", OTHERS  # registered since the plan
+    held = held_by_others(store, owner).get(Ref(digest, codec)) if owner else None
+    if held is not None:  # registered since the plan
+        item.status, item.reason = "skipped", HELD[held]
         return
     report = (lambda n: progress(digest[:12], n)) if progress else None
     done = read_back(store, digest, codec)  # a killed run's chunked form
