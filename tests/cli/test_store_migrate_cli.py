@@ -141,6 +141,7 @@ def test_every_command_works_on_migrated_backups(
     assert whole_blobs(backup_dir) == []
     pushed = json.loads(run(env, "push", str(drive), "--json").stdout)
     assert pushed["backups"] == [first, second] and pushed["bytes_sent"] > 0
+    run(env, "verify", "--target", str(drive))
 
     info = json.loads(run(env, "info", second, "--json").stdout)
     assert {a["stored_sha256"] for a in info["artifacts"]}.isdisjoint(
