@@ -210,3 +210,49 @@ def test_backups_and_cleanups_during_a_migrate_lose_nothing(
     _all_restorable(env, sums, tmp_path)
     for name in new:
         assert json.loads(run(env, "info", name, "--json").stdout)["status"] == "completed"
+
+
+def test_a_migrate_killed_from_outside_mid_write_loses_nothing(
+    template: Template, tmp_path: Path, supabase_db: Any
+) -> None:
+    """SIGKILL from outside while it writes: a pack half written (a temp file in packs/), the
+    first manifest just published, the first whole blob just removed; then one finishes."""
+    import signal
+    import time
+
+    backup_dir = tmp_path / "backups"
+    shutil.copytree(template[0], backup_dir)
+    env = env_for(supabase_db, backup_dir)
+    store = backup_dir / "store"
+    manifests = len(list(store.glob("manifests/??/*.manifest")))
+
+    def half_written_pack() -> bool:
+        return any(store.glob("packs/**/.tmp-*"))
+
+    def new_manifest() -> bool:
+        return len(list(store.glob("manifests/??/*.manifest"))) > manifests
+
+    def blob_removed() -> bool:
+        return len(whole_blobs(backup_dir)) < len(whole_blobs(template[0]))
+
+    seen = []
+    for moment in (half_written_pack, new_manifest, blob_removed):
+        proc = subprocess.Popen(
+            [*DUMPLEDGER, "store", "migrate"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not moment() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        seen.append(proc.returncode)
+        _all_restorable(env, template[1], tmp_path)
+    assert seen == [-9, -9, -9]  # each was killed while it still had work to do
+    assert whole_blobs(backup_dir)
+    run(env, "store", "migrate")
+    assert whole_blobs(backup_dir) == []
+    _all_restorable(env, template[1], tmp_path)
