@@ -200,6 +200,7 @@ def test_backups_and_cleanups_during_a_migrate_lose_nothing(
     outs = [p.communicate(timeout=300) for p in procs]
     codes = [p.returncode for p in procs]
     assert codes[1:] == [0, 0, 0], outs
+    assert outs[0][0].strip(), outs[0][1]  # its JSON, or why not
     migrated = json.loads(outs[0][0])
     assert codes[0] == 0 or migrated["postponed"], outs[0]
     assert migrated["counts"]["damaged"] == 0
@@ -212,14 +213,46 @@ def test_backups_and_cleanups_during_a_migrate_lose_nothing(
         assert json.loads(run(env, "info", name, "--json").stdout)["status"] == "completed"
 
 
+@pytest.fixture(scope="module")
+def big_template(tmp_path_factory: pytest.TempPathFactory, supabase_db: Any) -> Template:
+    """Two whole-blob backups of a database of its own big enough (about 20 MB of dumps) for
+    a migrate to take a while: a kill from outside lands in the middle of its writes."""
+    import dataclasses
+    import secrets
+
+    from store import LocalStore
+
+    cluster = supabase_db.cluster
+    dbname = f"migrate_{secrets.token_hex(4)}"
+    cluster.create_database(dbname, owner="postgres")
+    cluster.psql(
+        "CREATE TABLE t (id int PRIMARY KEY, body text NOT NULL); INSERT INTO t "
+        "SELECT i, md5(i::text) || md5((i * 7)::text) FROM generate_series(1, 150000) i",
+        dbname=dbname,
+        user="postgres",
+    )
+    backup_dir = tmp_path_factory.mktemp("big") / "backups"
+    base = settings_for(backup_dir.parent, cluster, user="supabase_admin")
+    settings = dataclasses.replace(base, database=dataclasses.replace(base.database, dbname=dbname))
+    names = []
+    with app_for(settings) as app:
+        app.store = LocalStore(app.settings.store_dir, chunked=False)
+        for name in ("first", "second"):
+            names.append(run_backup(app, BackupRequest(name=name, all_formats=True)).name)
+            cluster.psql("UPDATE t SET body = 'x' WHERE id = 75000", dbname=dbname, user="postgres")
+    env = env_for(supabase_db, backup_dir) | {"SUPABASE_DB_NAME": dbname}
+    return backup_dir, {n: _sums(env, n) for n in names}
+
+
 def test_a_migrate_killed_from_outside_mid_write_loses_nothing(
-    template: Template, tmp_path: Path, supabase_db: Any
+    big_template: Template, tmp_path: Path, supabase_db: Any
 ) -> None:
     """SIGKILL from outside while it writes: a pack half written (a temp file in packs/), the
     first manifest just published, the first whole blob just removed; then one finishes."""
     import signal
     import time
 
+    template = big_template
     backup_dir = tmp_path / "backups"
     shutil.copytree(template[0], backup_dir)
     env = env_for(supabase_db, backup_dir)

@@ -30,7 +30,7 @@ from store.chunked import crashpoint
 from store.convert import Converted, chunk_whole, drop_whole, held_by_others, read_back
 from store.convert import whole_size as whole_size_of
 from usecases.context import App
-from usecases.errors import BadInput
+from usecases.errors import BadInput, UseCaseError
 from usecases.storage.roots import attach
 
 ProgressFn = Callable[[str, int], None]
@@ -131,7 +131,14 @@ def migrate(
                 report.postponed = True
                 break
             _convert(app, store, owner, item, progress)
-    _refresh_views(app, store, report)
+    try:
+        _refresh_views(app, store, report)
+    except OSError as exc:
+        raise UseCaseError(
+            f"{len(report.of('converted'))} blob(s) converted and recorded, but the files under "
+            f"{app.settings.database_dir} could not be refreshed ({exc.strerror or exc}); the "
+            "backups are safe: run `dumpledger store migrate` again"
+        ) from None
     return report
 
 
@@ -251,28 +258,27 @@ def _refresh_views(app: App, store: LocalStore, report: MigrateReport) -> None:
     """Metadata files follow the new stored sizes; the newest backup's files and latest_*
     stay real, valid files; a first-layout symlink to a removed blob goes (`dumpledger export
     NAME` writes that backup's file)."""
-    converted = report.of("converted")
-    if not converted:
-        return
     from usecases.backup.run import refresh_latest
     from usecases.backup.views import write_backup_views
 
-    names = sorted({n for o in converted for n in o.backups})
+    names = sorted({n for o in report.of("converted") for n in o.backups})
     for name in names:
         b = get_backup(app.catalog.engine, name)
         write_backup_views(app.settings.database_dir, b, app.settings.retention)
-    gone = {store.blob_path(o.digest, Codec(o.codec)) for o in converted}
     database_dir = app.settings.database_dir
     if database_dir.is_dir():
         for path in sorted(database_dir.iterdir()):
-            if path.is_symlink() and _points_at(path, gone):
+            if path.is_symlink() and _to_a_removed_blob(path, store.blobs_dir):
                 path.unlink()
                 report.links_removed.append(path.name)
     refresh_latest(app)
 
 
-def _points_at(link: Path, gone: set[Path]) -> bool:
+def _to_a_removed_blob(link: Path, blobs_dir: Path) -> bool:
+    """A symlink into store/sha256/ whose blob is gone (converted, by this run or a killed
+    one; or collected): it restores nothing any more."""
     target = Path(os.readlink(link))
     if not target.is_absolute():
         target = link.parent / target
-    return Path(os.path.normpath(target)) in {Path(os.path.normpath(g)) for g in gone}
+    target = Path(os.path.normpath(target))
+    return target.is_relative_to(os.path.normpath(blobs_dir)) and not target.exists()
