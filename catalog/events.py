@@ -129,6 +129,26 @@ class BlobRepaired(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BlobMigrated(Event):
+    """A whole blob (the first layout) was stored chunked and read back whole; its file goes
+    next (`dumpledger store migrate`). The artifact's identity (digest, codec) is unchanged;
+    ``stored_sha256`` (the manifest's) and ``stored_size`` (its chunks' stored bytes) describe
+    the stored form every artifact of the blob expects from here on; ``previous_*`` the whole
+    blob's."""
+
+    digest: str
+    codec: str
+    stored_sha256: str
+    stored_size: int
+    previous_sha256: str
+    previous_size: int
+
+    @property
+    def subject(self) -> str:
+        return self.digest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoreCatalogForgotten(Event):
     """A person removed another catalog's roots from the store (that catalog is gone): what
     they held is collected by the catalogs that know it, or kept until adopted."""
@@ -315,6 +335,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BackupUnpinned,
         BlobCollected,
         BlobRepaired,
+        BlobMigrated,
         StoreCatalogForgotten,
         StoreBlobsAdopted,
         RestoreStarted,

@@ -216,8 +216,20 @@ class Catalog:
 
     def backup_by_log(self, name: str) -> dict[str, Any] | None:
         """Backup `name` as its events in the log describe it (status, artifacts), not as the
-        projection tables say; None when the log never started or imported it."""
-        return replay.backup_of(self.events(subject=name), name)
+        projection tables say; None when the log never started or imported it. A new stored
+        form of one of its blobs (BlobRepaired, BlobMigrated: their subject is the digest) is
+        part of what the log says of it."""
+        own = self.events(subject=name)
+        digests = {
+            str(a.get("digest"))
+            for r in own
+            for a in (r.payload.get("artifacts") or [])
+            if isinstance(a, dict)
+        }
+        if digests:
+            blob_events = self.events(types=["BlobRepaired", "BlobMigrated"])
+            own = sorted([*own, *(r for r in blob_events if r.subject in digests)], key=_seq)
+        return replay.backup_of(own, name)
 
     def verify_chain(self) -> ChainReport:
         """Detect edited, deleted, inserted or reordered rows.
@@ -239,6 +251,10 @@ class Catalog:
         last = (int(rows[-1][0]), rows[-1][8]) if rows else (0, GENESIS_HASH)
         problems.extend(_check_head(last, head))
         return ChainReport(ok=not problems, events=len(rows), problems=problems)
+
+
+def _seq(rec: Recorded) -> int:
+    return rec.seq
 
 
 def _check_row(rec: Recorded, prev: str, expected_seq: int) -> list[str]:

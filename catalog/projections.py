@@ -24,6 +24,7 @@ from catalog.events import (
     BackupUnpinned,
     BackupVerified,
     BlobCollected,
+    BlobMigrated,
     BlobRepaired,
     Event,
     OffsitePushed,
@@ -230,7 +231,7 @@ def _collected(conn: Connection, rec: Recorded, ev: Any) -> None:
 
 def _repaired(conn: Connection, rec: Recorded, ev: Any) -> None:
     """Every artifact of the blob expects the new stored bytes; sizes follow them."""
-    assert isinstance(ev, BlobRepaired)
+    assert isinstance(ev, BlobRepaired | BlobMigrated)
     key = and_(artifacts.c.digest == ev.digest, artifacts.c.codec == ev.codec)
     for row in conn.execute(select(artifacts.c.backup_name, artifacts.c.stored_size).where(key)):
         grown = ev.stored_size - int(row.stored_size)
@@ -287,6 +288,7 @@ _HANDLERS: dict[type[Event], Callable[[Connection, Recorded, Any], None]] = {
     BackupUnpinned: _unpinned,
     BlobCollected: _collected,
     BlobRepaired: _repaired,
+    BlobMigrated: _repaired,  # the same: a new stored form of the same artifact
     RestoreTested: _drilled,
     OffsitePushed: _pushed,
 }

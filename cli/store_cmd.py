@@ -1,4 +1,4 @@
-"""`dumpledger store status|forget-catalog|adopt`, and `catalog rebuild --from-store`."""
+"""`dumpledger store status|forget-catalog|adopt|migrate`, and `catalog rebuild --from-store`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from usecases.errors import BadInput
 
 if TYPE_CHECKING:
     from usecases.storage.admin import Pile, StoreStatus
+    from usecases.storage.migrate import MigrateReport
 
 store_app = typer.Typer(
     help="The store: the catalogs that share it, and the blobs none of them references.",
@@ -170,3 +171,66 @@ def rebuild_from_store(json_out: bool) -> None:
                 )
     if report.failed:
         raise typer.Exit(1)
+
+
+@store_app.command("migrate", context_settings=CONTEXT)
+def migrate(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Backups to convert (default: every one).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be converted; change nothing.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Convert the whole blobs of older backups (stored before chunking) to chunked
+    artifacts, so they share chunks with each other and with newer backups; their whole-blob
+    files are removed once the chunked form is stored, read back and recorded.
+
+    A backup keeps its identity (the SHA-256 of its dump); its stored form changes. Left
+    whole: encrypted blobs (by design), blobs another catalog sharing the store references,
+    and damaged ones (reported: run `dumpledger verify`). Safe to interrupt: every backup
+    stays restorable, and running it again finishes the job.
+
+    Example: dumpledger store migrate --dry-run && dumpledger store migrate
+    """
+    from usecases.storage.migrate import migrate as run_migrate
+
+    with open_app() as ctx:
+        progress = output.Progress("converting")
+        try:
+            report = run_migrate(ctx, names or (), dry_run=dry_run, progress=progress)
+        finally:
+            progress.finish()
+    if json_out:
+        output.emit_json(report.to_json())
+    else:
+        _print_migration(report)
+    if report.damaged or report.postponed:
+        raise typer.Exit(1)
+
+
+def _print_migration(report: MigrateReport) -> None:
+    for o in report.of("skipped"):
+        print(f"left whole {o.digest[:12]} ({', '.join(o.backups)}): {o.reason}")
+    for o in report.of("damaged"):
+        output.info(f"damaged {o.digest[:12]} ({', '.join(o.backups)}): {o.reason}")
+    size = output.human_size
+    if report.dry_run:
+        print(
+            f"would convert {len(report.of('todo'))} whole blob(s), "
+            f"{size(report.whole_bytes)}; frees up to {size(report.freed_bytes)} "
+            "(an estimate: the new chunks these blobs do not share take some of it back)"
+        )
+        return
+    for name in report.links_removed:
+        print(f"removed {name}: a link to a converted blob (`dumpledger export` writes it)")
+    print(
+        f"converted {len(report.of('converted'))} whole blob(s), {size(report.whole_bytes)}; "
+        f"freed {size(report.freed_bytes)}"
+    )
+    if report.postponed:
+        output.info(
+            "a backup, restore or cleanup held the store: run `dumpledger store migrate` "
+            "again to convert the rest"
+        )

@@ -91,8 +91,15 @@ class LocalStore:
         blob = self.blob_path(digest, codec)
         return blob if blob.is_file() else None
 
-    def _is_whole(self, digest: str, codec: Codec) -> bool:
-        return self.blob_path(digest, codec).is_file()
+    def _is_whole(self, digest: str, codec: Codec, expected: str | None = None) -> bool:
+        """Read the whole blob (else the chunked form)? When both are there (`store migrate`
+        between storing the chunked form and removing the blob: store/convert.py), the one
+        whose SHA-256 is `expected` (the catalog's): the manifest's is cheap to hash."""
+        if not self.blob_path(digest, codec).is_file():
+            return False
+        if expected and self.chunks.has(digest, codec):
+            return _hash_file(self.chunks.manifest_path(digest, codec))[0] != expected
+        return True
 
     def exists(self, digest: str, codec: Codec) -> bool:
         return self._is_whole(digest, codec) or self.chunks.has(digest, codec)
@@ -350,7 +357,8 @@ class LocalStore:
     ) -> VerifyResult:
         codec = Codec(codec)
         path = self.blob_path(digest, codec)
-        if not path.is_file() and self.chunks.has(digest, codec):
+        whole = self._is_whole(digest, codec, expected_stored_sha256)
+        if not whole and self.chunks.has(digest, codec):
             return self.chunks.verify(
                 digest,
                 codec,
@@ -435,7 +443,7 @@ class LocalStore:
         `dest`: a copy of a whole blob (checked against `expected_stored_sha256`), or a
         chunked artifact's chunks, each checked; 0600, atomically. Returns its size."""
         with self._reading():  # no repack pulls a pack from under the copy
-            if not self._is_whole(digest, codec):  # a backup's own artifact: run by run
+            if not self._is_whole(digest, codec, expected_stored_sha256):  # run by run
                 size = self.chunks.copy_as_written(digest, codec, dest, expected_stored_sha256)
                 if size is None and Codec(codec).sealed:  # written as it was stored
                     size = self.sealed_files.take(digest, codec, dest, expected_stored_sha256)
@@ -450,7 +458,9 @@ class LocalStore:
         `protect()` while it reads (packs may be repacked otherwise)."""
         codec = Codec(codec)
         blob = self.blob_path(digest, codec)
-        if blob.is_file() or not self.chunks.has(digest, codec):
+        if self._is_whole(digest, codec, expected_stored_sha256) or not self.chunks.has(
+            digest, codec
+        ):
             return checked_copy(blob, digest, expected_stored_sha256)
         self.chunks.manifest(digest, codec)
         if expected_stored_sha256:
@@ -469,7 +479,7 @@ class LocalStore:
         every pack its chunks are in. The first (blob or manifest) is taken to hash to
         `stored_sha256` (the catalog's); a pack hashes to its name."""
         blob = self.blob_path(digest, codec)
-        if blob.is_file() or not self.chunks.has(digest, codec):
+        if self._is_whole(digest, codec, stored_sha256) or not self.chunks.has(digest, codec):
             if not blob.is_file():
                 raise BlobMissing(f"blob {digest} is missing from {blob.parent}")
             rel = layout.blob_rel(digest, codec)

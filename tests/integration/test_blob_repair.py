@@ -84,3 +84,6 @@ def test_another_valid_copy_in_place_is_accepted_and_recorded(app: App) -> None:
     assert get_backup(app.catalog.engine, old)["stored_size"] == sum(
         a["stored_size"] for a in get_backup(app.catalog.engine, old)["artifacts"]
     )
+    # Verified again: the log (BlobRepaired folded in) agrees with the tables.
+    again = verify_one(app, old)
+    assert again.ok, again.problem
