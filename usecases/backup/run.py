@@ -27,7 +27,10 @@ from usecases.backup.standalone import install_standalone_script
 from usecases.backup.views import METADATA_SUFFIX, view_owner, write_backup_views
 from usecases.context import App
 from usecases.errors import BackupFailedError, BadInput, Interrupted, interruption
+from usecases.files import dir_lock, private_dir
 from usecases.storage.roots import attach, record_repairs, refs_of
+
+LATEST_LOCK = ".latest.lock"  # in backups/database/: one refresh of the newest files at a time
 
 BASE_KINDS = ("full", "globals")
 EXTRA_KINDS = ("schema", "data", "custom")
@@ -211,7 +214,17 @@ def refresh_views(app: App, name: str) -> None:
 def refresh_latest(app: App) -> None:
     """The newest backup's files and latest_full/latest_auto: of the newest remaining backups
     whose full dump is in the store (after a recover from a target that lacked some blobs it
-    may not be); a latest_* file is never missing its dump, nor left from a deleted backup."""
+    may not be); a latest_* file is never missing its dump, nor left from a deleted backup.
+
+    One process at a time (a lock in backups/database/), deciding what is newest inside the
+    lock: two backups, a cleanup or a migrate ending together would otherwise each remove the
+    files the other just wrote, or leave an older backup's files as the newest."""
+    database_dir = private_dir(app.settings.database_dir)
+    with dir_lock(database_dir, LATEST_LOCK):
+        _refresh_latest(app, database_dir)
+
+
+def _refresh_latest(app: App, database_dir: Path) -> None:
     newest: dict[str, Any] | None = None
     newest_auto: dict[str, Any] | None = None
     for row in _completed_newest_first(app):
@@ -225,7 +238,6 @@ def refresh_latest(app: App) -> None:
         if auto:
             newest_auto = backup
             break
-    database_dir = app.settings.database_dir
     reuse = reusable_files(database_dir, _owners_of_files(app, database_dir))
     update_latest_files(database_dir, app.store, newest, newest_auto, reuse)
 
