@@ -11,14 +11,12 @@ directories 0700 (not read-only 0400: cleanup must be able to remove them withou
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import os
 import secrets
-import threading
 import time
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,6 +43,7 @@ from store.roots import (
 )
 from store.roots import plan as plan_for
 from store.sealed_files import SealedFiles
+from store.storelock import StoreLock
 from store.streams import (
     DIGEST,
     _Counting,
@@ -58,7 +57,6 @@ from store.streams import hash_file as _hash_file
 __all__ = ["LocalStore", "check_digest", "opened_stream", "read_chunks", "sealed_stream"]
 
 TMP_PREFIX = ".tmp-"
-LOCK_FILE = ".collect.lock"
 Progress = Callable[[int], None]
 
 
@@ -72,8 +70,7 @@ class LocalStore:
         self.chunked = chunked  # False writes whole blobs, as the first layout did
         self.roots = RootDir(self.root)
         self.writer: str | None = None  # whose journal records this object's writes
-        self._holds = 0  # locks this object holds now (protect or collecting)
-        self._holds_lock = threading.Lock()
+        self.lock = StoreLock(self.root, self._mkdir)
 
     def blob_path(self, digest: str, codec: Codec) -> Path:
         digest = check_digest(digest)
@@ -512,89 +509,18 @@ class LocalStore:
             tmp.unlink(missing_ok=True)
             raise
 
-    # -- collection protocol ---------------------------------------------------------------
-    # A backup holds a shared lock from its first put until the catalog references its blobs
-    # (restores and drills hold it while they read). The collector takes the lock exclusively,
-    # so it never sees a blob that is written or deduplicated but not yet referenced; inside
-    # that window it re-checks each candidate in a catalog transaction before removing it.
-    # flock is advisory and per host: the store must be on a local filesystem.
+    # -- collection protocol (store/storelock.py) -------------------------------------------
 
-    @contextmanager
-    def protect(self) -> Iterator[None]:
+    def protect(self) -> AbstractContextManager[None]:
         """Hold blobs against collection (shared; many holders at once)."""
-        with self._lock(fcntl.LOCK_SH, wait=None):
-            yield
+        return self.lock.shared()
 
-    @contextmanager
-    def collecting(self, wait: float = 0.0) -> Iterator[bool]:
+    def collecting(self, wait: float = 0.0) -> AbstractContextManager[bool]:
         """Exclusive hold for collection; yields False when holders did not leave in `wait`."""
-        with self._lock(fcntl.LOCK_EX, wait=wait) as got:
-            yield got
+        return self.lock.exclusive(wait)
 
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
-        """A read holds the shared lock too (packs are repacked under the exclusive one),
-        unless this object holds a lock already; a store that cannot be locked (a read-only
-        copy) is read as it is: nothing collects it from here."""
-        if self._holds:
-            yield
-            return
-        try:
-            fd = self._open_lock()
-        except StoreError:
-            raise
-        except OSError:
-            yield
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)
-
-    def _open_lock(self) -> int:
-        """The store's lock file, never through a symbolic link (one planted there would
-        have dumpledger create or lock a file elsewhere)."""
-        path = self.root / LOCK_FILE
-        try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise StoreError(
-                    f"{path} is a symbolic link, not the store's lock file: remove it "
-                    "(dumpledger creates the lock file itself)"
-                ) from None
-            raise
-
-    @contextmanager
-    def _lock(self, mode: int, wait: float | None) -> Iterator[bool]:
-        self._mkdir(self.root)
-        fd = self._open_lock()
-        try:
-            if wait is None:
-                fcntl.flock(fd, mode)
-            else:
-                deadline = time.monotonic() + wait
-                while True:
-                    try:
-                        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() >= deadline:
-                            yield False
-                            return
-                        time.sleep(0.05)
-            self._held(+1)
-            try:
-                yield True
-            finally:
-                self._held(-1)
-        finally:
-            os.close(fd)  # releases the lock
-
-    def _held(self, change: int) -> None:
-        with self._holds_lock:
-            self._holds += change
+    def _reading(self) -> AbstractContextManager[None]:
+        return self.lock.reading()
 
     def disk_usage(self) -> int:
         """Bytes the store's files take: packs, manifests, whole blobs, the index, roots
