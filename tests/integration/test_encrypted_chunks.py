@@ -223,3 +223,27 @@ def test_push_recover_and_the_standalone_script_read_encrypted_packs(
     assert run(env, "verify", name, "--read-data").returncode == 0
     recovered = subprocess.run([*DUMPLEDGER, "cat", name], env=env, capture_output=True, check=True)
     assert recovered.stdout == sql
+
+
+def test_recover_of_sealed_packs_without_the_identity_is_one_line_and_keeps_the_target(
+    env: dict[str, str], tmp_path: Path, supabase_cluster: Cluster, key: tuple[str, Path]
+) -> None:
+    """recover rebuilds the chunk index from the packs' trailers, inside the sealed packs: a
+    host with the recipients only is told what it needs, and the offsite copy is untouched."""
+    backups = tmp_path / "backups"
+    add_marker(supabase_cluster)
+    configure(backups, key[0], key[1])
+    name = backup(env, "kept")["name"]
+    drive = tmp_path / "drive"
+    run(env, "push", str(drive))
+    before = sorted((p.relative_to(drive), p.stat().st_size) for p in drive.rglob("*"))
+    shutil.rmtree(backups)
+    configure(backups, key[0], None)  # the public key only
+    done = run(env, "recover", "--from", str(drive), check=False)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "identity" in done.stderr
+    assert sorted((p.relative_to(drive), p.stat().st_size) for p in drive.rglob("*")) == before
+    configure(backups, key[0], key[1])  # with the identity, the same recover works
+    run(env, "recover", "--from", str(drive))
+    assert run(env, "verify", name, "--read-data").returncode == 0
