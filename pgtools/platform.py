@@ -20,15 +20,13 @@ wraps the filtered script in that transaction.
 from __future__ import annotations
 
 import itertools
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgtools.dumpscript import Entry, ScriptSplitter
-from pgtools.errors import RestoreError
 from pgtools.globalsql import unquote_ident
-from pgtools.restore import first_error
+from pgtools.restore import script_of
 
 # Schemas Supabase manages (the Supabase CLI leaves the same ones out of `db dump`).
 PLATFORM_SCHEMAS = frozenset(
@@ -158,24 +156,7 @@ def index_script(chunks: Iterable[bytes]) -> ScriptIndex:
 
 def custom_script(bindir: Path, dump: Path) -> Iterator[bytes]:
     """A custom-format dump as the plain script pg_dump would have written (pg_restore -f -)."""
-    proc = subprocess.Popen(
-        [str(bindir / "pg_restore"), "--file=-", str(dump)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        while chunk := proc.stdout.read(1 << 20):
-            yield chunk
-        err = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        code = proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    if code != 0:
-        raise RestoreError(f"pg_restore stopped: {first_error(err.splitlines())}")
+    return script_of([str(bindir / "pg_restore"), "--file=-", str(dump)])
 
 
 def _ident(name: str) -> str:

@@ -24,20 +24,13 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from store.files import fsync_dir
 from store.roots import LEGACY, OWNER, OwnerInfo, Ref, State, check_owner, decode, encode
 from store.roots import legacy_at_registration as legacy_rule
 
 OWNER_FILE = "owner.json"
 BASE = "refs"
 JOURNAL = "wrote"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _mkdir(path: Path) -> None:
@@ -56,7 +49,7 @@ def write_atomically(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -116,7 +109,7 @@ class RootDir:
             if legacy:
                 write_atomically(tmp / LEGACY, encode(legacy))
             os.rename(tmp, self.dir)
-            _fsync_dir(self.store_root)
+            fsync_dir(self.store_root)
         except OSError:
             if not self.dir.is_dir():
                 raise
@@ -212,7 +205,7 @@ class RootDir:
         # One rename takes the roots away; the files then go.
         gone = self.dir / f".forgotten-{owner}-{secrets.token_hex(4)}"
         os.rename(home, gone)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         shutil.rmtree(gone)
 
     def adopt(self, owner: str, refs: Iterable[Ref]) -> None:
@@ -220,4 +213,4 @@ class RootDir:
         home = self.owner_dir(owner)
         write_atomically(home / f"{JOURNAL}.adopted-{secrets.token_hex(6)}", encode(refs))
         (self.dir / LEGACY).unlink(missing_ok=True)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from store.chunked.layout import TMP_PREFIX
-from store.chunked.packs import fsync_dir, private_mkdir
+from store.chunked.packs import private_mkdir
 from store.errors import BlobCorrupted
+from store.files import fsync_dir
 
 MAGIC = b"DLMANIFEST1\n"
 RECORD = struct.Struct(">32sI")

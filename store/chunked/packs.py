@@ -29,6 +29,7 @@ from store.chunked.layout import PACK_SUFFIX, TMP_PREFIX
 from store.chunked.sealed import PackKeys, is_sealed
 from store.codecs import Codec
 from store.errors import BlobCorrupted
+from store.files import fsync_dir
 
 MAGIC = b"DLPACK1\n"
 FOOTER_MAGIC = b"DLPACKT1"
@@ -46,14 +47,6 @@ class Entry:
     stored_len: int
     raw_len: int
     codec: Codec
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def private_mkdir(path: Path) -> None:

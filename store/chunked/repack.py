@@ -27,9 +27,10 @@ from store.chunked import crashpoint
 from store.chunked.gc import NewPack, PackPlan, PackSize, Planner
 from store.chunked.index import ChunkIndex
 from store.chunked.layout import PACK_SUFFIX
-from store.chunked.packs import CODECS, Entry, PackWriter, fsync_dir, read_trailer
+from store.chunked.packs import CODECS, Entry, PackWriter, read_trailer
 from store.chunked.sealed import PackKeys, is_sealed
 from store.errors import BlobCorrupted
+from store.files import fsync_dir
 
 
 @dataclass(slots=True, kw_only=True)

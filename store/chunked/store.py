@@ -26,7 +26,7 @@ from store.chunked.extents import Run, copy_runs
 from store.chunked.gc import PackPlan, Planner
 from store.chunked.index import ChunkIndex, Location
 from store.chunked.manifest import Manifest
-from store.chunked.packs import fsync_dir, hash_file, publish, read_trailer
+from store.chunked.packs import hash_file, publish, read_trailer
 from store.chunked.reader import Packs, locate, read_artifact
 from store.chunked.refs import GONE
 from store.chunked.repack import PackReport, execute
@@ -34,7 +34,7 @@ from store.chunked.sealed import PackKeys, is_sealed
 from store.chunked.writer import ChunkWriter, Stored
 from store.codecs import Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
-from store.files import write_atomically
+from store.files import fsync_dir, write_atomically
 from store.results import VerifyResult
 
 Progress = Callable[[int], None]
