@@ -188,7 +188,7 @@ def migrate(
     files are removed once the chunked form is stored, read back and recorded.
 
     A backup keeps its identity (the SHA-256 of its dump); its stored form changes. Left
-    whole: encrypted blobs (by design), blobs another catalog sharing the store references,
+    whole: encrypted blobs (not converted yet), blobs another catalog sharing the store references,
     and damaged ones (reported: run `dumpledger verify`). Safe to interrupt: every backup
     stays restorable, and running it again finishes the job.
 

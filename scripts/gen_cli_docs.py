@@ -9,30 +9,33 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "commands.md"
-COMMANDS = [
-    [],
-    ["backup"],
-    ["list"],
-    ["info"],
-    ["verify"],
-    ["catalog"],
-    ["catalog", "verify"],
-    ["catalog", "rebuild"],
-    ["demo"],
-    ["schedule"],
-    ["schedule", "install"],
-    ["schedule", "status"],
-    ["schedule", "test"],
-    ["schedule", "uninstall"],
-    ["store"],
-    ["store", "status"],
-    ["store", "forget-catalog"],
-    ["store", "adopt"],
-]
+
+
+def commands() -> list[list[str]]:
+    """Every command and group of the CLI, in the order they are registered (walked from the
+    Typer app, so a new command cannot be left out)."""
+    sys.path.insert(0, str(ROOT))
+    import typer
+
+    from cli.main import app
+
+    out: list[list[str]] = []
+
+    def walk(cmd: Any, path: list[str]) -> None:  # a Typer (vendored click) command or group
+        if getattr(cmd, "hidden", False):
+            return
+        out.append(path)
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return out
 
 
 def help_text(args: list[str]) -> str:
@@ -56,8 +59,11 @@ def render() -> str:
         "Generated from `--help` by `scripts/gen_cli_docs.py`; do not edit by hand.",
         "",
     ]
-    for args in COMMANDS:
-        parts += [f"## dumpledger {' '.join(args)}".rstrip(), "", "```", help_text(args), "```", ""]
+    every = commands()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        texts = list(pool.map(help_text, every))
+    for args, text in zip(every, texts, strict=True):
+        parts += [f"## dumpledger {' '.join(args)}".rstrip(), "", "```", text, "```", ""]
     return "\n".join(parts)
 
 

@@ -7,8 +7,9 @@ runs meanwhile): stored chunked beside the blob and read back whole (store/conve
 BlobMigrated appended (every artifact of the blob expects the manifest from then on), then
 the blob file removed. Killed anywhere, every backup stays restorable (the store reads the form
 the catalog expects while both are there) and the next run finishes the job. Never converted:
-an encrypted blob (whole by design), a blob another catalog sharing the store references or
-wrote (its catalog expects the whole blob), a damaged one (reported: `dumpledger verify`).
+an encrypted blob (not converted yet: it would need the identity), a blob another catalog
+sharing the store references or wrote (its catalog expects the whole blob), a damaged one
+(reported: `dumpledger verify`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from usecases.errors import BadInput, UseCaseError
 from usecases.storage.roots import attach
 
 ProgressFn = Callable[[str, int], None]
-SEALED = "encrypted: stays a whole blob by design"
+SEALED = "encrypted: old encrypted blobs stay whole (not converted yet)"
 HELD = {
     "other": "another catalog sharing the store references it: it stays whole for that catalog",
     "legacy": "kept from before the store had roots (a catalog not registered yet may "
