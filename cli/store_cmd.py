@@ -187,10 +187,12 @@ def migrate(
     artifacts, so they share chunks with each other and with newer backups; their whole-blob
     files are removed once the chunked form is stored, read back and recorded.
 
-    A backup keeps its identity (the SHA-256 of its dump); its stored form changes. Left
-    whole: encrypted blobs (not converted yet), blobs another catalog sharing the store references,
-    and damaged ones (reported: run `dumpledger verify`). Safe to interrupt: every backup
-    stays restorable, and running it again finishes the job.
+    A backup keeps its identity (the SHA-256 of its dump); its stored form changes. Encrypted
+    blobs are decrypted with encryption.identity_file and their chunks go into sealed packs
+    (encrypted to encryption.recipients). Left whole, each with the reason: encrypted blobs
+    this host cannot read or could not read back sealed, blobs another catalog sharing the
+    store references, and damaged ones (run `dumpledger verify`). Safe to interrupt: every
+    backup stays restorable, and running it again finishes the job.
 
     Example: dumpledger store migrate --dry-run && dumpledger store migrate
     """

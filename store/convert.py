@@ -11,7 +11,9 @@ each safe to be killed after (the caller holds the store's exclusive lock throug
 2. The caller records the new stored form (its catalog's event).
 3. `drop_whole`: the blob file goes.
 
-Encrypted (age) blobs are not converted: they stay whole by design.
+An encrypted (age) blob is decrypted with the store's identity and its new chunks go into
+sealed packs (encrypted to the configured recipients), as an encrypted backup's do:
+`sealed_reason` says, before anything is written, why one cannot be converted here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from store.codecs import Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
@@ -76,6 +79,34 @@ def held_by_others(store: LocalStore, owner: str) -> dict[Ref, str]:
     return out
 
 
+def sealed_reason(store: LocalStore, path: Path) -> str | None:
+    """Why the encrypted whole blob at `path` cannot be converted by this host, None when it
+    can: the identity must open it, and must open the sealed packs its chunks go into (one of
+    its keys is among the recipients). A broken identity file is DecryptionKeyError."""
+    keys = store.chunks.keys
+    if not keys.can_open:
+        return (
+            "encrypted: converting it needs the identity to read it (set "
+            "encryption.identity_file on a host that has it)"
+        )
+    if not keys.can_seal:
+        return (
+            "encrypted: its chunks would go into sealed packs, and no encryption.recipients "
+            "are configured"
+        )
+    own = {str(identity.to_public()) for identity in keys.identities()}
+    if not own & set(keys.keys.recipients):
+        return (
+            "encrypted: encryption.identity_file holds no key of encryption.recipients, so "
+            "this host could not read the sealed packs back"
+        )
+    try:
+        keys.fits(path)
+    except DecryptionKeyError:
+        return "encrypted to a key encryption.identity_file does not hold"
+    return None
+
+
 def chunk_whole(
     store: LocalStore,
     digest: str,
@@ -91,12 +122,14 @@ def chunk_whole(
     doc); BlobCorrupted when the blob is damaged (nothing is left of the attempt but
     chunks no manifest uses, which pack collection removes)."""
     codec = Codec(codec)
-    if codec.sealed:
-        raise StoreError(f"blob {digest} is encrypted: it stays a whole blob")
     path = store.blob_file(digest, codec)
     if path is None:
         raise BlobMissing(f"blob {digest} has no whole blob in {store.blobs_dir}")
-    inner = codec if codec is not Codec.NONE else Codec(chunk_codec).compression
+    if codec.sealed and (why := sealed_reason(store, path)) is not None:
+        raise StoreError(f"blob {digest} stays whole: {why}")
+    inner = codec.compression
+    if inner is Codec.NONE:
+        inner = Codec(chunk_codec).compression
     stored = hashlib.sha256()
     with path.open("rb") as fh:
         raw = _guarded(opened_stream(_tee(read_chunks(fh), stored), codec, store.keys, ""), path)

@@ -17,7 +17,7 @@ from catalog.queries import get_backup
 from pgtools.cluster import Cluster
 from store import Codec, LocalStore, Ref
 from tests.age_keys import age_keys
-from tests.integration.test_encryption import encrypted_settings
+from tests.integration.test_encryption import encrypted_settings, with_identity
 from tests.support import app_for, settings_for
 from usecases.backup.export import plain_stream
 from usecases.backup.run import BackupRequest, run_backup
@@ -144,16 +144,62 @@ def test_a_named_backup_only_and_a_damaged_blob_is_left_and_reported(
     assert verify_catalog(app).ok
 
 
-def test_an_encrypted_blob_stays_whole(tmp_path: Path, supabase_cluster: Cluster) -> None:
+def test_an_encrypted_blob_becomes_sealed_packs(tmp_path: Path, supabase_cluster: Cluster) -> None:
+    """With the identity, an encrypted whole blob is decrypted, chunked into sealed packs
+    (age files: nothing of the dump readable in the store), and reads back the same."""
     settings = encrypted_settings(tmp_path, supabase_cluster, age_keys(tmp_path / "keys"))
     with app_for(settings) as app:
         name = whole_backup(app, "sealed", all_formats=False)  # encrypted, as stored before
-        before = whole_blobs(app)
-        assert before
+        assert {a["codec"] for a in artifacts_of(app, name)} == {"gzip+age"}
+        before = dumps(app, [name])
+        blobs = whole_blobs(app)
+        dry = migrate(app, dry_run=True)
         done = migrate(app)
-        assert done.of("converted") == [] and len(done.of("skipped")) == len(before)
-        assert all("encrypted" in o.reason for o in done.of("skipped"))
-        assert whole_blobs(app) == before
+        assert [o.digest for o in dry.of("todo")] == [o.digest for o in done.of("converted")]
+        assert len(done.of("converted")) == len(blobs) and whole_blobs(app) == []
+        packs = sorted((app.settings.store_dir / "packs").rglob("*.pack"))
+        assert packs and all(p.read_bytes().startswith(b"age-encryption.org/v1") for p in packs)
+        marker = b"CREATE TABLE public.todos"
+        assert marker in plain(app, name, "full")  # the dump has it ...
+        assert not any(marker in p.read_bytes() for p in packs)  # ... the packs do not show it
+        assert dumps(app, [name]) == before
+        assert verify_one(app, name, read_data=True).ok
+        assert verify_catalog(app).ok
+
+
+def test_an_encrypted_blob_stays_whole_where_it_could_not_be_read_back(
+    tmp_path: Path, supabase_cluster: Cluster
+) -> None:
+    """Without the identity (a backup host with the recipients only), or with an identity
+    that is not one of the recipients (sealed packs it could not open), each blob is left
+    whole with the reason; nothing is written."""
+    keys = age_keys(tmp_path / "keys")
+    settings = encrypted_settings(tmp_path, supabase_cluster, keys)
+    with app_for(settings) as app:
+        name = whole_backup(app, "sealed", all_formats=False)
+    before = whole_blobs(app)
+    other = age_keys(tmp_path / "other")
+    hosts = {
+        "identity": with_identity(settings, None),
+        "recipients": encrypted_settings(
+            tmp_path, supabase_cluster, dataclasses.replace(keys, recipients=other.recipients)
+        ),
+        "does not hold": encrypted_settings(
+            tmp_path,
+            supabase_cluster,
+            dataclasses.replace(other, recipients=keys.recipients + other.recipients),
+        ),
+    }
+    for says, host in hosts.items():
+        with app_for(host) as app:
+            dry = migrate(app, dry_run=True)
+            done = migrate(app)
+            assert done.of("converted") == [] and len(done.of("skipped")) == len(before)
+            assert [o.reason for o in dry.of("skipped")] == [o.reason for o in done.of("skipped")]
+            assert all(says in o.reason for o in done.of("skipped")), (says, done.outcomes)
+            assert whole_blobs(app) == before
+            assert not list((host.store_dir / "packs").rglob("*.pack"))
+    with app_for(settings) as app:
         assert verify_one(app, name, read_data=True).ok
 
 

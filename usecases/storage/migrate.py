@@ -6,10 +6,12 @@ Per blob, under the store's exclusive lock (as collection: no backup, restore or
 runs meanwhile): stored chunked beside the blob and read back whole (store/convert.py), then
 BlobMigrated appended (every artifact of the blob expects the manifest from then on), then
 the blob file removed. Killed anywhere, every backup stays restorable (the store reads the form
-the catalog expects while both are there) and the next run finishes the job. Never converted:
-an encrypted blob (not converted yet: it would need the identity), a blob another catalog
-sharing the store references or wrote (its catalog expects the whole blob), a damaged one
-(reported: `dumpledger verify`).
+the catalog expects while both are there) and the next run finishes the job. An encrypted
+blob is decrypted with the identity and its chunks go into sealed packs, encrypted to the
+configured recipients. Never converted: an encrypted blob this host cannot read, or could not
+read back sealed (store/convert.sealed_reason), a blob another catalog sharing the store
+references or wrote (its catalog expects the whole blob), a damaged one (reported:
+`dumpledger verify`).
 """
 
 from __future__ import annotations
@@ -26,16 +28,22 @@ from catalog.events import BlobMigrated
 from catalog.queries import get_backup, list_backups
 from catalog.read import BackupFilter
 from catalog.schema import artifacts, blobs
-from store import BlobCorrupted, Codec, LocalStore, Ref
+from store import BlobCorrupted, Codec, DecryptionKeyError, LocalStore, Ref
 from store.chunked import crashpoint
-from store.convert import Converted, chunk_whole, drop_whole, held_by_others, read_back
+from store.convert import (
+    Converted,
+    chunk_whole,
+    drop_whole,
+    held_by_others,
+    read_back,
+    sealed_reason,
+)
 from store.convert import whole_size as whole_size_of
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
 from usecases.storage.roots import attach
 
 ProgressFn = Callable[[str, int], None]
-SEALED = "encrypted: old encrypted blobs stay whole (not converted yet)"
 HELD = {
     "other": "another catalog sharing the store references it: it stays whole for that catalog",
     "legacy": "kept from before the store had roots (a catalog not registered yet may "
@@ -160,12 +168,22 @@ def _candidates(
         item = Outcome(
             digest=ref.digest, codec=ref.codec.value, backups=sorted(set(backups)), whole_size=size
         )
-        if ref.codec.sealed:
-            item.status, item.reason = "skipped", SEALED
-        elif ref in others:
+        if ref in others:
             item.status, item.reason = "skipped", HELD[others[ref]]
+        elif ref.codec.sealed and (why := _sealed_reason(store, ref)) is not None:
+            item.status, item.reason = "skipped", why
         out.append(item)
     return out
+
+
+def _sealed_reason(store: LocalStore, ref: Ref) -> str | None:
+    path = store.blob_file(ref.digest, ref.codec)
+    if path is None:
+        return None
+    try:
+        return sealed_reason(store, path)
+    except DecryptionKeyError as exc:  # the identity file itself: one line, nothing changed
+        raise BadInput(str(exc)) from None
 
 
 def _backups(app: App, names: Collection[str]) -> list[str]:
