@@ -8,10 +8,22 @@ import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from store.codecs import READ_CHUNK
 from store.errors import BlobCorrupted, BlobMissing, StoreFull
+
+
+@contextmanager
+def full_disk_is_store_full(where: Path) -> Iterator[None]:
+    """A write that runs out of space (ENOSPC) raises StoreFull naming `where`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StoreFull(str(where)) from None
+        raise
 
 
 def fsync_dir(path: Path) -> None:
@@ -60,21 +72,17 @@ def write_atomically(dest: Path, fill: Callable[[int], int]) -> int:
     size; then fsync, rename to `dest`, fsync the directory. Nothing is left on failure."""
     dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with full_disk_is_store_full(dest.parent):
         try:
-            size = fill(fd)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
-        fsync_dir(dest.parent)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise StoreFull(str(dest.parent)) from None
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                size = fill(fd)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+            fsync_dir(dest.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return size

@@ -27,8 +27,8 @@ from store.chunked.repack import PackReport
 from store.chunked.sealed import PackKeys, sealed_file
 from store.chunked.store import ChunkStore, StoredObject
 from store.codecs import SUFFIXES, Codec
-from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError, StoreFull
-from store.files import checked_copy, write_file
+from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
+from store.files import checked_copy, full_disk_is_store_full, write_file
 from store.files import fsync_dir as _fsync_dir
 from store.pipeline import prefetch
 from store.results import BlobInfo, VerifyResult
@@ -125,31 +125,25 @@ class LocalStore:
         self._mkdir(self.blobs_dir)
         tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         raw = _Counting(chunks, progress)
-        try:
-            # Reading the producer and hashing the raw bytes overlap with compression.
-            stored_sha, stored_size = self._write_tmp(
-                tmp, sealed_stream(prefetch(raw, depth=16), codec, self.keys, level, threads)
-            )
-            digest = raw.sha.hexdigest()
-            final = self.blob_path(digest, codec)
-            self._claim(digest, codec)
-            created = self._link(tmp, final)
-            repair: tuple[str, str] | None = None
-            if not created:  # describe the bytes that are really there, unless damaged
-                there = _hash_file(final)
-                if there[0] != stored_sha:  # not the same bytes: are they a valid copy?
-                    repair = self._replace_if_damaged(tmp, final, digest, codec, there[0])
-                if repair is None:
-                    stored_sha, stored_size = there
-            tmp.unlink(missing_ok=True)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if exc.errno == errno.ENOSPC:
-                raise StoreFull(str(self.blobs_dir)) from None
-            raise
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with full_disk_is_store_full(self.blobs_dir):
+            try:
+                # Reading the producer and hashing the raw bytes overlap with compression.
+                stored_sha, stored_size = self._write_tmp(
+                    tmp, sealed_stream(prefetch(raw, depth=16), codec, self.keys, level, threads)
+                )
+                digest = raw.sha.hexdigest()
+                final = self.blob_path(digest, codec)
+                self._claim(digest, codec)
+                created = self._link(tmp, final)
+                repair: tuple[str, str] | None = None
+                if not created:  # describe the bytes that are really there, unless damaged
+                    there = _hash_file(final)
+                    if there[0] != stored_sha:  # not the same bytes: are they a valid copy?
+                        repair = self._replace_if_damaged(tmp, final, digest, codec, there[0])
+                    if repair is None:
+                        stored_sha, stored_size = there
+            finally:
+                tmp.unlink(missing_ok=True)
         return BlobInfo(
             digest=digest,
             codec=codec,
@@ -198,24 +192,23 @@ class LocalStore:
         if codec.sealed:  # its file too, as it goes (store/sealed_files.py)
             self.keys.parsed_recipients()
             chunks, tee = self.sealed_files.start(chunks, codec, self.keys, level, threads)
-        try:
-            out = self.chunks.put(
-                chunks,
-                codec,
-                chunk_codec=inner,
-                level=level,
-                threads=threads,
-                progress=progress,
-                claim=lambda digest: self._claim(digest, codec),
-            )
-            if tee is not None:
-                self.sealed_files.finish(tee, out.digest, codec, out.manifest_sha256)
-        except BaseException as exc:
-            if tee is not None:
-                self.sealed_files.abort(tee)
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                raise StoreFull(str(self.root)) from None
-            raise
+        with full_disk_is_store_full(self.root):
+            try:
+                out = self.chunks.put(
+                    chunks,
+                    codec,
+                    chunk_codec=inner,
+                    level=level,
+                    threads=threads,
+                    progress=progress,
+                    claim=lambda digest: self._claim(digest, codec),
+                )
+                if tee is not None:
+                    self.sealed_files.finish(tee, out.digest, codec, out.manifest_sha256)
+            except BaseException:
+                if tee is not None:
+                    self.sealed_files.abort(tee)
+                raise
         blob = self.blob_path(out.digest, codec)
         if blob.is_file():  # stored whole before chunking came: that blob stays the artifact
             if out.created:

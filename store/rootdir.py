@@ -24,6 +24,7 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from store.errors import StoreError
 from store.files import fsync_dir
 from store.roots import LEGACY, OWNER, OwnerInfo, Ref, State, check_owner, decode, encode
 from store.roots import legacy_at_registration as legacy_rule
@@ -142,7 +143,14 @@ class RootDir:
         home = self.owner_dir(owner)
         _mkdir(home)
         path = home / f"{JOURNAL}.{self.token}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:  # never through a symbolic link planted in its place
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(
+                    f"{path} is a symbolic link, not a journal of the store: remove it"
+                ) from None
+            raise
         try:
             line = f"{ref.digest} {ref.codec.value}\n".encode()
             if os.write(fd, line) != len(line):

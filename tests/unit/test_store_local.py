@@ -148,3 +148,16 @@ def test_a_symlink_planted_as_the_lock_file_is_refused_not_followed(tmp_path: Pa
     with pytest.raises(StoreError, match="symbolic link"):
         store.materialize(info.digest, Codec.GZIP, tmp_path / "out.sql.gz")
     assert not elsewhere.exists() and not (tmp_path / "out.sql.gz").exists()
+
+
+def test_a_symlink_planted_as_a_writers_journal_is_refused_not_followed(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    owner = "a" * 32
+    store.write_as(owner)
+    home = store.roots.owner_dir(owner)
+    home.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    (home / f"wrote.{store.roots.token}").symlink_to(elsewhere)
+    with pytest.raises(StoreError, match="symbolic link"):
+        store.put(text_like(1 << 16), Codec.GZIP)
+    assert not elsewhere.exists()
