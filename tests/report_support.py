@@ -93,6 +93,31 @@ class Expected:
         return sum(1 for a, b in gaps if b > since and a + rpo < self.now)
 
 
+# What the report finds about a slot changes as the wall clock passes these moments after it
+# (due: pending; its grace: missed; a run's completion + the RPO: an ongoing breach).
+_TURNS = (
+    timedelta(0),
+    GRACE,
+    timedelta(seconds=30) + timedelta(hours=RPO_HOURS),
+    timedelta(hours=2) + timedelta(hours=RPO_HOURS),
+)
+_STEADY = timedelta(minutes=30)  # how long the history's counts stay true after `now`
+
+
+def slots_clear_of(now: datetime) -> list[tuple[str, int, int]]:
+    """SLOTS moved earlier by the fewest minutes that put every moment at which the report's
+    view of a slot changes outside [now - 1 min, now + 30 min]: the tests then run the real
+    command minutes after generating and find exactly what was counted (slot outcomes,
+    RPO breaches), whatever the time of day."""
+    for shift in range(0, 240):
+        moved = [(s, *divmod(h * 60 + m - shift, 60)) for s, h, m in SLOTS]
+        days = {(now + timedelta(days=d)).astimezone().date() for d in (-1, 0, 1)}
+        turns = [due(day, h, m) + turn for day in days for _, h, m in moved for turn in _TURNS]
+        if all(not (now - timedelta(minutes=1) <= t <= now + _STEADY) for t in turns):
+            return moved
+    raise AssertionError(f"no shift of {SLOTS} is clear of {now}")
+
+
 def due(day: date, hour: int, minute: int) -> datetime:
     """A wall-clock time of this machine's zone, in UTC (as schedulers fire)."""
     return datetime.combine(day, time(hour, minute)).astimezone(UTC)
@@ -110,6 +135,7 @@ class Generator:
         self.clock = StepClock(now - timedelta(days=days + 1))
         self.app = App.open(self.settings, clock=self.clock)
         self.expected = Expected(now=now)
+        self.slots = slots_clear_of(now)
         self.rand = random.Random(18)
         self.completed: list[str] = []
 
@@ -312,7 +338,7 @@ class Generator:
         self.append(
             ScheduleInstalled(
                 backend="cron",
-                slots=[{"backup_type": s, "time": f"{h:02d}:{m:02d}"} for s, h, m in SLOTS],
+                slots=[{"backup_type": s, "time": f"{h:02d}:{m:02d}"} for s, h, m in self.slots],
                 units=[],
                 project=project_id(self.settings.backup_dir),
             )
@@ -320,7 +346,7 @@ class Generator:
         for i in range(self.days):
             day = first + timedelta(days=i)
             self.extras(i, day)
-            for slot, hour, minute in SLOTS:
+            for slot, hour, minute in self.slots:
                 if due(day, hour, minute) + timedelta(hours=2) < now:
                     self.slot(i, day, slot, hour, minute)
                 elif due(day, hour, minute) + GRACE <= now:  # not run yet, and past its grace
