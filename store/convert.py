@@ -19,7 +19,7 @@ sealed packs (encrypted to the configured recipients), as an encrypted backup's 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from store.codecs import Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
 from store.files import fsync_dir
 from store.local import LocalStore
-from store.roots import Ref
+from store.roots import Ref, legacy_at_registration
 from store.streams import hash_file as _hash_file
 from store.streams import opened_stream, read_chunks
 
@@ -67,12 +67,21 @@ def chunked_sha256(store: LocalStore, digest: str, codec: Codec) -> str | None:
         return None
 
 
-def held_by_others(store: LocalStore, owner: str) -> dict[Ref, str]:
+def held_by_others(
+    store: LocalStore, owner: str, *, known: Container[Ref] | None = None
+) -> dict[Ref, str]:
     """What another catalog sharing the store references or wrote ("other"), and what the
     legacy roots hold ("legacy": blobs from before roots, which a catalog not registered yet
-    may reference, until `store adopt`)."""
+    may reference, until `store adopt`). `known` (every blob the catalog of `owner` has a
+    record of), for a catalog not registered yet: a store without roots is read as its
+    registration will leave it (the legacy roots that creates)."""
     state = store.roots.state({})
-    out = dict.fromkeys(state.legacy, "legacy")
+    legacy = state.legacy
+    if known is not None and not state.initialised:
+        legacy = frozenset(
+            legacy_at_registration((Ref(d, c) for d, c, _ in store.iter_blobs()), known)
+        )
+    out = dict.fromkeys(legacy, "legacy")
     for who, refs in (*state.roots.items(), *state.journals.items()):
         if who != owner:
             out.update(dict.fromkeys(refs, "other"))

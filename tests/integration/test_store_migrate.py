@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,26 @@ def test_blobs_from_before_roots_wait_for_store_adopt(app: App) -> None:
     done = migrate(app)
     assert len(done.of("converted")) == len(refs) and whole_blobs(app) == []
     assert verify_one(app, one, read_data=True).ok
+
+
+def test_a_dry_run_before_registration_predicts_the_legacy_roots(app: App) -> None:
+    """A store from before roots holding a blob this catalog has no record of (another
+    catalog's, not registered yet): the first registration keeps every blob as legacy, so
+    the real run converts nothing. The dry run, which registers nothing, says the same."""
+    one = whole_backup(app, "one", all_formats=False)
+    assert isinstance(app.store, LocalStore)
+    stranger = LocalStore(app.settings.store_dir, chunked=False)
+    stranger.put([b"-- another catalog's dump\n" * 100], Codec.GZIP)
+    shutil.rmtree(app.store.roots.dir)  # as a store from before roots
+    blobs = whole_blobs(app)
+
+    dry = migrate(app, dry_run=True)
+    assert not app.store.roots.dir.exists()  # registered nothing
+    done = migrate(app)
+    assert dry.of("todo") == [] and done.of("converted") == []
+    assert [(o.digest, o.reason) for o in dry.outcomes] == [
+        (o.digest, o.reason) for o in done.outcomes
+    ]
+    assert len(done.of("skipped")) == len(artifacts_of(app, one))
+    assert all("dumpledger store adopt" in o.reason for o in done.of("skipped"))
+    assert whole_blobs(app) == blobs

@@ -41,7 +41,7 @@ from store.convert import (
 from store.convert import whole_size as whole_size_of
 from usecases.context import App
 from usecases.errors import BadInput, UseCaseError
-from usecases.storage.roots import attach
+from usecases.storage.roots import attach, catalog_refs
 
 ProgressFn = Callable[[str, int], None]
 HELD = {
@@ -159,7 +159,10 @@ def _candidates(
     for name in _backups(app, names):
         for art in get_backup(app.catalog.engine, name)["artifacts"]:
             by_ref.setdefault(Ref(art["digest"], Codec(art["codec"])), []).append(name)
-    others = held_by_others(store, owner) if owner else {}
+    others = {}
+    if owner is not None:  # a dry run reads the store as this catalog's registration leaves it
+        known = None if store.registered(owner) else catalog_refs(app).known
+        others = held_by_others(store, owner, known=known)
     out = []
     for ref, backups in sorted(by_ref.items()):
         size = whole_size_of(store, ref.digest, ref.codec)
