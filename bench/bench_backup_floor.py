@@ -1,0 +1,234 @@
+"""Benchmark: where a later backup's time goes, against the bare pg_dump (issue 17's target).
+
+Run by hand (never in the tests), on a throwaway cluster it starts itself:
+
+    .venv/bin/python bench/bench_backup_floor.py                 # ~130 MB dump, 5 repeats
+    .venv/bin/python bench/bench_backup_floor.py --repeats 3 --json /tmp/floor.json
+
+bench_churn.py's database and its 6-hour slice of writes. After a first backup, each repeat
+applies one slice and measures, on the same database state:
+- bare:    pg_dump > /dev/null: wall seconds, and the CPU seconds of pg_dump and of the
+           server process that serves it (the backend's /proc stat, by application_name)
+- start:   the interpreter and the imports a `dumpledger backup` makes before it dumps
+           (`python -c "import cli.main, usecases.backup.run"`)
+- put:     the chunked store's put alone, of that state's dump read from a file, into a copy
+           of the store (the dump phase without pg_dump: read, hash, cut, look up, compress
+           the new chunks, pack, index, manifest, pack re-hash)
+- backup:  `dumpledger backup --type nightly`, a real process: wall and CPU seconds
+           (itself and its children: pg_dump)
+The floor printed at the end is what 2 cores allow at best: the start, then the dump phase's
+CPU (server + pg_dump + put) spread over both cores; against 1.5x the bare dump.
+
+`--first-levels 9,6`: before that, first backups of the same database into fresh backup
+directories, one per gzip level (`compression.level`), interleaved, `--repeats` times each:
+seconds and stored bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_churn import CHURN, setup
+
+from pgtools.cluster import Cluster
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(pid: int) -> float | None:
+    """utime + stime of a process, in seconds (None once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class BackendWatch:
+    """The CPU seconds of the server backend of the connection named `app`: sampled until it
+    ends (a backend's /proc entry goes with it)."""
+
+    def __init__(self, cluster: Cluster, app: str) -> None:
+        self.cluster, self.app, self.cpu = cluster, app, 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        sql = f"SELECT pid FROM pg_stat_activity WHERE application_name = '{self.app}'"
+        pid = None
+        while not self.stop.is_set() and pid is None:
+            out = self.cluster.psql(sql).strip()
+            pid = int(out) if out else None
+        while pid is not None and not self.stop.is_set():
+            now = backend_cpu(pid)
+            if now is None:
+                break
+            self.cpu = now
+            time.sleep(0.01)
+
+    def done(self) -> float:
+        self.stop.set()
+        self.thread.join()
+        return self.cpu
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and its children)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{argv} failed")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
+PUT = """
+import json, resource, shutil, sys, time
+from pathlib import Path
+from store import Codec, LocalStore
+src, copy, dump = map(Path, sys.argv[1:4])
+shutil.copytree(src, copy, symlinks=True)
+store = LocalStore(copy)
+def pieces():
+    with dump.open("rb") as fh:
+        while piece := fh.read(1 << 16):
+            yield piece
+r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+out = store.chunks.put(pieces(), Codec.GZIP, chunk_codec=Codec.GZIP, level=None, threads=2,
+                       progress=None)
+t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+print(json.dumps({"wall": t1 - t0, "cpu": cpu, "new_chunks": out.new_chunks,
+                  "chunks": out.chunks}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=175_000, help="~130 MB of plain dump")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--first-levels", default="", help="e.g. 9,6: first backups per level")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.first_levels.split(",") if x]
+    work = Path(tempfile.mkdtemp(prefix="dumpledger-floor-"))
+    cluster = Cluster.create("postgres").start()
+    python = sys.executable
+    try:
+        raw = setup(cluster, args.rows)
+        subprocess.run(
+            [python, "-m", "compileall", "-q", "-x", r"[\\/]\.", str(ROOT)],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PG", "SUPABASE_")) and k != "PYTHONDONTWRITEBYTECODE"
+        }
+        env.update(cluster.env(dbname="churn"))
+        dl_env = env | {
+            "SUPABASE_DB_HOST": str(cluster.socket_dir),
+            "SUPABASE_DB_PORT": str(cluster.port),
+            "SUPABASE_DB_USER": cluster.superuser,
+            "SUPABASE_DB_NAME": "churn",
+            "DUMPLEDGER_PG_BINDIR": str(cluster.bindir),
+            "DUMPLEDGER_CACHE_DIR": str(work / "settings-cache"),
+            "DUMPLEDGER_BACKUP_DIR": str(work / "backups"),
+            "DUMPLEDGER_CODEC": "gzip",
+            "PYTHONPATH": str(ROOT),
+        }
+        backup = [python, "-m", "cli", "backup", "--type", "nightly"]
+        firsts: dict[str, list[tuple[float, int]]] = {str(lvl): [] for lvl in levels}
+        for n in range(args.repeats if levels else 0):
+            for lvl in levels:
+                bdir = work / f"first-{lvl}-{n}"
+                bdir.mkdir()
+                (bdir / "backup-config.json").write_text(
+                    json.dumps({"compression": {"level": lvl}})
+                )
+                wall, _ = timed(backup, dl_env | {"DUMPLEDGER_BACKUP_DIR": str(bdir)})
+                stored = sum(p.stat().st_size for p in (bdir / "store").rglob("*") if p.is_file())
+                firsts[str(lvl)].append((round(wall, 2), stored))
+                shutil.rmtree(bdir)
+            print(json.dumps(firsts), flush=True)
+        first = timed(backup, dl_env)
+        print(f"plain dump {raw / 2**20:.1f} MiB; first backup {first[0]:.2f} s", flush=True)
+        pg_dump = str(cluster.bindir / "pg_dump")
+        rows: list[dict[str, float]] = []
+        for _ in range(args.repeats):
+            cluster.psql(CHURN, dbname="churn")
+            dump = work / "state.sql"
+            with dump.open("wb") as fh:
+                subprocess.run([pg_dump], env=env, stdout=fh, check=True)
+            row: dict[str, float] = {}
+            watch = BackendWatch(cluster, "floor-bare")
+            bare_env = env | {"PGAPPNAME": "floor-bare"}
+            row["bare_wall"], row["bare_pg_dump_cpu"] = timed(
+                ["sh", "-c", f'"{pg_dump}" > /dev/null'], bare_env
+            )
+            row["bare_server_cpu"] = watch.done()
+            row["start_wall"], row["start_cpu"] = timed(
+                [python, "-c", "import cli.main, usecases.backup.run"], dl_env
+            )
+            copy = work / "put-store"
+            shutil.rmtree(copy, ignore_errors=True)
+            put = subprocess.run(
+                [python, "-c", PUT, str(work / "backups" / "store"), str(copy), str(dump)],
+                env=dl_env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            done = json.loads(put.stdout)
+            row["put_wall"], row["put_cpu"] = done["wall"], done["cpu"]
+            row["new_chunks_pct"] = 100 * done["new_chunks"] / done["chunks"]
+            shutil.rmtree(copy)
+            row["backup_wall"], row["backup_cpu"] = timed(backup, dl_env)
+            rows.append({k: round(v, 3) for k, v in row.items()})
+            print(json.dumps(rows[-1]), flush=True)
+        med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+        dump_cpu = med["bare_server_cpu"] + med["bare_pg_dump_cpu"] + med["put_cpu"]
+        floor = med["start_wall"] + max(med["bare_wall"], dump_cpu / 2)
+        result = {
+            "plain_dump_mib": round(raw / 2**20, 1),
+            "first_backup_seconds": round(first[0], 2),
+            "first_backups_by_level": firsts,
+            "repeats": rows,
+            "median": {k: round(v, 3) for k, v in med.items()},
+            "floor_seconds": round(floor, 3),
+            "floor_over_bare": round(floor / med["bare_wall"], 2),
+            "backup_over_bare": round(med["backup_wall"] / med["bare_wall"], 2),
+            "target_seconds": round(1.5 * med["bare_wall"], 3),
+            "loadavg": os.getloadavg(),
+            "peak_rss_mb_of_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            // 1024,
+        }
+    finally:
+        cluster.destroy()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
