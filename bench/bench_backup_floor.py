@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -219,8 +218,6 @@ def main() -> None:
             "backup_over_bare": round(med["backup_wall"] / med["bare_wall"], 2),
             "target_seconds": round(1.5 * med["bare_wall"], 3),
             "loadavg": os.getloadavg(),
-            "peak_rss_mb_of_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            // 1024,
         }
     finally:
         cluster.destroy()
