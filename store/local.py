@@ -1,20 +1,17 @@
 """The local store: chunked artifacts (store/chunked/: packs, manifests, an index) and the
-first layout's whole blobs under <root>/sha256/<2 hex>/<64 hex><suffix>, read side by side.
+first layout's whole blobs (store/wholeblobs.py), read side by side; which form an artifact
+has, and which one to read while both are there, is decided here.
 
 New artifacts are stored chunked; with encryption (age) their new chunks go into sealed
-packs (store/chunked/sealed.py); whole age-encrypted blobs of before are still read. Whole
-blobs stream through a temp file in <root>/sha256 (same filesystem), which is fsynced and
-renamed into place; a digest already present is never written twice. Files are 0600 and
-directories 0700 (not read-only 0400: cleanup must be able to remove them without chmod).
+packs (store/chunked/sealed.py); whole age-encrypted blobs of before are still read. Files are
+0600 and directories 0700 (not read-only 0400: cleanup must be able to remove them without
+chmod).
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import os
 import secrets
-import time
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -26,11 +23,9 @@ from store.chunked.gc import PackPlan
 from store.chunked.repack import PackReport
 from store.chunked.sealed import PackKeys, sealed_file
 from store.chunked.store import ChunkStore, StoredObject
-from store.codecs import SUFFIXES, Codec
-from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
+from store.codecs import Codec
+from store.errors import BlobCorrupted, BlobMissing, StoreError
 from store.files import checked_copy, full_disk_is_store_full, write_file
-from store.files import fsync_dir as _fsync_dir
-from store.pipeline import prefetch
 from store.results import BlobInfo, VerifyResult
 from store.rootdir import RootDir
 from store.roots import (
@@ -45,26 +40,25 @@ from store.roots import plan as plan_for
 from store.sealed_files import SealedFiles
 from store.storelock import StoreLock
 from store.streams import (
-    DIGEST,
-    _Counting,
     check_digest,
     opened_stream,
     read_chunks,
     sealed_stream,
 )
 from store.streams import hash_file as _hash_file
+from store.wholeblobs import TMP_PREFIX, WholeBlobs
 
 __all__ = ["LocalStore", "check_digest", "opened_stream", "read_chunks", "sealed_stream"]
 
-TMP_PREFIX = ".tmp-"
 Progress = Callable[[int], None]
 
 
 class LocalStore:
     def __init__(self, root: Path, keys: AgeKeys | None = None, *, chunked: bool = True) -> None:
         self.root = Path(root)
-        self.blobs_dir = self.root / "sha256"
         self.keys = keys or AgeKeys()
+        self.whole = WholeBlobs(self.root, self.keys, self._mkdir, self._claim)
+        self.blobs_dir = self.whole.dir
         self.chunks = ChunkStore(self.root, PackKeys(self.keys))
         self.sealed_files = SealedFiles(self.root / "files")  # encrypted puts' files
         self.chunked = chunked  # False writes whole blobs, as the first layout did
@@ -73,8 +67,7 @@ class LocalStore:
         self.lock = StoreLock(self.root, self._mkdir)
 
     def blob_path(self, digest: str, codec: Codec) -> Path:
-        digest = check_digest(digest)
-        return self.blobs_dir / digest[:2] / f"{digest}{SUFFIXES[Codec(codec)]}"
+        return self.whole.path(digest, codec)
 
     def path_for(self, digest: str, codec: Codec) -> Path:
         """The stored object that identifies the artifact (its stored_sha256 is this file's):
@@ -85,8 +78,7 @@ class LocalStore:
         return self.chunks.manifest_path(digest, codec)
 
     def blob_file(self, digest: str, codec: Codec) -> Path | None:
-        blob = self.blob_path(digest, codec)
-        return blob if blob.is_file() else None
+        return self.whole.file(digest, codec)
 
     def _is_whole(self, digest: str, codec: Codec, expected: str | None = None) -> bool:
         """Read the whole blob (else the chunked form)? When both are there (`store migrate`
@@ -122,53 +114,7 @@ class LocalStore:
         codec = Codec(codec)
         if self.chunked:
             return self._put_chunked(chunks, codec, level, threads, progress, chunk_codec)
-        self._mkdir(self.blobs_dir)
-        tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
-        raw = _Counting(chunks, progress)
-        with full_disk_is_store_full(self.blobs_dir):
-            try:
-                # Reading the producer and hashing the raw bytes overlap with compression.
-                stored_sha, stored_size = self._write_tmp(
-                    tmp, sealed_stream(prefetch(raw, depth=16), codec, self.keys, level, threads)
-                )
-                digest = raw.sha.hexdigest()
-                final = self.blob_path(digest, codec)
-                self._claim(digest, codec)
-                created = self._link(tmp, final)
-                repair: tuple[str, str] | None = None
-                if not created:  # describe the bytes that are really there, unless damaged
-                    there = _hash_file(final)
-                    if there[0] != stored_sha:  # not the same bytes: are they a valid copy?
-                        repair = self._replace_if_damaged(tmp, final, digest, codec, there[0])
-                    if repair is None:
-                        stored_sha, stored_size = there
-            finally:
-                tmp.unlink(missing_ok=True)
-        return BlobInfo(
-            digest=digest,
-            codec=codec,
-            raw_size=raw.size,
-            stored_size=stored_size,
-            stored_sha256=stored_sha,
-            path=final,
-            created=created,
-            added_bytes=stored_size if created or repair else 0,
-            repaired_from=repair[0] if repair else None,
-            repair_reason=repair[1] if repair else None,
-        )
-
-    def _replace_if_damaged(
-        self, tmp: Path, final: Path, digest: str, codec: Codec, there: str
-    ) -> tuple[str, str] | None:
-        """A dedup hit whose stored copy differs from the fresh one (another level, another
-        encryption, or damage): keep it if it verifies, else the fresh bytes replace it in
-        one rename. Returns (the damaged copy's SHA-256, what was wrong) when replaced."""
-        check = self.verify(digest, codec)
-        if check.ok:
-            return None
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
-        return there, check.error or "failed verification"
+        return self.whole.put(chunks, codec, level=level, threads=threads, progress=progress)
 
     def _claim(self, digest: str, codec: Codec) -> None:
         """Journal the write as the writer's before it is published (see store.roots)."""
@@ -245,49 +191,9 @@ class LocalStore:
     def put_stored(
         self, chunks: Iterable[bytes], digest: str, codec: Codec, *, stored_sha256: str
     ) -> bool:
-        """Take a blob's stored (compressed) bytes as they are, e.g. from an offsite copy.
-
-        Published only if they hash to `stored_sha256`; False when the digest was present.
-        """
-        final = self.blob_path(digest, codec)
-        self._mkdir(self.blobs_dir)
-        tmp = self.blobs_dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
-        try:
-            actual, _ = self._write_tmp(tmp, chunks)
-            if actual != stored_sha256:
-                raise BlobCorrupted(
-                    f"blob {digest}: the copy hashes to {actual}, not {stored_sha256}; "
-                    "verify the copy it came from (dumpledger verify --target)"
-                )
-            self._claim(digest, codec)
-            return self._link(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _link(self, tmp: Path, final: Path) -> bool:
-        """Link tmp as final unless final exists (exclusive even against a concurrent writer);
-        the caller removes tmp."""
-        self._mkdir(final.parent)
-        try:
-            os.link(tmp, final)
-        except FileExistsError:
-            return False
-        _fsync_dir(final.parent)
-        return True
-
-    def _write_tmp(self, tmp: Path, data: Iterable[bytes]) -> tuple[str, int]:
-        sha, size = hashlib.sha256(), 0
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            for piece in data:
-                written = fh.write(piece)
-                if written != len(piece):
-                    raise OSError(errno.EIO, f"short write to {tmp}")
-                sha.update(piece)
-                size += len(piece)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return sha.hexdigest(), size
+        """Take a whole blob's stored bytes as they are (an offsite copy of an older store);
+        published only if they hash to `stored_sha256`; False when the digest was present."""
+        return self.whole.put_stored(chunks, digest, codec, stored_sha256=stored_sha256)
 
     def _mkdir(self, path: Path) -> None:
         if not path.is_dir():
@@ -310,14 +216,8 @@ class LocalStore:
                 finally:
                     chunks.close()  # a reader that stopped early: packs, manifest closed now
                 return
-            try:
-                fh = path.open("rb")
-            except FileNotFoundError:
-                raise BlobMissing(
-                    f"blob {digest} is missing from {path.parent}; run `dumpledger verify --all`"
-                ) from None
-            with fh:
-                yield opened_stream(read_chunks(fh), Codec(codec), self.keys, f"blob {path}")
+            with self.whole.open(digest, codec) as whole:
+                yield whole
 
     def verify(
         self,
@@ -346,7 +246,6 @@ class LocalStore:
         read_data: bool,
     ) -> VerifyResult:
         codec = Codec(codec)
-        path = self.blob_path(digest, codec)
         whole = self._is_whole(digest, codec, expected_stored_sha256)
         if not whole and self.chunks.has(digest, codec):
             return self.chunks.verify(
@@ -356,73 +255,18 @@ class LocalStore:
                 progress=progress,
                 read_data=read_data,
             )
-        if not path.is_file():
-            return VerifyResult.failed(digest, f"blob file {path} is missing")
-        if codec.sealed and self.keys.identity_file is None:
-            stored_sha, stored_size = _hash_file(path)
-            return VerifyResult.stored_only(
-                digest, stored_sha, stored_size, expected_stored_sha256, path
-            )
-        stored = hashlib.sha256()
-        stored_size = 0
-
-        def stored_chunks(fh: BinaryIO) -> Iterator[bytes]:
-            nonlocal stored_size
-            for chunk in read_chunks(fh):
-                stored.update(chunk)
-                stored_size += len(chunk)
-                yield chunk
-
-        raw = _Counting((), progress)
-        try:
-            with path.open("rb") as fh:
-                # Reading and decompressing overlap with hashing the raw bytes.
-                plain = opened_stream(stored_chunks(fh), codec, self.keys, f"blob {path}")
-                raw.chunks = prefetch(plain)
-                for _ in raw:
-                    pass
-        except DecryptionKeyError:
-            raise  # the key is wrong, not the blob: nothing to record against it
-        except (EOFError, OSError, ValueError, StoreError) as exc:
-            return VerifyResult.failed(digest, f"{path}: cannot decompress: {exc}")
-        except Exception as exc:  # zstandard.ZstdError and friends
-            return VerifyResult.failed(digest, f"{path}: cannot decompress: {exc}")
-        return VerifyResult.check(
-            digest,
-            raw.sha.hexdigest(),
-            raw.size,
-            stored.hexdigest(),
-            stored_size,
-            expected_stored_sha256,
-            path,
-        )
+        return self.whole.verify(digest, codec, expected_stored_sha256, progress)
 
     def delete(self, digest: str, codec: Codec) -> bool:
         """Remove the blob or the manifest (a chunked artifact's chunks stay in their packs
         until `collect_packs` finds no manifest uses them)."""
-        path = self.blob_path(digest, codec)
         gone = self.chunks.delete(digest, codec)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return gone
-        _fsync_dir(path.parent)
-        return True
+        return self.whole.delete(digest, codec) or gone
 
     def iter_blobs(self) -> Iterator[tuple[str, Codec, Path]]:
         """Every stored artifact: whole blobs, then chunked ones (by their manifests)."""
-        yield from self._whole_blobs()
+        yield from self.whole
         yield from self.chunks.iter_manifests()
-
-    def _whole_blobs(self) -> Iterator[tuple[str, Codec, Path]]:
-        by_suffix = {suffix: codec for codec, suffix in SUFFIXES.items()}
-        if not self.blobs_dir.is_dir():
-            return
-        for path in sorted(self.blobs_dir.glob("??/*")):
-            digest, _, _ = path.name.partition(".")
-            codec = by_suffix.get(path.name[len(digest) :])
-            if codec is not None and DIGEST.fullmatch(digest):
-                yield digest, codec, path
 
     # -- files for people and for copies -------------------------------------------------
 
@@ -491,7 +335,7 @@ class LocalStore:
         self._mkdir(final.parent)
         tmp = final.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         try:
-            actual, _ = self._write_tmp(tmp, data)
+            actual, _ = WholeBlobs.write_tmp(tmp, data)
             if actual != sha256:
                 raise BlobCorrupted(
                     f"{rel}: the copy hashes to {actual}, not {sha256}; verify the copy it "
@@ -553,14 +397,7 @@ class LocalStore:
         """Remove temp files that crashed writers left behind."""
         removed = self.chunks.remove_stale_temp_files(older_than_seconds)
         removed += self.sealed_files.remove_stale(max(older_than_seconds, 86400))
-        if not self.blobs_dir.is_dir():
-            return removed
-        cutoff = time.time() - older_than_seconds
-        for tmp in self.blobs_dir.glob(f"{TMP_PREFIX}*"):
-            if tmp.stat().st_mtime <= cutoff:
-                tmp.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return removed + self.whole.remove_stale_temp_files(older_than_seconds)
 
     # -- roots: which owners (catalogs) reference what, who wrote what (store.roots) -------
 
