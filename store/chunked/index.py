@@ -174,10 +174,10 @@ class ChunkIndex:
                 (name, size, int(sealed)),
             )
             pid = self.db.execute("SELECT id FROM packs WHERE name = ?", (name,)).fetchone()[0]
-            rows = [
+            rows = sorted(  # in key order: one walk through the table's B-tree
                 (e.digest, CODEC_IDS[e.codec], pid, e.offset, e.stored_len, e.raw_len)
                 for e in entries
-            ]
+            )
             if not moved and not sealed:
                 self.db.executemany(_PLAIN_OVER_SEALED, [(*r, *r[2:]) for r in rows])
             else:
@@ -196,7 +196,7 @@ class ChunkIndex:
                 else:
                     self.db.executemany(
                         "DELETE FROM chunks WHERE digest = ? AND codec = ? AND pack = ?",
-                        [(e.digest, CODEC_IDS[e.codec], row[0]) for e in entries],
+                        sorted((e.digest, CODEC_IDS[e.codec], row[0]) for e in entries),
                     )
                 self.db.execute("DELETE FROM packs WHERE id = ?", (row[0],))
                 self._names.pop(row[0], None)

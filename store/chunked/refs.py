@@ -75,10 +75,12 @@ def size_of(tallies: dict[int, Counter[bytes]]) -> int:
 
 
 def rows(tallies: dict[int, Counter[bytes]]) -> Iterator[tuple[int, bytes, int]]:
-    """(n, digest, codec id) of every chunk tallied."""
-    for cid, counts in tallies.items():
-        for digest, n in counts.items():
-            yield n, digest, cid
+    """(n, digest, codec id) of every chunk tallied, in key order: SQLite then walks the
+    table's B-tree once, front to back (in the manifests' order, random digests, every row
+    touched a page that had left SQLite's small cache: 2.5x slower for a 1 GB dump's)."""
+    for cid, counts in sorted(tallies.items()):
+        for digest in sorted(counts):
+            yield counts[digest], digest, cid
 
 
 class Refs:
