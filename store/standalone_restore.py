@@ -55,6 +55,10 @@ class Failed(Exception):
     """What went wrong, in one line."""
 
 
+class NotOpened(Failed):
+    """The age program could not decrypt a pack with the identity."""
+
+
 def zstd_module() -> Any:
     try:
         from compression import zstd  # type: ignore[import-not-found,unused-ignore]  # 3.14
@@ -90,7 +94,8 @@ class Age:
         self.identity, self.program = identity, program
         self.last: tuple[Path, bytes] | None = None
         self.sealed: set[Path] = set()
-        self.skipped = 0
+        self.skipped = 0  # encrypted packs passed over: no identity
+        self.unopened = 0  # encrypted packs passed over: the identity does not decrypt them
 
     def plain(self, pack: Path) -> bytes:
         if self.last is not None and self.last[0] == pack:
@@ -107,7 +112,7 @@ class Age:
             raise Failed(f"no {self.program} program: install age (or pass --age)") from None
         if done.returncode != 0:
             why = done.stderr.decode(errors="replace").strip().splitlines()
-            raise Failed(f"{self.program} -d {pack} failed: {why[-1] if why else 'no reason'}")
+            raise NotOpened(f"{self.program} -d {pack} failed: {why[-1] if why else 'no reason'}")
         self.last = (pack, done.stdout)
         return done.stdout
 
@@ -120,8 +125,12 @@ def trailer_of(pack: Path, age: Age) -> bytes | None:
             if age.identity is None:
                 age.skipped += 1
                 return None
+            try:
+                data = age.plain(pack)
+            except NotOpened:  # sealed to other keys (before a key change): others may hold it
+                age.unopened += 1
+                return None
             age.sealed.add(pack)
-            data = age.plain(pack)
             return entries_of(pack, len(data), lambda start, n: data[start : start + n])
 
         def read(start: int, n: int) -> bytes:
@@ -194,6 +203,8 @@ def chunked(store: Path, digest: str, codec: str, plain: bool, out: BinaryIO, ag
     for d, raw_len in records:
         if d not in found:
             hint = f" ({age.skipped} encrypted packs skipped: pass -i KEY)" if age.skipped else ""
+            if age.unopened:
+                hint += f" ({age.unopened} encrypted packs {age.identity} does not decrypt)"
             raise Failed(f"chunk {d.hex()} of {digest} is in no pack under {store}/packs{hint}")
         pack, offset, stored_len, _ = found[d]
         if pack not in handles:

@@ -25,13 +25,13 @@ from store.codecs import Codec
 from store.errors import BlobCorrupted, StoreError
 
 BATCH = 500  # digests per lookup query (SQLite allows 999 parameters at least)
-VERSION = 2  # PRAGMA user_version; an index of another version is rebuilt (1: upgraded)
+VERSION = 3  # PRAGMA user_version; an index of another version is rebuilt (1, 2: upgraded)
 # Packs by a small integer id: ~55 bytes per chunk row on disk (a pack's 64-hex name in every
 # row, and an index on it, made it ~260).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
-    sealed INTEGER NOT NULL DEFAULT 0);
+    sealed INTEGER NOT NULL DEFAULT 0, keyset TEXT);
 CREATE TABLE IF NOT EXISTS chunks (
     digest BLOB NOT NULL, codec INTEGER NOT NULL, pack INTEGER NOT NULL,
     offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
@@ -161,27 +161,31 @@ class ChunkIndex:
         *,
         moved: bool = False,
         sealed: bool = False,
+        keyset: str | None = None,
     ) -> None:
         """Record a durable pack and its chunks, in one transaction; a chunk already indexed
         in another pack keeps its row (the second copy is dead weight for collection), unless
         the chunks were `moved` here (a repack): then their rows point here from now on. A
-        plain pack takes over the rows of chunks indexed in a sealed one: a plain backup is
-        read without the key."""
-        verb = "INSERT OR REPLACE" if moved else "INSERT OR IGNORE"
+        plain pack takes over the rows of chunks indexed in a sealed one (a plain backup is
+        read without the key); a sealed one, of `keyset` (PackKeys.keyset; None: not known,
+        a pack indexed from its trailer), those indexed in a pack sealed to another set of
+        recipients or to one not known (a new backup is read with today's keys)."""
         with self._transaction():
             self.db.execute(
-                "INSERT OR IGNORE INTO packs (name, size, sealed) VALUES (?, ?, ?)",
-                (name, size, int(sealed)),
+                "INSERT OR IGNORE INTO packs (name, size, sealed, keyset) VALUES (?, ?, ?, ?)",
+                (name, size, int(sealed), keyset if sealed else None),
             )
             pid = self.db.execute("SELECT id FROM packs WHERE name = ?", (name,)).fetchone()[0]
             rows = sorted(  # in key order: one walk through the table's B-tree
                 (e.digest, CODEC_IDS[e.codec], pid, e.offset, e.stored_len, e.raw_len)
                 for e in entries
             )
-            if not moved and not sealed:
+            if moved:
+                self.db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
+            elif not sealed:
                 self.db.executemany(_PLAIN_OVER_SEALED, [(*r, *r[2:]) for r in rows])
             else:
-                self.db.executemany(f"{verb} INTO chunks VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self.db.executemany(_SEALED_OVER_OTHER_KEYS, [(*r, *r[2:], keyset) for r in rows])
         self._names[pid] = name
 
     def drop_pack(self, name: str, entries: Sequence[Entry] | None = None) -> None:
@@ -253,15 +257,17 @@ class ChunkIndex:
         return found
 
     def known(
-        self, digests: Iterable[bytes], codec: Codec, *, plain_only: bool = False
+        self, digests: Iterable[bytes], codec: Codec, *, keyset: str | None = None
     ) -> dict[bytes, tuple[int, int, int]]:
-        """(stored length, pack id, offset) of each of `digests` the index holds: what a put
-        needs. `plain_only`: chunks in sealed packs are not known (a plain backup must read
-        without the key)."""
+        """(stored length, pack id, offset) of each of `digests` the index holds that a put
+        may use: what it needs. In plain packs, and, for a put sealing to `keyset`, in packs
+        sealed to the same recipients (a plain backup must read without the key, a sealed
+        one with today's keys)."""
         rows = self._select("digest, stored_len, pack, offset", digests, codec)
-        if plain_only and rows:
-            sealed = {r[0] for r in self.db.execute("SELECT id FROM packs WHERE sealed = 1")}
-            rows = [r for r in rows if r[2] not in sealed]
+        if rows:  # a plain put (keyset None) uses no sealed pack, not even one of no keyset
+            query = "SELECT id FROM packs WHERE sealed = 1 AND (? IS NULL OR keyset IS NOT ?)"
+            other = {r[0] for r in self.db.execute(query, (keyset, keyset))}
+            rows = [r for r in rows if r[2] not in other]
         return {d: (n, p, o) for d, n, p, o in rows}
 
     def pack_name(self, pid: int) -> str:
@@ -319,6 +325,13 @@ _PLAIN_OVER_SEALED = (
     "pack = ?, offset = ?, stored_len = ?, raw_len = ? "
     "WHERE chunks.pack IN (SELECT id FROM packs WHERE sealed = 1)"
 )
+# A sealed pack's chunk: a new row, or the row of a chunk in a pack sealed to other (or to
+# unknown) recipients points here instead.
+_SEALED_OVER_OTHER_KEYS = (
+    "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (digest, codec) DO UPDATE SET "
+    "pack = ?, offset = ?, stored_len = ?, raw_len = ? "
+    "WHERE chunks.pack IN (SELECT id FROM packs WHERE sealed = 1 AND keyset IS NOT ?)"
+)
 
 
 def _create(db: sqlite3.Connection) -> None:
@@ -330,6 +343,9 @@ def _create(db: sqlite3.Connection) -> None:
         tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if tables and version == 1:  # before sealed packs: none of its packs is sealed
             db.execute("ALTER TABLE packs ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0")
+            version = 2
+        if tables and version == 2:  # before key sets: its sealed packs' are not known
+            db.execute("ALTER TABLE packs ADD COLUMN keyset TEXT")
             db.execute(f"PRAGMA user_version = {VERSION}")
         elif tables and version != VERSION:
             raise sqlite3.DatabaseError(f"index version {version}, not {VERSION}")

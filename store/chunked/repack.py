@@ -97,7 +97,8 @@ def execute(
     for k, new in enumerate(plan.new_packs):
         name, size, entries, created = _write(planner, new, source)
         crashpoint.reached("new-pack-written")
-        index.add_pack(name, size, entries, moved=True, sealed=new.sealed)
+        keyset = source.keys.keyset if new.sealed else None
+        index.add_pack(name, size, entries, moved=True, sealed=new.sealed, keyset=keyset)
         crashpoint.reached("new-pack-indexed")
         if created:
             report.written.append(PackSize(name, size))

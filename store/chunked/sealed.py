@@ -14,6 +14,7 @@ few decrypted packs are kept (OPEN_SEALED x ~16 MiB), so a read stays within the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import queue
 import threading
 from collections import OrderedDict
@@ -49,6 +50,16 @@ class PackKeys:
     @property
     def can_seal(self) -> bool:
         return bool(self.keys.recipients)
+
+    @property
+    def keyset(self) -> str | None:
+        """Names the set of recipients packs are sealed to now (public keys only): a chunk
+        in a pack sealed to another set is stored again, so that a new backup never needs a
+        key the configuration no longer names. None without recipients."""
+        if not self.keys.recipients:
+            return None
+        joined = "\n".join(sorted(set(self.keys.recipients)))
+        return hashlib.sha256(joined.encode()).hexdigest()[:32]
 
     def recipients(self) -> list[Any]:
         if self._recipients is None:

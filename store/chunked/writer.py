@@ -97,6 +97,7 @@ class ChunkWriter:
     ) -> None:
         self.index = index
         self.seal = seal  # new chunks go into sealed packs only; None: plain packs only
+        self.keyset = seal.keyset if seal is not None else None
         self.packs_dir = packs_dir
         self.manifests_dir = manifests_dir
         self.codec = chunk_codec
@@ -166,7 +167,7 @@ class ChunkWriter:
     ) -> list[tuple[bytes, memoryview]]:
         """Record the batch in the manifest; return the chunks to store (new ones, once)."""
         known = self.index.known(
-            (d for d, _ in batch if d not in self.fresh), self.codec, plain_only=not self.seal
+            (d for d, _ in batch if d not in self.fresh), self.codec, keyset=self.keyset
         )
         new = []
         manifest.add([(digest, len(view)) for digest, view in batch])
@@ -214,7 +215,7 @@ class ChunkWriter:
         except BaseException:
             pack.abort()
             raise
-        self.index.add_pack(name, size, entries, sealed=self.seal is not None)
+        self.index.add_pack(name, size, entries, sealed=self.seal is not None, keyset=self.keyset)
         self.extents.pack_done(name)
         self.on_pack(name)
         for e in entries:

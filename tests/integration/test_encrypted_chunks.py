@@ -247,3 +247,54 @@ def test_recover_of_sealed_packs_without_the_identity_is_one_line_and_keeps_the_
     configure(backups, key[0], key[1])  # with the identity, the same recover works
     run(env, "recover", "--from", str(drive))
     assert run(env, "verify", name, "--read-data").returncode == 0
+
+
+def test_after_a_key_change_new_backups_need_the_new_key_only(
+    env: dict[str, str], tmp_path: Path, supabase_cluster: Cluster, key: tuple[str, Path]
+) -> None:
+    """The recipients change from the old key to a new one, the identity file holding both
+    (as the guide says). The next backup stores its chunks again, sealed to the new key,
+    instead of using the packs sealed to the old one: it is read with the new key alone, by
+    dumpledger and by the standalone script, while the old backup still needs the old key.
+    Before: the new backup was built of the old key's packs, and removing the old key once
+    the old backups had expired lost the new ones."""
+    cluster, backups = supabase_cluster, tmp_path / "backups"
+    add_marker(cluster)
+    configure(backups, key[0], key[1])
+    old = backup(env, "before-the-change")
+    new_key = tmp_path / "keys" / "new.key"
+    new_recipient = write_identity(new_key)
+    both = tmp_path / "keys" / "both.key"
+    both.write_text(key[1].read_text() + new_key.read_text())
+    both.chmod(0o600)
+    configure(backups, new_recipient, both)
+    new = backup(env, "after-the-change")
+    for kind in ("full", "custom"):
+        was = {a["kind"]: a for a in old["artifacts"]}[kind]
+        now = {a["kind"]: a for a in new["artifacts"]}[kind]
+        # The same database: every chunk stored again, sealed to the new key (before: the
+        # few that changed, the rest taken from the old key's packs).
+        assert now["new_chunks"] >= 0.9 * was["new_chunks"] > 0, (kind, now, was)
+    third = backup(env, "after-that")  # and deduplicated again from then on
+    assert all(a["new_chunks"] <= 4 for a in third["artifacts"]), third
+
+    configure(backups, new_recipient, new_key)  # the old key gone
+    full = {a["kind"]: a for a in new["artifacts"]}["full"]
+    sql = subprocess.run(
+        [*DUMPLEDGER, "cat", new["name"]], env=env, capture_output=True, check=True
+    ).stdout
+    assert hashlib.sha256(sql).hexdigest() == full["digest"].removeprefix("sha256:")
+    for name in (new["name"], third["name"]):
+        assert run(env, "verify", name, "--read-data").returncode == 0
+    script = [sys.executable, "-I", str(backups / "restore-without-dumpledger.py")]
+    done = subprocess.run(
+        [*script, new["name"], "-i", str(new_key), "--plain"],
+        capture_output=True,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == sql
+    done = run(env, "verify", old["name"], "--read-data", check=False)
+    assert done.returncode != 0  # the old backup is the old key's
+    configure(backups, new_recipient, both)
+    assert run(env, "verify", old["name"], "--read-data").returncode == 0
