@@ -267,14 +267,18 @@ def _dump_one(
         "new_chunks": info.new_chunks,
     }
     if codec.sealed:
-        art["encryption"] = _encryption_of(app, art, fresh=info.repaired_from is not None)
+        # A chunked artifact is read from plain packs and packs sealed to today's recipients
+        # only (the put stored again what was sealed to others), even one already there.
+        chunked = info.path is not None and info.path.suffix == ".manifest"
+        fresh = info.repaired_from is not None or chunked
+        art["encryption"] = _encryption_of(app, art, fresh=fresh)
     return art, round(time.monotonic() - t0, 3)
 
 
 def _encryption_of(app: App, art: dict[str, Any], *, fresh: bool = False) -> dict[str, Any]:
-    """Who can decrypt this artifact: today's recipients for a new (or `fresh`: repaired)
-    blob; for one already stored, the recipients recorded when it was written (it is not
-    encrypted again)."""
+    """Who can decrypt this artifact: today's recipients for a new blob, or a `fresh` one
+    (repaired, or chunked: its chunks are in packs sealed to them); for a whole blob already
+    stored, the recipients recorded when it was written (it is not encrypted again)."""
     if not art["created"] and not fresh:
         known = blob_encryption(app.catalog.engine, art["digest"], art["codec"])
         if known is not None:
