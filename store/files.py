@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from store.codecs import READ_CHUNK
 from store.errors import BlobCorrupted, BlobMissing, StoreFull
@@ -34,17 +35,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def checked_copy(path: Path, digest: str, expected: str | None) -> Iterator[bytes]:
-    """A whole blob's bytes as stored; BlobCorrupted at the end if they do not hash to
-    `expected`."""
-    sha = hashlib.sha256()
+def open_blob(path: Path, digest: str) -> BinaryIO:
+    """A whole blob's file, opened; BlobMissing naming it when it is not there."""
     try:
-        fh = path.open("rb")
+        return path.open("rb")
     except FileNotFoundError:
         raise BlobMissing(
             f"blob {digest} is missing from {path.parent}; run `dumpledger verify --all`"
         ) from None
-    with fh:
+
+
+def checked_copy(path: Path, digest: str, expected: str | None) -> Iterator[bytes]:
+    """A whole blob's bytes as stored; BlobCorrupted at the end if they do not hash to
+    `expected`."""
+    sha = hashlib.sha256()
+    with open_blob(path, digest) as fh:
         for chunk in iter(lambda: fh.read(READ_CHUNK), b""):
             sha.update(chunk)
             yield chunk

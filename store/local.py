@@ -46,7 +46,7 @@ from store.streams import (
     sealed_stream,
 )
 from store.streams import hash_file as _hash_file
-from store.wholeblobs import TMP_PREFIX, WholeBlobs
+from store.wholeblobs import TMP_PREFIX, WholeBlobs, write_checked
 
 __all__ = ["LocalStore", "check_digest", "opened_stream", "read_chunks", "sealed_stream"]
 
@@ -335,12 +335,7 @@ class LocalStore:
         self._mkdir(final.parent)
         tmp = final.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         try:
-            actual, _ = WholeBlobs.write_tmp(tmp, data)
-            if actual != sha256:
-                raise BlobCorrupted(
-                    f"{rel}: the copy hashes to {actual}, not {sha256}; verify the copy it "
-                    "came from (dumpledger verify --target)"
-                )
+            write_checked(tmp, data, sha256, rel)
             return self.chunks.adopt(rel, tmp, sha256)
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -21,9 +21,9 @@ from typing import BinaryIO
 
 from store.age import AgeKeys
 from store.codecs import SUFFIXES, Codec
-from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
+from store.errors import BlobCorrupted, DecryptionKeyError, StoreError
 from store.files import fsync_dir as _fsync_dir
-from store.files import full_disk_is_store_full
+from store.files import full_disk_is_store_full, open_blob
 from store.pipeline import prefetch
 from store.results import BlobInfo, VerifyResult
 from store.streams import (
@@ -38,6 +38,33 @@ from store.streams import hash_file as _hash_file
 
 TMP_PREFIX = ".tmp-"
 Progress = Callable[[int], None]
+
+
+def write_tmp(tmp: Path, data: Iterable[bytes]) -> tuple[str, int]:
+    """Write `data` to a new 0600 file `tmp`, fsynced; its SHA-256 and size."""
+    sha, size = hashlib.sha256(), 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        for piece in data:
+            written = fh.write(piece)
+            if written != len(piece):
+                raise OSError(errno.EIO, f"short write to {tmp}")
+            sha.update(piece)
+            size += len(piece)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return sha.hexdigest(), size
+
+
+def write_checked(tmp: Path, data: Iterable[bytes], sha256: str, what: str) -> None:
+    """`write_tmp`, then BlobCorrupted unless the bytes hash to `sha256` (a copy taken from
+    elsewhere: an offsite target)."""
+    actual, _ = write_tmp(tmp, data)
+    if actual != sha256:
+        raise BlobCorrupted(
+            f"{what}: the copy hashes to {actual}, not {sha256}; verify the copy it came "
+            "from (dumpledger verify --target)"
+        )
 
 
 class WholeBlobs:
@@ -76,7 +103,7 @@ class WholeBlobs:
         with full_disk_is_store_full(self.dir):
             try:
                 # Reading the producer and hashing the raw bytes overlap with compression.
-                stored_sha, stored_size = self.write_tmp(
+                stored_sha, stored_size = write_tmp(
                     tmp, sealed_stream(prefetch(raw, depth=16), codec, self.keys, level, threads)
                 )
                 digest = raw.sha.hexdigest()
@@ -129,12 +156,7 @@ class WholeBlobs:
         self._mkdir(self.dir)
         tmp = self.dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         try:
-            actual, _ = self.write_tmp(tmp, chunks)
-            if actual != stored_sha256:
-                raise BlobCorrupted(
-                    f"blob {digest}: the copy hashes to {actual}, not {stored_sha256}; "
-                    "verify the copy it came from (dumpledger verify --target)"
-                )
+            write_checked(tmp, chunks, stored_sha256, f"blob {digest}")
             self._claim(digest, codec)
             return self.link(tmp, final)
         finally:
@@ -151,33 +173,11 @@ class WholeBlobs:
         _fsync_dir(final.parent)
         return True
 
-    @staticmethod
-    def write_tmp(tmp: Path, data: Iterable[bytes]) -> tuple[str, int]:
-        """Write `data` to a new 0600 file `tmp`, fsynced; its SHA-256 and size."""
-        sha, size = hashlib.sha256(), 0
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            for piece in data:
-                written = fh.write(piece)
-                if written != len(piece):
-                    raise OSError(errno.EIO, f"short write to {tmp}")
-                sha.update(piece)
-                size += len(piece)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return sha.hexdigest(), size
-
     @contextmanager
     def open(self, digest: str, codec: Codec) -> Iterator[Iterator[bytes]]:
         """The blob's uncompressed (and decrypted) bytes, as a stream."""
         path = self.path(digest, codec)
-        try:
-            fh = path.open("rb")
-        except FileNotFoundError:
-            raise BlobMissing(
-                f"blob {digest} is missing from {path.parent}; run `dumpledger verify --all`"
-            ) from None
-        with fh:
+        with open_blob(path, digest) as fh:
             yield opened_stream(read_chunks(fh), Codec(codec), self.keys, f"blob {path}")
 
     def verify(
