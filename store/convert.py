@@ -27,7 +27,7 @@ from store.codecs import Codec
 from store.errors import BlobCorrupted, BlobMissing, DecryptionKeyError, StoreError
 from store.files import fsync_dir
 from store.local import LocalStore
-from store.roots import Ref, legacy_at_registration
+from store.roots import Ref, legacy_once_registered
 from store.streams import hash_file as _hash_file
 from store.streams import opened_stream, read_chunks
 
@@ -75,12 +75,9 @@ def held_by_others(
     may reference, until `store adopt`). `known` (every blob the catalog of `owner` has a
     record of), for a catalog not registered yet: a store without roots is read as its
     registration will leave it (the legacy roots that creates)."""
-    state = store.roots.state({})
-    legacy = state.legacy
-    if known is not None and not state.initialised:
-        legacy = frozenset(
-            legacy_at_registration((Ref(d, c) for d, c, _ in store.iter_blobs()), known)
-        )
+    present = {} if known is None else {Ref(d, c): 0 for d, c, _ in store.iter_blobs()}
+    state = store.roots.state(present)
+    legacy = state.legacy if known is None else legacy_once_registered(state, known)
     out = dict.fromkeys(legacy, "legacy")
     for who, refs in (*state.roots.items(), *state.journals.items()):
         if who != owner:

@@ -180,6 +180,7 @@ class LocalStore:
             stored_size=out.stored_size,
             stored_sha256=out.manifest_sha256,
             path=self.chunks.manifest_path(out.digest, codec),
+            chunked=True,
             created=out.created,
             added_bytes=out.added_bytes,
             chunks=out.chunks,

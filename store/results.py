@@ -24,6 +24,7 @@ class BlobInfo:
     added_bytes: int = 0  # what this put newly stored: new packs and manifest, or a new blob
     chunks: int = 0  # chunks of the stream (0 for a whole blob)
     new_chunks: int = 0  # of which this put stored
+    chunked: bool = False  # stored as a manifest and chunks in packs (not a whole blob)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

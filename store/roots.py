@@ -122,15 +122,21 @@ def legacy_at_registration(present: Iterable[Ref], known: Container[Ref]) -> set
     return set() if all(r in known for r in blobs) else blobs
 
 
+def legacy_once_registered(state: State, known: Container[Ref]) -> Set[Ref]:
+    """The legacy roots as they are, or, in a store without roots yet, as the first
+    registration (by a catalog that `known`s these blobs) will make them."""
+    if state.initialised:
+        return state.legacy
+    return legacy_at_registration(state.present, known)
+
+
 def plan(
     state: State, owner: str | None, *, known: Container[Ref], releasing: Collection[Ref]
 ) -> CollectionPlan:
     """What `owner` may collect, given what its catalog `known`s (every blob it has a record
     of) and `releasing` (known blobs it no longer references). Its own roots on file are not
     read: the catalog's word is newer."""
-    legacy = state.legacy
-    if not state.initialised:  # as the first registration will see it
-        legacy = legacy_at_registration(state.present, known)
+    legacy = legacy_once_registered(state, known)
     held = {r for o, refs in state.roots.items() if o != owner for r in refs}
     mine = state.journals.get(owner, frozenset()) if owner else frozenset()
     freed = set(releasing)

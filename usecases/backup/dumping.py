@@ -269,8 +269,7 @@ def _dump_one(
     if codec.sealed:
         # A chunked artifact is read from plain packs and packs sealed to today's recipients
         # only (the put stored again what was sealed to others), even one already there.
-        chunked = info.path is not None and info.path.suffix == ".manifest"
-        fresh = info.repaired_from is not None or chunked
+        fresh = info.repaired_from is not None or info.chunked
         art["encryption"] = _encryption_of(app, art, fresh=fresh)
     return art, round(time.monotonic() - t0, 3)
 
