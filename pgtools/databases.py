@@ -81,9 +81,15 @@ def create_database(target: DbTarget, name: str, props: dict[str, Any] | None) -
 
 
 def drop_database(target: DbTarget, name: str) -> None:
+    """Drop `name`, ending the sessions in it first (autovacuum's workers DROP ends itself)."""
     with connect(maintenance_target(target), autocommit=True) as conn:
-        _terminate(conn, name)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        kept = _terminate(conn, name)
+        if kept:
+            raise RestoreError(f"cannot drop database {name}: {_kept_text(kept, target.user)}")
+        try:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            raise RestoreError(f"cannot drop database {name}: {pg_message(exc)}") from None
 
 
 def apply_properties(target: DbTarget, dbname: str, props: dict[str, Any]) -> None:
@@ -119,7 +125,11 @@ def swap_in(target: DbTarget, scratch: str, keep_as: str, *, terminate: bool) ->
                     "terminate them (answer the confirmation, or pass --yes)"
                 )
             if others:
-                _terminate(conn, name)
+                kept = _terminate(conn, name)
+                if kept:
+                    raise RestoreError(
+                        f"cannot replace database {name}: {_kept_text(kept, target.user)}"
+                    )
             with conn.transaction():
                 _rename(conn, name, keep_as)
                 _rename(conn, scratch, name)
@@ -145,23 +155,42 @@ def _rename(conn: psycopg.Connection[Any], old: str, new: str) -> None:
         raise RestoreError(f"cannot rename database {old} to {new}: {pg_message(exc)}") from None
 
 
+# The sessions a drop or rename must end: those of a role. Autovacuum's workers are no role's
+# (usesysid NULL); only a superuser may signal them, and DROP and RENAME end them themselves.
+# (backend_type would say "client backend", but only to the role itself or pg_read_all_stats.)
+_CLIENTS = (
+    "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() AND usesysid IS NOT NULL"
+)
+
+
 def _sessions(conn: psycopg.Connection[Any], dbname: str) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-        (dbname,),
-    ).fetchone()
+    row = conn.execute(f"SELECT count(*) {_CLIENTS}", (dbname,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def _terminate(conn: psycopg.Connection[Any], dbname: str, wait_seconds: float = 10) -> None:
-    conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = %s AND pid <> pg_backend_pid()",
-        (dbname,),
-    )
+def _terminate(
+    conn: psycopg.Connection[Any], dbname: str, wait_seconds: float = 10
+) -> list[tuple[int, str]]:
+    """End the client sessions in `dbname`; returns those this role may not end (a
+    superuser's, when it is none), as (pid, role), after waiting for the others to go."""
+    kept: list[tuple[int, str]] = []
+    for pid, role in conn.execute(f"SELECT pid, usename {_CLIENTS}", (dbname,)).fetchall():
+        try:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        except psycopg.errors.InsufficientPrivilege:
+            kept.append((int(pid), str(role)))
     deadline = time.monotonic() + wait_seconds
-    while _sessions(conn, dbname) and time.monotonic() < deadline:
+    while _sessions(conn, dbname) > len(kept) and time.monotonic() < deadline:
         time.sleep(0.05)
+    return kept
+
+
+def _kept_text(kept: list[tuple[int, str]], user: str) -> str:
+    sessions = ", ".join(f"pid {pid} ({role})" for pid, role in kept)
+    return (
+        f"{len(kept)} session(s) of a superuser are connected to it ({sessions}), and {user} "
+        "is no superuser and may not end them: close them, or connect as a superuser"
+    )
 
 
 def pg_message(exc: psycopg.Error) -> str:
