@@ -20,13 +20,19 @@ except ImportError:  # pragma: no cover - zlib-ng is a dependency
     import zlib  # type: ignore[no-redef]
 from store.errors import StoreError
 
+# The level a chunk gets when none is configured. gzip: 6, not the 9 of a whole dump: on
+# chunks of ~5 KiB zlib-ng's level 6 stores less than its level 9 (and than zlib's level 9)
+# for two thirds of the CPU; measured on a realistic dump (docs/PERFORMANCE.md, "Per-chunk
+# level"), and kept so by tests/unit/test_chunk_levels.py.
+CHUNK_LEVELS: dict[Codec, int] = {**DEFAULT_LEVELS, Codec.GZIP: 6}
+
 
 def compress_batch(items: Sequence[memoryview], codec: Codec, level: int | None) -> list[bytes]:
     """Compress each chunk, then decompress it and compare: a chunk is written only once it
     is known to read back (so a backup's read-back need not decompress what it just wrote).
     Compared as bytes: comparing with the memoryview itself goes byte by byte in Python's
     memoryview code, 10x slower than memcmp (a quarter of a CPU-second per 120 MiB)."""
-    lvl = DEFAULT_LEVELS[codec] if level is None else level
+    lvl = CHUNK_LEVELS[codec] if level is None else level
     out = []
     if codec is Codec.GZIP:
         for raw in items:

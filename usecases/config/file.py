@@ -153,7 +153,7 @@ def commented_default() -> dict[str, Any]:
             **DatabaseSection().model_dump(mode="json", exclude={"password"}),
         },
         "compression": {
-            "//": "codec gzip (default, level 9) or zstd (level 3, pip install "
+            "//": "codec gzip (default; level 6 per chunk) or zstd (level 3, pip install "
             "'dumpledger[zstd]'); threads for zstd",
             **CompressionSection().model_dump(mode="json"),
         },
