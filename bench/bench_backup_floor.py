@@ -20,8 +20,10 @@ The floor printed at the end is what 2 cores allow at best: the start, then the 
 CPU (server + pg_dump + put) spread over both cores; against 1.5x the bare dump.
 
 `--first-levels 9,6`: before that, first backups of the same database into fresh backup
-directories, one per gzip level (`compression.level`), interleaved, `--repeats` times each:
-seconds and stored bytes.
+directories, one per gzip level (`compression.level`; "default": none set), interleaved,
+`--repeats` times each: seconds and stored bytes. With `--today DIR` (a checkout of dumpledger
+before chunking, e.g. `git worktree add /tmp/today ecc458e`) its first backups are interleaved
+with them as "today" (issue 17: a first backup no slower than before chunking).
 """
 
 from __future__ import annotations
@@ -124,16 +126,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=175_000, help="~130 MB of plain dump")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--first-levels", default="", help="e.g. 9,6: first backups per level")
+    parser.add_argument(
+        "--first-levels", default="", help="e.g. default,9,6: first backups per level"
+    )
+    parser.add_argument("--today", type=Path, help="a checkout before chunking: its first backups")
     args = parser.parse_args()
-    levels = [int(x) for x in args.first_levels.split(",") if x]
+    levels = [x for x in args.first_levels.split(",") if x] + (["today"] if args.today else [])
     work = Path(tempfile.mkdtemp(prefix="dumpledger-floor-"))
     cluster = Cluster.create("postgres").start()
     python = sys.executable
     try:
         raw = setup(cluster, args.rows)
         subprocess.run(
-            [python, "-m", "compileall", "-q", "-x", r"[\\/]\.", str(ROOT)],
+            [python, "-m", "compileall", "-q", "-x", r"[\\/]\.", str(ROOT)]
+            + ([str(args.today)] if args.today else []),
             check=False,
             stdout=subprocess.DEVNULL,
         )
@@ -155,19 +161,28 @@ def main() -> None:
             "PYTHONPATH": str(ROOT),
         }
         backup = [python, "-m", "cli", "backup", "--type", "nightly"]
-        firsts: dict[str, list[tuple[float, int]]] = {str(lvl): [] for lvl in levels}
+        firsts: dict[str, list[tuple[float, int]]] = {lvl: [] for lvl in levels}
         for n in range(args.repeats if levels else 0):
             for lvl in levels:
                 bdir = work / f"first-{lvl}-{n}"
                 bdir.mkdir()
-                (bdir / "backup-config.json").write_text(
-                    json.dumps({"compression": {"level": lvl}})
-                )
-                wall, _ = timed(backup, dl_env | {"DUMPLEDGER_BACKUP_DIR": str(bdir)})
+                if lvl not in ("default", "today"):
+                    (bdir / "backup-config.json").write_text(
+                        json.dumps({"compression": {"level": int(lvl)}})
+                    )
+                env1 = dl_env | {"DUMPLEDGER_BACKUP_DIR": str(bdir)}
+                root = ROOT
+                if lvl == "today":
+                    root = args.today.resolve()
+                    env1 |= {"PYTHONPATH": str(root)}
+                wall, _ = timed(backup, env1, cwd=root)
                 stored = sum(p.stat().st_size for p in (bdir / "store").rglob("*") if p.is_file())
-                firsts[str(lvl)].append((round(wall, 2), stored))
+                firsts[lvl].append((round(wall, 2), stored))
                 shutil.rmtree(bdir)
             print(json.dumps(firsts), flush=True)
+        first_medians = {
+            lvl: statistics.median(w for w, _ in runs) for lvl, runs in firsts.items() if runs
+        }
         first = timed(backup, dl_env)
         print(f"plain dump {raw / 2**20:.1f} MiB; first backup {first[0]:.2f} s", flush=True)
         pg_dump = str(cluster.bindir / "pg_dump")
@@ -211,6 +226,7 @@ def main() -> None:
             "plain_dump_mib": round(raw / 2**20, 1),
             "first_backup_seconds": round(first[0], 2),
             "first_backups_by_level": firsts,
+            "first_backup_medians": first_medians,
             "repeats": rows,
             "median": {k: round(v, 3) for k, v in med.items()},
             "floor_seconds": round(floor, 3),
