@@ -134,14 +134,18 @@ class BlobMigrated(Event):
     next (`dumpledger store migrate`). The artifact's identity (digest, codec) is unchanged;
     ``stored_sha256`` (the manifest's) and ``stored_size`` (its chunks' stored bytes) describe
     the stored form every artifact of the blob expects from here on; ``previous_*`` the whole
-    blob's."""
+    blob's. ``recipients``, for an encrypted blob: who decrypts it from here on (its chunks
+    are in packs sealed to them, today's recipients, not necessarily those it was written
+    for); None for a plain blob."""
 
+    schema_version: ClassVar[int] = 2
     digest: str
     codec: str
     stored_sha256: str
     stored_size: int
     previous_sha256: str
     previous_size: int
+    recipients: list[str] | None = None
 
     @property
     def subject(self) -> str:
@@ -368,6 +372,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
         "scratch_db": None,
         "keep_as": None,
     },
+    # v1 migrations did not say who decrypts the blob's chunks: its backups' records stand.
+    ("BlobMigrated", 1): lambda p: {**p, "recipients": None},
 }
 
 

@@ -176,7 +176,14 @@ def _add_artifacts(conn: Connection, rec: Recorded, name: str, arts: list[Any]) 
 
 def _artifact_row(art: dict[str, Any]) -> dict[str, Any]:
     keys = ("kind", "digest", "codec", "raw_size", "stored_size", "stored_sha256")
-    return {k: art[k] for k in keys}
+    return {**{k: art[k] for k in keys}, "recipients": artifact_recipients(art)}
+
+
+def artifact_recipients(art: dict[str, Any]) -> str | None:
+    """The artifacts.recipients of an artifact as its backup's event records it (also the
+    catalog migration that added the column fills it so)."""
+    enc = art.get("encryption")
+    return canonical_json(list(enc.get("recipients") or [])) if enc else None
 
 
 def _reference_blob(conn: Connection, rec: Recorded, art: dict[str, Any]) -> None:
@@ -248,6 +255,25 @@ def _repaired(conn: Connection, rec: Recorded, ev: Any) -> None:
         .where(and_(blobs.c.digest == ev.digest, blobs.c.codec == ev.codec))
         .values(new)
     )
+    if isinstance(ev, BlobMigrated) and ev.recipients is not None:
+        conn.execute(update(artifacts).where(key).values(recipients=canonical_json(ev.recipients)))
+        names = conn.execute(select(artifacts.c.backup_name).where(key).distinct()).scalars()
+        for name in sorted(names):
+            _recount_recipients(conn, name)
+
+
+def _recount_recipients(conn: Connection, name: str) -> None:
+    """metadata["encryption"]["recipients"]: every recipient any artifact of the backup is
+    encrypted to now (as usecases.backup.dumping.encryption_summary makes it)."""
+    rows = conn.execute(
+        select(artifacts.c.recipients).where(artifacts.c.backup_name == name)
+    ).scalars()
+    recipients = sorted({r for text in rows if text for r in json.loads(text)})
+    meta = json.loads(
+        conn.execute(select(backups.c.metadata).where(backups.c.name == name)).scalar_one()
+    )
+    meta["encryption"] = {**(meta.get("encryption") or {"scheme": "age"}), "recipients": recipients}
+    _update_backup(conn, name, metadata=canonical_json(meta))
 
 
 def _drilled(conn: Connection, rec: Recorded, ev: Any) -> None:

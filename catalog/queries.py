@@ -40,8 +40,9 @@ def get_backup(engine: Engine, name: str) -> dict[str, Any]:
         if row is None:
             raise UnknownBackup(name)
         out = backup_dict(row._mapping)
+        shown = [c for c in artifacts.c if c.name != "recipients"]  # in metadata.encryption
         arts = conn.execute(
-            select(artifacts).where(artifacts.c.backup_name == name).order_by(artifacts.c.kind)
+            select(*shown).where(artifacts.c.backup_name == name).order_by(artifacts.c.kind)
         )
         out["artifacts"] = [dict(a._mapping) for a in arts]
         out["anchor"] = _anchor(conn, name)

@@ -18,7 +18,7 @@ from typing import Any
 # The newest migration in migrations/versions (a test keeps the two in step). Knowing it here
 # lets an up-to-date catalog open without importing Alembic, and tells the read path whether
 # it may read the catalog as it is.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 BUSY_TIMEOUT_MS = 60_000
 
 # Runs one statement with named parameters; returns the rows as mappings.

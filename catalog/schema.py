@@ -74,6 +74,9 @@ artifacts = Table(
     Column("raw_size", BigInteger, nullable=False),
     Column("stored_size", BigInteger, nullable=False),
     Column("stored_sha256", String(64), nullable=False),
+    # An encrypted artifact: who decrypts it (a JSON list), as its backup recorded it or as
+    # the BlobMigrated of its blob changed it; NULL when not encrypted.
+    Column("recipients", Text),
 )
 
 blobs = Table(

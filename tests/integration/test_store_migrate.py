@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from catalog.events import BlobMigrated
 from catalog.queries import get_backup
 from pgtools.cluster import Cluster
 from store import Codec, LocalStore, Ref
@@ -166,6 +168,76 @@ def test_an_encrypted_blob_becomes_sealed_packs(tmp_path: Path, supabase_cluster
         assert dumps(app, [name]) == before
         assert verify_one(app, name, read_data=True).ok
         assert verify_catalog(app).ok
+
+
+def test_after_a_key_change_migrated_backups_name_the_key_that_reads_them(
+    tmp_path: Path, supabase_cluster: Cluster
+) -> None:
+    """Whole blobs encrypted to the old key, migrated after the recipients changed to a new
+    one (the identity file holding both, as the guide says): their chunks are sealed to the
+    new key, and their backups' metadata (info, the metadata file, a wrong key's message) now
+    names the new key, which alone reads them. Before: still the old key, which no longer
+    reads them, while the new one, not named, did."""
+    old = age_keys(tmp_path / "keys")
+    settings = encrypted_settings(tmp_path, supabase_cluster, old)
+    with app_for(settings) as app:
+        name = whole_backup(app, "sealed", all_formats=False)
+        before = dumps(app, [name])
+    new = age_keys(tmp_path / "keys", "new.key")
+    both = tmp_path / "keys" / "both.key"
+    assert old.identity_file is not None and new.identity_file is not None
+    both.write_text(old.identity_file.read_text() + new.identity_file.read_text())
+    both.chmod(0o600)
+    changed = encrypted_settings(
+        tmp_path, supabase_cluster, dataclasses.replace(new, identity_file=both)
+    )
+    with app_for(changed) as app:
+        done = migrate(app)
+        assert len(done.of("converted")) == 2 and whole_blobs(app) == []
+        backup = get_backup(app.catalog.engine, name)
+        assert backup["metadata"]["encryption"]["recipients"] == list(new.recipients)
+        meta_file = app.settings.database_dir / f"{name}_metadata.json"
+        on_disk = json.loads(meta_file.read_text())
+        assert on_disk["encryption"]["recipients"] == list(new.recipients)
+        events = app.catalog.events(types=["BlobMigrated"])
+        recorded = [r.event() for r in events]
+        assert [e.recipients for e in recorded if isinstance(e, BlobMigrated)] == [
+            list(new.recipients)
+        ] * 2
+        report = verify_catalog(app)  # the projection is what the fold of the log gives
+        assert report.ok, report.problems
+    with app_for(with_identity(changed, new.identity_file)) as app:  # the new key alone
+        assert dumps(app, [name]) == before
+        assert verify_one(app, name, read_data=True).ok
+
+
+def test_an_upgraded_catalog_knows_who_decrypts_each_artifact(
+    tmp_path: Path, supabase_cluster: Cluster
+) -> None:
+    """A catalog from before artifacts.recipients (revision 0005) is upgraded with the
+    column filled from its backups' events, as the fold of the log fills it."""
+    from alembic import command
+    from sqlalchemy import select
+
+    from catalog.db import alembic_config
+    from catalog.schema import artifacts
+
+    keys = age_keys(tmp_path / "keys")
+    settings = encrypted_settings(tmp_path, supabase_cluster, keys)
+    with app_for(settings) as app:
+        name = run_backup(app, BackupRequest(name="sealed")).name
+        with app.catalog.engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0005")
+        with app.catalog.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "head")
+            rows = conn.execute(
+                select(artifacts.c.kind, artifacts.c.recipients).where(
+                    artifacts.c.backup_name == name
+                )
+            ).all()
+        assert rows and all(json.loads(r.recipients) == list(keys.recipients) for r in rows)
+        report = verify_catalog(app)
+        assert report.ok, report.problems
 
 
 def test_an_encrypted_blob_stays_whole_where_it_could_not_be_read_back(

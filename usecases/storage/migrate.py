@@ -269,6 +269,8 @@ def _record(app: App, done: Converted, previous_sha256: str) -> None:
                 stored_size=done.stored_size,
                 previous_sha256=previous_sha256,
                 previous_size=done.previous_size,
+                # its chunks are in packs sealed to today's recipients (a put uses no other)
+                recipients=list(app.settings.encryption.recipients) if done.codec.sealed else None,
             )
         ],
         actor=app.actor,
