@@ -16,6 +16,9 @@ applies one slice and measures, on the same database state:
            the new chunks, pack, index, manifest, pack re-hash)
 - backup:  `dumpledger backup --type nightly`, a real process: wall and CPU seconds
            (itself and its children: pg_dump)
+- resident: after one more slice of writes, the same backup run by a process that had
+           imported dumpledger already (`cli.main.main([...])` timed after the imports): what
+           a later backup would take in a resident process (a scheduler that stays running)
 The floor printed at the end is what 2 cores allow at best: the start, then the dump phase's
 CPU (server + pg_dump + put) spread over both cores; against 1.5x the bare dump.
 
@@ -121,6 +124,15 @@ print(json.dumps({"wall": t1 - t0, "cpu": cpu, "new_chunks": out.new_chunks,
 """
 
 
+RESIDENT = """
+import json, time
+import cli.main, usecases.backup.run
+t0 = time.perf_counter()
+code = cli.main.main(["backup", "--type", "nightly"])
+print(json.dumps({"wall": time.perf_counter() - t0, "code": code}))
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=175_000, help="~130 MB of plain dump")
@@ -217,6 +229,19 @@ def main() -> None:
             row["new_chunks_pct"] = 100 * done["new_chunks"] / done["chunks"]
             shutil.rmtree(copy)
             row["backup_wall"], row["backup_cpu"] = timed(backup, dl_env)
+            cluster.psql(CHURN, dbname="churn")
+            resident = subprocess.run(
+                [python, "-c", RESIDENT],
+                env=dl_env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            done = json.loads(resident.stdout.splitlines()[-1])
+            if done["code"] != 0:
+                raise SystemExit(f"the resident backup failed: {resident.stderr}")
+            row["resident_wall"] = done["wall"]
             rows.append({k: round(v, 3) for k, v in row.items()})
             print(json.dumps(rows[-1]), flush=True)
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
@@ -232,6 +257,7 @@ def main() -> None:
             "floor_seconds": round(floor, 3),
             "floor_over_bare": round(floor / med["bare_wall"], 2),
             "backup_over_bare": round(med["backup_wall"] / med["bare_wall"], 2),
+            "resident_over_bare": round(med["resident_wall"] / med["bare_wall"], 2),
             "target_seconds": round(1.5 * med["bare_wall"], 3),
             "loadavg": os.getloadavg(),
         }
