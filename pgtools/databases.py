@@ -118,7 +118,7 @@ def swap_in(target: DbTarget, scratch: str, keep_as: str, *, terminate: bool) ->
             sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name))
         )
         try:
-            others = _sessions(conn, name)
+            others = client_sessions(conn, name)
             if others and not terminate:
                 raise RestoreError(
                     f"{others} other session(s) are connected to {name}; close them, or agree to "
@@ -163,7 +163,8 @@ _CLIENTS = (
 )
 
 
-def _sessions(conn: psycopg.Connection[Any], dbname: str) -> int:
+def client_sessions(conn: psycopg.Connection[Any], dbname: str) -> int:
+    """The sessions of a role in `dbname` besides this one (autovacuum's workers not)."""
     row = conn.execute(f"SELECT count(*) {_CLIENTS}", (dbname,)).fetchone()
     return int(row[0]) if row else 0
 
@@ -180,7 +181,7 @@ def _terminate(
         except psycopg.errors.InsufficientPrivilege:
             kept.append((int(pid), str(role)))
     deadline = time.monotonic() + wait_seconds
-    while _sessions(conn, dbname) > len(kept) and time.monotonic() < deadline:
+    while client_sessions(conn, dbname) > len(kept) and time.monotonic() < deadline:
         time.sleep(0.05)
     return kept
 

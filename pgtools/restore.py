@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from pgtools.databases import maintenance_target
+from pgtools.databases import client_sessions, maintenance_target
 from pgtools.errors import RestoreError
 from pgtools.lockwatch import RestoreLockTimeout, watched
 from pgtools.psqlscript import (
@@ -67,10 +67,7 @@ def server_facts(target: DbTarget) -> ServerFacts:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (target.dbname,)
         ).fetchone()
-        sessions = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (target.dbname,),
-        ).fetchone()
+        sessions = client_sessions(conn, target.dbname)
         major = conn.info.server_version // 10000
         leftovers = leftover_scratch_databases(conn)
     tables: dict[str, int] = {}
@@ -91,7 +88,7 @@ def server_facts(target: DbTarget) -> ServerFacts:
         roles=frozenset(str(r[0]) for r in roles),
         superusers=frozenset(str(r[0]) for r in roles if r[1]),
         target_exists=exists is not None,
-        other_sessions=int(sessions[0]) if sessions else 0,
+        other_sessions=sessions,
         tables_by_schema=tables,
         leftovers=leftovers,
     )

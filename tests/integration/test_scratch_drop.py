@@ -1,6 +1,7 @@
 """Dropping a scratch database (after a drill, or a failed restore) as a role that is no
 superuser: an autovacuum worker busy in it does not stop the drop (CI once left a drill's
-scratch database behind this way), and a superuser's session in it is a clear error."""
+scratch database behind this way), nor counts as a session a restore would end; a
+superuser's session in it is a clear error."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from pgtools.cluster import Cluster
 from pgtools.databases import drop_database
 from pgtools.errors import PgError
+from pgtools.restore import server_facts
 from pgtools.target import DbTarget
 
 SCRATCH = "dumpledger_drill_autovacuum"
@@ -59,6 +61,10 @@ def test_an_autovacuum_worker_in_the_scratch_database_does_not_stop_its_drop(
         user="app",
     )
     _wait_for_autovacuum(cluster, SCRATCH)
+    in_scratch = DbTarget(host=target.host, port=target.port, user="app", dbname=SCRATCH)
+    assert server_facts(in_scratch).other_sessions == 0  # autovacuum is nobody's session
+    with psycopg.connect(**cluster.connect_kwargs(dbname=SCRATCH, user="app")):
+        assert server_facts(in_scratch).other_sessions == 1  # a client is
     drop_database(target, SCRATCH)
     assert SCRATCH not in _databases(cluster)
 
