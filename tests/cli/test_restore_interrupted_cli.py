@@ -57,6 +57,13 @@ def env(tmp_path: Path, big: tuple[Cluster, Path, str]) -> dict[str, str]:
     return e
 
 
+def default_ctrl_c() -> None:
+    """In the child, before exec: Ctrl-C at its default, as an interactive shell starts a
+    command. A background job of a script (`make test &`) inherits SIGINT ignored, and Python
+    then never raises KeyboardInterrupt: the test would see only the children stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_restore(env: dict[str, str], dump: Path) -> subprocess.Popen[str]:
     """`dumpledger restore --file ... --table public.big` in a session of its own, as a
     terminal would run it (Ctrl-C reaches the whole group)."""
@@ -68,6 +75,7 @@ def start_restore(env: dict[str, str], dump: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_ctrl_c,
     )
 
 
@@ -262,6 +270,7 @@ def test_ctrl_c_in_a_backup_says_it_was_recorded_and_nothing_kept(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_ctrl_c,
     )
     deadline = time.monotonic() + 60
     while not stalled.exists() and time.monotonic() < deadline:
@@ -296,6 +305,7 @@ def test_sigkill_in_a_whole_restore_leaves_an_empty_scratch_database(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_ctrl_c,
     )
     try:
         wait_for(
