@@ -173,7 +173,8 @@ def _terminate(
     conn: psycopg.Connection[Any], dbname: str, wait_seconds: float = 10
 ) -> list[tuple[int, str]]:
     """End the client sessions in `dbname`; returns those this role may not end (a
-    superuser's, when it is none), as (pid, role), after waiting for the others to go."""
+    superuser's or another role's, when it is no superuser), as (pid, role), after waiting for
+    the others to go."""
     kept: list[tuple[int, str]] = []
     for pid, role in conn.execute(f"SELECT pid, usename {_CLIENTS}", (dbname,)).fetchall():
         try:
@@ -189,8 +190,8 @@ def _terminate(
 def _kept_text(kept: list[tuple[int, str]], user: str) -> str:
     sessions = ", ".join(f"pid {pid} ({role})" for pid, role in kept)
     return (
-        f"{len(kept)} session(s) of a superuser are connected to it ({sessions}), and {user} "
-        "is no superuser and may not end them: close them, or connect as a superuser"
+        f"{len(kept)} session(s) that {user} may not end are connected to it ({sessions}): "
+        "close them, or connect as a superuser"
     )
 
 
