@@ -259,3 +259,44 @@ def test_conflicts_unsafe_names_and_empty_groups_fail_the_others_import(
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
     zone = run(env, "import-legacy", str(old), "--timezone", "Mars/Olympus_Mons")
     assert zone.returncode == 2 and "unknown time zone" in zone.stderr
+
+
+def test_an_encrypted_store_imports_old_dumps_sealed(
+    tmp_path: Path, supabase_db: SupabaseDb
+) -> None:
+    """With encryption.recipients set, imported dumps go into sealed packs as a backup taken
+    now would: nothing of them readable in the store (an offsite push moves only age files),
+    their backups name who decrypts them, and they read back with the identity. Before: they
+    were stored plain, whatever the configuration said."""
+    from tests.age_keys import age_keys
+    from tests.integration.test_encryption import encrypted_settings
+    from usecases.backup.export import plain_stream
+    from usecases.backup.legacy import ImportRequest, import_legacy
+    from usecases.backup.verify import verify_one
+    from usecases.integrity import verify_catalog
+
+    old = old_backup_dir(tmp_path, supabase_db)
+    keys = age_keys(tmp_path / "keys")
+    settings = encrypted_settings(tmp_path, supabase_db.cluster, keys)
+    with app_for(settings) as app:
+        report = import_legacy(app, ImportRequest(directory=old, tz=UTC))
+        imported = [o.backup for o in report.outcomes if o.status == "imported"]
+        assert AUTO in imported and MANUAL in imported, report.to_json()
+        packs = sorted((settings.store_dir / "packs").rglob("*.pack"))
+        assert packs and all(p.read_bytes().startswith(b"age-encryption.org/v1") for p in packs)
+        marker = b"CREATE TABLE public.todos"
+        assert not any(marker in p.read_bytes() for p in packs)
+        for name in imported:
+            backup = get_backup(app.catalog.engine, name)
+            assert backup["metadata"]["encryption"]["recipients"] == list(keys.recipients)
+            assert all(a["codec"].endswith("+age") for a in backup["artifacts"]), backup
+            assert verify_one(app, name, read_data=True).ok
+        with plain_stream(app, AUTO, "full") as chunks:
+            assert b"".join(chunks) == gzip.decompress((old / f"{AUTO}_full.sql.gz").read_bytes())
+        plain_files = [
+            p.name
+            for p in settings.database_dir.iterdir()
+            if p.name.endswith((".sql.gz", ".dump", ".sql"))
+        ]
+        assert plain_files == []  # the newest backup's files are .age too
+        assert verify_catalog(app).ok

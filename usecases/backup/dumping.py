@@ -266,12 +266,18 @@ def _dump_one(
         "chunks": info.chunks,
         "new_chunks": info.new_chunks,
     }
-    if codec.sealed:
-        # A chunked artifact is read from plain packs and packs sealed to today's recipients
-        # only (the put stored again what was sealed to others), even one already there.
-        fresh = info.repaired_from is not None or info.chunked
-        art["encryption"] = _encryption_of(app, art, fresh=fresh)
+    if (encryption := artifact_encryption(app, art, info)) is not None:
+        art["encryption"] = encryption
     return art, round(time.monotonic() - t0, 3)
+
+
+def artifact_encryption(app: App, art: dict[str, Any], info: BlobInfo) -> dict[str, Any] | None:
+    """An artifact's "encryption" entry (None when it is stored plain). A chunked artifact is
+    read from plain packs and packs sealed to today's recipients only (the put stored again
+    what was sealed to others), even one already there."""
+    if not info.codec.sealed:
+        return None
+    return _encryption_of(app, art, fresh=info.repaired_from is not None or info.chunked)
 
 
 def _encryption_of(app: App, art: dict[str, Any], *, fresh: bool = False) -> dict[str, Any]:

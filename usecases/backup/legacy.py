@@ -25,6 +25,7 @@ from pgtools.errors import PgDumpFailed, PgError
 from store import Codec
 from store.codecs import decompress
 from store.local import read_chunks
+from usecases.backup.dumping import artifact_encryption, encryption_summary
 from usecases.backup.legacy_files import (
     Ignored,
     LegacyFile,
@@ -287,6 +288,9 @@ def _store(
 ) -> BackupImported:
     artifacts = [_store_one(app, g.files[kind], checked[kind]) for kind in sorted(g.files)]
     started, source = start
+    metadata = _event_metadata(meta, started, source, directory)
+    if (encryption := encryption_summary(artifacts)) is not None:
+        metadata["encryption"] = encryption
     return BackupImported(
         backup=g.name,
         backup_type=legacy_type(g.name, meta.backup_type),
@@ -295,13 +299,15 @@ def _store(
         finished_at=utc_iso(meta.finished_at) if meta.finished_at else None,
         verified=meta.verified,
         source_files=[str(p) for p in g.all_paths()],
-        metadata=_event_metadata(meta, started, source, directory),
+        metadata=metadata,
     )
 
 
 def _store_one(app: App, f: LegacyFile, checked: _Checked) -> dict[str, Any]:
     s = app.settings
     codec = Codec.NONE if f.format == "custom" else Codec(s.codec)
+    if s.encryption.enabled:  # sealed as a backup taken now would be
+        codec = codec.with_age()
     try:
         with f.path.open("rb") as fh:
             info = app.store.put(
@@ -319,7 +325,7 @@ def _store_one(app: App, f: LegacyFile, checked: _Checked) -> dict[str, Any]:
     result = app.store.verify(info.digest, codec, expected_stored_sha256=info.stored_sha256)
     if not result.ok:
         raise _Refused("failed", f"{f.path.name}: the stored copy failed read-back: {result.error}")
-    return {
+    art: dict[str, Any] = {
         "kind": f.kind,
         "digest": info.digest,
         "codec": info.codec.value,
@@ -330,6 +336,9 @@ def _store_one(app: App, f: LegacyFile, checked: _Checked) -> dict[str, Any]:
         "added_bytes": info.added_bytes,
         "source": f.path.name,
     }
+    if (encryption := artifact_encryption(app, art, info)) is not None:
+        art["encryption"] = encryption
+    return art
 
 
 def _event_metadata(
