@@ -38,7 +38,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_churn import CHURN, setup
+from bench_churn import CHURN, compile_trees, emit, setup, throwaway_cluster
 
 from pgtools.cluster import Cluster
 
@@ -144,17 +143,10 @@ def main() -> None:
     parser.add_argument("--today", type=Path, help="a checkout before chunking: its first backups")
     args = parser.parse_args()
     levels = [x for x in args.first_levels.split(",") if x] + (["today"] if args.today else [])
-    work = Path(tempfile.mkdtemp(prefix="dumpledger-floor-"))
-    cluster = Cluster.create("postgres").start()
     python = sys.executable
-    try:
+    with throwaway_cluster("dumpledger-floor-") as (cluster, work):
         raw = setup(cluster, args.rows)
-        subprocess.run(
-            [python, "-m", "compileall", "-q", "-x", r"[\\/]\.", str(ROOT)]
-            + ([str(args.today)] if args.today else []),
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
+        compile_trees(ROOT, args.today)
         env = {
             k: v
             for k, v in os.environ.items()
@@ -261,12 +253,7 @@ def main() -> None:
             "target_seconds": round(1.5 * med["bare_wall"], 3),
             "loadavg": os.getloadavg(),
         }
-    finally:
-        cluster.destroy()
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

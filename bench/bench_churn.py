@@ -31,6 +31,7 @@ before the first round, and PYTHONDONTWRITEBYTECODE is not passed on).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,6 +203,25 @@ def python_of(root: Path | None) -> str:
     return str(own) if own is not None and own.exists() else sys.executable
 
 
+@contextlib.contextmanager
+def throwaway_cluster(prefix: str) -> Iterator[tuple[Cluster, Path]]:
+    """A started cluster and a work directory, both removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    cluster = Cluster.create("postgres").start()
+    try:
+        yield cluster, work
+    finally:
+        cluster.destroy()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def emit(result: dict[str, object], path: Path | None) -> None:
+    """The results on stdout, and in `path` (--json) when given."""
+    print(json.dumps(result, indent=2))
+    if path:
+        path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def compile_trees(*roots: Path | None) -> None:
     """Bytecode for every module, as an installation has it (pip compiles on install)."""
     for root in roots:
@@ -290,10 +311,8 @@ def main() -> None:
     tools = [t for t in tools if t not in ("restic", "borg") or shutil.which(t)]
     if args.today is None:
         tools = [t for t in tools if t != "today"]
-    work = Path(tempfile.mkdtemp(prefix="dumpledger-churn-"))
-    cluster = Cluster.create("postgres").start()
     load_before = os.getloadavg()
-    try:
+    with throwaway_cluster("dumpledger-churn-") as (cluster, work):
         raw = setup(cluster, args.rows)
         print(f"plain dump {raw / 2**20:.1f} MiB; tools {', '.join(tools)}", flush=True)
         bench = Bench(cluster, work, tools, args.today)
@@ -311,12 +330,7 @@ def main() -> None:
             "loadavg_after": os.getloadavg(),
             **summary(bench, args.rounds),
         }
-    finally:
-        cluster.destroy()
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_backup import du
-from bench_churn import CHURN, ROOT, setup
+from bench_churn import CHURN, ROOT, emit, setup, throwaway_cluster
 
 from pgtools.cluster import Cluster
 
@@ -159,16 +158,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--stop-before-cleanup", type=Path, help="copy the backup dir there")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="dumpledger-gc-"))
-    cluster = Cluster.create("postgres").start()
-    try:
+    with throwaway_cluster("dumpledger-gc-") as (cluster, work):
         result = run(args, cluster, work)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":
