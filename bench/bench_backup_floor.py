@@ -16,6 +16,10 @@ applies one slice and measures, on the same database state:
            the new chunks, pack, index, manifest, pack re-hash)
 - backup:  `dumpledger backup --type nightly`, a real process: wall and CPU seconds
            (itself and its children: pg_dump)
+- sha, chunks: the least any store and any chunked store do with the dump, in a process started
+           (and its imports made) before the clock starts: pg_dump's output read (through a
+           pipe widened as the backup's is) and hashed whole (sha), and also cut and each chunk
+           hashed, as the put does (chunks); nothing is stored.
 - resident: after one more slice of writes, the same backup run by a process that had
            imported dumpledger already (`cli.main.main([...])` timed after the imports): what
            a later backup would take in a resident process (a scheduler that stays running)
@@ -27,6 +31,11 @@ directories, one per gzip level (`compression.level`; "default": none set), inte
 `--repeats` times each: seconds and stored bytes. With `--today DIR` (a checkout of dumpledger
 before chunking, e.g. `git worktree add /tmp/today ecc458e`) its first backups are interleaved
 with them as "today" (issue 17: a first backup no slower than before chunking).
+
+`--against DIR` (another checkout of dumpledger, e.g. `git worktree add /tmp/before HEAD~1`):
+each repeat also takes that checkout's later backup of the same database state, into a backup
+directory of its own with the same history, in alternating order with this checkout's
+("against"; and both backups' dump phase, `durations.full` of their metadata).
 """
 
 from __future__ import annotations
@@ -92,6 +101,12 @@ class BackendWatch:
         return self.cpu
 
 
+def newest_dump_seconds(bdir: Path) -> float:
+    """The newest backup's dump phase (metadata durations.full): pg_dump and the put."""
+    newest = max((bdir / "database").glob("*_metadata.json"), key=lambda p: p.stat().st_mtime)
+    return float(json.loads(newest.read_text())["durations"]["full"])
+
+
 def timed(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the process and its children)."""
     start = time.perf_counter()
@@ -123,6 +138,28 @@ print(json.dumps({"wall": t1 - t0, "cpu": cpu, "new_chunks": out.new_chunks,
 """
 
 
+PASS = """
+import hashlib, json, subprocess, sys, time
+from pgtools.pipes import widen
+from store.chunked import chunker
+from store.chunked.writer import _batches
+mode, pg_dump = sys.argv[1:3]
+t0 = time.perf_counter()
+proc = subprocess.Popen([pg_dump], stdout=subprocess.PIPE)
+widen(proc.stdout)  # as the backup's pg_dump
+def pieces():
+    whole = hashlib.sha256()
+    while piece := proc.stdout.read1(1 << 20):
+        whole.update(piece)
+        yield piece
+for _ in (pieces() if mode == "sha" else _batches(chunker.cut(pieces()))):
+    pass
+if proc.wait() != 0:
+    raise SystemExit("pg_dump failed")
+print(json.dumps({"wall": time.perf_counter() - t0}))
+"""
+
+
 RESIDENT = """
 import json, time
 import cli.main, usecases.backup.run
@@ -141,12 +178,15 @@ def main() -> None:
         "--first-levels", default="", help="e.g. default,9,6: first backups per level"
     )
     parser.add_argument("--today", type=Path, help="a checkout before chunking: its first backups")
+    parser.add_argument(
+        "--against", type=Path, help="another checkout: its later backups, interleaved"
+    )
     args = parser.parse_args()
     levels = [x for x in args.first_levels.split(",") if x] + (["today"] if args.today else [])
     python = sys.executable
     with throwaway_cluster("dumpledger-floor-") as (cluster, work):
         raw = setup(cluster, args.rows)
-        compile_trees(ROOT, args.today)
+        compile_trees(ROOT, args.today, args.against)
         env = {
             k: v
             for k, v in os.environ.items()
@@ -188,6 +228,14 @@ def main() -> None:
             lvl: statistics.median(w for w, _ in runs) for lvl, runs in firsts.items() if runs
         }
         first = timed(backup, dl_env)
+        other_env = None
+        if args.against is not None:
+            other = args.against.resolve()
+            other_env = dl_env | {
+                "DUMPLEDGER_BACKUP_DIR": str(work / "against"),
+                "PYTHONPATH": str(other),
+            }
+            shutil.copytree(work / "backups", work / "against", symlinks=True)
         print(f"plain dump {raw / 2**20:.1f} MiB; first backup {first[0]:.2f} s", flush=True)
         pg_dump = str(cluster.bindir / "pg_dump")
         rows: list[dict[str, float]] = []
@@ -206,6 +254,18 @@ def main() -> None:
             row["start_wall"], row["start_cpu"] = timed(
                 [python, "-c", "import cli.main, usecases.backup.run"], dl_env
             )
+            for mode in ("sha", "chunks"):
+                done = json.loads(
+                    subprocess.run(
+                        [python, "-c", PASS, mode, pg_dump],
+                        env=dl_env | {"PGAPPNAME": f"floor-{mode}"},
+                        cwd=ROOT,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout
+                )
+                row[f"{mode}_wall"] = done["wall"]
             copy = work / "put-store"
             shutil.rmtree(copy, ignore_errors=True)
             put = subprocess.run(
@@ -220,7 +280,13 @@ def main() -> None:
             row["put_wall"], row["put_cpu"] = done["wall"], done["cpu"]
             row["new_chunks_pct"] = 100 * done["new_chunks"] / done["chunks"]
             shutil.rmtree(copy)
-            row["backup_wall"], row["backup_cpu"] = timed(backup, dl_env)
+            if other_env is None:
+                row["backup_wall"], row["backup_cpu"] = timed(backup, dl_env)
+            else:  # this checkout first in odd repeats, the other one first in even ones
+                order = [(dl_env, ROOT, "backup"), (other_env, other, "against")]
+                for env_i, root_i, key in order if len(rows) % 2 == 0 else order[::-1]:
+                    row[f"{key}_wall"], row[f"{key}_cpu"] = timed(backup, env_i, cwd=root_i)
+                    row[f"{key}_dump"] = newest_dump_seconds(Path(env_i["DUMPLEDGER_BACKUP_DIR"]))
             cluster.psql(CHURN, dbname="churn")
             resident = subprocess.run(
                 [python, "-c", RESIDENT],
@@ -234,6 +300,8 @@ def main() -> None:
             if done["code"] != 0:
                 raise SystemExit(f"the resident backup failed: {resident.stderr}")
             row["resident_wall"] = done["wall"]
+            if other_env is not None:  # the same history in both directories
+                timed(backup, other_env, cwd=other)
             rows.append({k: round(v, 3) for k, v in row.items()})
             print(json.dumps(rows[-1]), flush=True)
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
@@ -250,6 +318,11 @@ def main() -> None:
             "floor_over_bare": round(floor / med["bare_wall"], 2),
             "backup_over_bare": round(med["backup_wall"] / med["bare_wall"], 2),
             "resident_over_bare": round(med["resident_wall"] / med["bare_wall"], 2),
+            "sha_over_bare": round(med["sha_wall"] / med["bare_wall"], 2),
+            "chunks_over_bare": round(med["chunks_wall"] / med["bare_wall"], 2),
+            "against_over_bare": (
+                round(med["against_wall"] / med["bare_wall"], 2) if "against_wall" in med else None
+            ),
             "target_seconds": round(1.5 * med["bare_wall"], 3),
             "loadavg": os.getloadavg(),
         }

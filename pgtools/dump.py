@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from pgtools.errors import PgDumpFailed
 from pgtools.locks import PgLockTimeout, is_lock_timeout
+from pgtools.pipes import widen
 from pgtools.target import DbTarget
 
 CHUNK = 1 << 20
@@ -117,6 +118,7 @@ def run_dump(
         stderr=subprocess.PIPE,
         env=target.env(dict(os.environ)),
     )
+    widen(proc.stdout)  # pg_dump writes on while the store is busy with what it read
     if on_start:
         on_start(proc)
     stderr_lines: list[bytes] = []
