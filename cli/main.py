@@ -15,6 +15,7 @@ from cli import backup, browse, demo, export, health, offsite, output, restore, 
 from cli.catalog_cmd import catalog_app
 from cli.config_cmd import config_app
 from cli.legacy import import_legacy_cmd
+from cli.memory import bounded_heap
 from cli.report import report
 from cli.retention import retention_app
 from cli.schedule import schedule_app
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     previous = _on_sigterm()
     try:
-        command.main(args=argv, prog_name="dumpledger", standalone_mode=True)
+        with bounded_heap():  # memory flat whatever the dump's size (cli.memory)
+            command.main(args=argv, prog_name="dumpledger", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KNOWN_ERRORS as exc:
