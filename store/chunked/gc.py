@@ -31,7 +31,7 @@ from pathlib import Path
 from store.chunked.index import ChunkIndex
 from store.chunked.layout import PACK_SUFFIX, TMP_PREFIX
 from store.chunked.packs import ENTRY, FOOTER, MAGIC, TARGET_SIZE
-from store.chunked.refs import TALLY, Refs, rows, size_of, tally
+from store.chunked.refs import Flush, Refs, rows, tally
 from store.chunked.sealed import PackKeys
 
 # Small packs (each put writes its own: a backup's globals or schema-only dump leaves one of a
@@ -44,11 +44,6 @@ _MINUS = (
     "INSERT INTO gc.minus (cnt, digest, codec) VALUES (?, ?, ?) "
     "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt"
 )
-_GROUP = (
-    "INSERT INTO gc.grp (cnt, digest, codec, grp) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt, "
-    "grp = CASE WHEN grp = excluded.grp THEN grp ELSE -1 END"
-)
 _SCRATCH = """
 CREATE TABLE gc.minus (
     digest BLOB NOT NULL, codec INTEGER NOT NULL, cnt INTEGER NOT NULL,
@@ -57,6 +52,22 @@ CREATE TABLE gc.grp (
     digest BLOB NOT NULL, codec INTEGER NOT NULL, grp INTEGER NOT NULL, cnt INTEGER NOT NULL,
     PRIMARY KEY (digest, codec)) WITHOUT ROWID
 """
+
+# One group's chunks and how many times its manifests list them (Planner.group).
+_NEIGHBOUR = """
+CREATE TABLE {table} (
+    digest BLOB NOT NULL, codec INTEGER NOT NULL, cnt INTEGER NOT NULL,
+    PRIMARY KEY (digest, codec)) WITHOUT ROWID
+"""
+# The chunks of a group that neither the group before nor the one after lists, into gc.grp.
+_ALONE = (
+    "INSERT INTO gc.grp (cnt, digest, codec, grp) SELECT n.cnt, n.digest, n.codec, ? "
+    "FROM {now} n WHERE NOT EXISTS (SELECT 1 FROM {before} b "
+    "WHERE b.digest = n.digest AND b.codec = n.codec) AND NOT EXISTS (SELECT 1 FROM {after} a "
+    "WHERE a.digest = n.digest AND a.codec = n.codec) "
+    "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt, "
+    "grp = CASE WHEN grp = excluded.grp THEN grp ELSE -1 END"
+)
 
 
 def packed_size(stored: int, chunks: int) -> int:
@@ -152,42 +163,57 @@ class Planner:
         """Plan as if these were gone (the real run removes them before it collects packs):
         tallied together (consecutive backups list mostly the same chunks), TALLY at most."""
         tallies: dict[int, Counter[bytes]] = {}
+
+        def minus(t: dict[int, Counter[bytes]]) -> None:
+            self._write(_MINUS, rows(t))
+            t.clear()
+
         for path in manifests:
-            self._tally(path, tallies)
-            if size_of(tallies) >= TALLY:
-                self._write(_MINUS, rows(tallies))
-                tallies = {}
-        self._write(_MINUS, rows(tallies))
+            self._tally(path, tallies, minus)  # written whenever TALLY are tallied
+        minus(tallies)
 
     def group(self, manifests: Iterable[tuple[Path, int]]) -> None:
         """Put each manifest in its group (>= 0): `group_bytes` counts what only it lists.
         Groups are read oldest first; a chunk the previous or next group lists too is no
-        group's alone, and is not written (backups next to each other share most chunks)."""
+        group's alone, and is not written (backups next to each other share most chunks).
+        Three groups' chunks at a time (the previous, this one, the next) are tallied into
+        scratch tables, TALLY at a time: a group of a large dump lists millions."""
         members: dict[int, list[Path]] = {}
         for path, group in manifests:
             members.setdefault(group, []).append(path)
         order = sorted(members, key=lambda g: min(_written(p) for p in members[g]))
-        before: dict[int, Counter[bytes]] = {}
-        now = self._tallies(members[order[0]]) if order else {}
+        before, now, after = "gc.g_before", "gc.g_now", "gc.g_after"
+        for table in (before, now, after):
+            self.db.execute(_NEIGHBOUR.format(table=table))
+        if order:
+            self._tally_into(now, members[order[0]])
         for i, group in enumerate(order):
-            after = self._tallies(members[order[i + 1]]) if i + 1 < len(order) else {}
-            alone = (
-                (n, digest, cid, group)
-                for n, digest, cid in rows(now)
-                if digest not in before.get(cid, ()) and digest not in after.get(cid, ())
-            )
-            self._write(_GROUP, alone)
-            before, now = now, after
+            if i + 1 < len(order):
+                self._tally_into(after, members[order[i + 1]])
+            self._write(_ALONE.format(now=now, before=before, after=after), [(group,)])
+            self.db.execute(f"DELETE FROM {before}")
+            before, now, after = now, after, before
 
-    def _tallies(self, paths: list[Path]) -> dict[int, Counter[bytes]]:
+    def _tally_into(self, table: str, paths: list[Path]) -> None:
+        upsert = (
+            f"INSERT INTO {table} (cnt, digest, codec) VALUES (?, ?, ?) "
+            "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt"
+        )
         tallies: dict[int, Counter[bytes]] = {}
-        for path in paths:
-            self._tally(path, tallies)
-        return tallies
 
-    def _tally(self, path: Path, tallies: dict[int, Counter[bytes]]) -> None:
+        def flush(t: dict[int, Counter[bytes]]) -> None:
+            self._write(upsert, rows(t))
+            t.clear()
+
+        for path in paths:
+            self._tally(path, tallies, flush)
+        flush(tallies)
+
+    def _tally(
+        self, path: Path, tallies: dict[int, Counter[bytes]], flush: Flush | None = None
+    ) -> None:
         with contextlib.suppress(FileNotFoundError):  # collected meanwhile (a dry run)
-            tally(path, tallies)
+            tally(path, tallies, flush)
 
     def _write(self, upsert: str, values: Iterable[tuple[object, ...]]) -> None:
         self.db.execute("BEGIN")  # the scratch file alone

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from store.chunked import crashpoint
@@ -54,14 +54,21 @@ def fingerprint(path: Path) -> Fingerprint | None:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
-def tally(path: Path, into: dict[int, Counter[bytes]]) -> None:
-    """Add how many times the manifest lists each chunk (per codec id) to `into`.
-    FileNotFoundError when it is gone; StoreError when it cannot be read."""
+Flush = Callable[[dict[int, Counter[bytes]]], None]
+
+
+def tally(path: Path, into: dict[int, Counter[bytes]], flush: Flush | None = None) -> None:
+    """Add how many times the manifest lists each chunk (per codec id) to `into`; whenever
+    `into` holds TALLY distinct chunks, `flush(into)` writes them and empties it (one manifest
+    of a large dump lists millions). FileNotFoundError when it is gone; StoreError when it
+    cannot be read."""
     try:
         found = Manifest(path)
-        counts = into.setdefault(CODEC_IDS[Codec(found.footer.chunk_codec)], Counter())
+        cid = CODEC_IDS[Codec(found.footer.chunk_codec)]
         for records in found.records():
-            counts.update(d for d, _ in records)
+            into.setdefault(cid, Counter()).update(d for d, _ in records)
+            if flush is not None and size_of(into) >= TALLY:
+                flush(into)
     except (BlobCorrupted, KeyError, ValueError) as exc:
         raise StoreError(
             f"pack collection stopped: manifest {path} cannot be read ({exc}), so the chunks "
@@ -81,6 +88,20 @@ def rows(tallies: dict[int, Counter[bytes]]) -> Iterator[tuple[int, bytes, int]]
     for cid, counts in sorted(tallies.items()):
         for digest in sorted(counts):
             yield counts[digest], digest, cid
+
+
+_ADD = (
+    "INSERT INTO {s}.refs (n, digest, codec) VALUES (?, ?, ?) "
+    "ON CONFLICT (digest, codec) DO UPDATE SET n = n + excluded.n"
+)
+
+
+class _Replaced(Exception):
+    """A manifest changed while it was counted."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
 
 
 class Refs:
@@ -117,28 +138,26 @@ class Refs:
         present = {p.name: (p, fp) for p in manifests if (fp := fingerprint(p)) is not None}
         missed: list[Path] = []
         while True:
-            with self._writing():
-                counted = self._counted()
-                if any(present.get(n, (None, None))[1] != fp for n, fp in counted.items()):
-                    self._clear()
-                    counted = {}
-                # oldest first: neighbours in time list mostly the same chunks (see _tally)
-                todo = sorted(
-                    (v for n, v in present.items() if n not in counted and v[0] not in missed),
-                    key=lambda item: (item[1][1], item[0].name),
-                )
-                if not todo:
-                    return missed
-                batch, tallies = self._tally(todo, missed)
-                self.db.executemany(
-                    f"INSERT INTO {self.s}.refs (n, digest, codec) VALUES (?, ?, ?) "
-                    "ON CONFLICT (digest, codec) DO UPDATE SET n = n + excluded.n",
-                    rows(tallies),
-                )
-                self.db.executemany(
-                    f"INSERT OR REPLACE INTO {self.s}.counted VALUES (?, ?, ?, ?)",
-                    [(path.name, *fp) for path, fp in batch],
-                )
+            try:
+                with self._writing():
+                    counted = self._counted()
+                    if any(present.get(n, (None, None))[1] != fp for n, fp in counted.items()):
+                        self._clear()
+                        counted = {}
+                    # oldest first: neighbours in time list mostly the same chunks (_count)
+                    todo = sorted(
+                        (v for n, v in present.items() if n not in counted and v[0] not in missed),
+                        key=lambda item: (item[1][1], item[0].name),
+                    )
+                    if not todo:
+                        return missed
+                    batch = self._count(todo)
+                    self.db.executemany(
+                        f"INSERT OR REPLACE INTO {self.s}.counted VALUES (?, ?, ?, ?)",
+                        [(path.name, *fp) for path, fp in batch],
+                    )
+            except _Replaced as replaced:  # what was written went with the transaction
+                missed.append(replaced.path)
 
     def _counted(self) -> dict[str, Fingerprint]:
         return {
@@ -157,7 +176,16 @@ class Refs:
                 counted = self._counted()
                 batch: list[Path] = []
                 tallies: dict[int, Counter[bytes]] = {}
-                while gone and size_of(tallies) < TALLY:
+                flushed = False
+
+                def subtract(t: dict[int, Counter[bytes]]) -> None:
+                    nonlocal flushed
+                    self._write(
+                        t, f"UPDATE {self.s}.refs SET n = n - ? WHERE digest = ? AND codec = ?"
+                    )
+                    flushed = True
+
+                while gone and not flushed and size_of(tallies) < TALLY:
                     path = gone.pop(0)
                     batch.append(path)
                     name = path.name.removesuffix(GONE)
@@ -166,16 +194,15 @@ class Refs:
                     try:
                         if fingerprint(path) != counted[name]:
                             raise FileNotFoundError(path)
-                        tally(path, tallies)
+                        tally(path, tallies, subtract)
                     except (OSError, StoreError):
                         self._clear()
                         counted = {}
-                        tallies = {}
+                        tallies.clear()
                         continue
                     self.db.execute(f"DELETE FROM {self.s}.counted WHERE name = ?", (name,))
-                self.db.executemany(
-                    f"UPDATE {self.s}.refs SET n = n - ? WHERE digest = ? AND codec = ?",
-                    rows(tallies),
+                self._write(
+                    tallies, f"UPDATE {self.s}.refs SET n = n - ? WHERE digest = ? AND codec = ?"
                 )
                 self.db.execute(f"DELETE FROM {self.s}.refs WHERE n <= 0")
             crashpoint.reached("counts-taken-back")
@@ -183,26 +210,37 @@ class Refs:
                 with contextlib.suppress(OSError):
                     path.unlink()
 
-    def _tally(
-        self, todo: list[tuple[Path, Fingerprint]], missed: list[Path]
-    ) -> tuple[list[tuple[Path, Fingerprint]], dict[int, Counter[bytes]]]:
-        """Manifests from `todo` tallied together, up to TALLY distinct chunks (consecutive
-        backups list mostly the same chunks: one row each, not one per listing)."""
+    def _count(self, todo: list[tuple[Path, Fingerprint]]) -> list[tuple[Path, Fingerprint]]:
+        """Count manifests from `todo`, in the caller's transaction: tallied together
+        (consecutive backups list mostly the same chunks: one row each, not one per listing),
+        written whenever TALLY distinct chunks are tallied; the batch ends at the manifest
+        during which that happened. _Replaced when one went or changed while it was read
+        (the caller's transaction then takes back what was written)."""
         batch: list[tuple[Path, Fingerprint]] = []
         tallies: dict[int, Counter[bytes]] = {}
-        while todo and size_of(tallies) < TALLY:
+        flushed = False
+
+        def add(t: dict[int, Counter[bytes]]) -> None:
+            nonlocal flushed
+            self._write(t, _ADD.format(s=self.s))
+            flushed = True
+
+        while todo and not flushed and size_of(tallies) < TALLY:
             path, fp = todo.pop(0)
             try:
-                tally(path, tallies)
-            except FileNotFoundError:
-                missed.append(path)
-                continue
+                tally(path, tallies, add)
+            except FileNotFoundError:  # gone meanwhile (a dry run holds no lock)
+                raise _Replaced(path) from None
             if fingerprint(path) != fp:  # replaced while read: the next sync counts it
-                missed.append(path)
-                todo[:0] = batch  # the others, again, without it
-                return self._tally(todo, missed) if todo else ([], {})
+                raise _Replaced(path)
             batch.append((path, fp))
-        return batch, tallies
+        self._write(tallies, _ADD.format(s=self.s))
+        return batch
+
+    def _write(self, tallies: dict[int, Counter[bytes]], statement: str) -> None:
+        """(n, digest, codec) of every chunk tallied, by `statement`; then `tallies` is empty."""
+        self.db.executemany(statement, rows(tallies))
+        tallies.clear()
 
     def _clear(self) -> None:
         self.db.execute(f"DELETE FROM {self.s}.refs")

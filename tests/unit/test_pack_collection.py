@@ -189,7 +189,12 @@ def test_an_unreadable_manifest_stops_pack_collection(store: LocalStore) -> None
     assert list(store.root.glob("packs/.tmp-*")) == []  # the scratch table went
 
 
-def test_group_bytes_count_the_chunks_only_that_group_uses(store: LocalStore) -> None:
+@pytest.mark.parametrize("tally", [None, 7])  # 7: each group tallied in parts (refs.TALLY)
+def test_group_bytes_count_the_chunks_only_that_group_uses(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch, tally: int | None
+) -> None:
+    if tally is not None:
+        monkeypatch.setattr("store.chunked.refs.TALLY", tally)
     infos = [store.put([version(i)], Codec.GZIP) for i in range(3)]
     refs = [Ref(i.digest, Codec.GZIP) for i in infos]
     plan = store.plan_packs(0.3, groups={refs[0]: 0, refs[1]: 1})
@@ -310,3 +315,71 @@ def test_a_read_only_store_is_planned_without_writing(tmp_path: Path) -> None:
             assert read(LocalStore(disk / "store"), second.digest) == version(1, 150, keep=40)
         finally:
             remount(disk, read_only=False)
+
+
+def listed(store: LocalStore) -> list[tuple[bytes, int, int]]:
+    """How many times the manifests present list each chunk, counted here from their files."""
+    from collections import Counter
+
+    from store.chunked.manifest import Manifest
+    from store.chunked.packs import CODEC_IDS
+
+    found: Counter[tuple[bytes, int]] = Counter()
+    for _, _, path in store.chunks.iter_manifests():
+        manifest = Manifest(path)
+        cid = CODEC_IDS[Codec(manifest.footer.chunk_codec)]
+        found.update((d, cid) for batch in manifest.records() for d, _ in batch)
+    return sorted((d, cid, n) for (d, cid), n in found.items())
+
+
+def test_counts_written_in_parts_add_up_to_what_the_manifests_list(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest of a large dump lists millions of chunks: its counts are written whenever
+    TALLY of them are tallied, not held whole (here TALLY is 7, a manifest lists ~200)."""
+    monkeypatch.setattr("store.chunked.refs.TALLY", 7)
+    r = random.Random(11)
+    live: list[str] = []
+    for step in range(10):
+        if live and r.random() < 0.4:
+            store.delete(live.pop(r.randrange(len(live))), Codec.GZIP)  # taken back in parts
+        else:
+            data = version(step, edits=r.randrange(1, 30))
+            live.append(store.put([data, data[: r.randrange(1, 5000)]], Codec.GZIP).digest)
+        store.plan_packs(0.3)
+        assert counts(store) == listed(store) != []
+
+
+def test_a_manifest_replaced_while_counted_takes_its_batch_back(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts already written for a batch go when one of its manifests turns out to have
+    changed while it was read; the others are counted again, that one by the next sync."""
+    from store.chunked import refs
+
+    monkeypatch.setattr(refs, "TALLY", 7)
+    for i in range(3):
+        store.put([version(i)], Codec.GZIP)
+    paths = [path for _, _, path in store.chunks.iter_manifests()]
+    changed = paths[-1]
+    real = refs.fingerprint
+    checks = {"n": 0}
+
+    def fingerprint(path: Path) -> refs.Fingerprint | None:
+        fp = real(path)
+        if path == changed and fp is not None:
+            checks["n"] += 1
+            if checks["n"] == 2:  # the check after reading it: as if replaced meanwhile
+                return (fp[0], fp[1] + 1, fp[2])
+        return fp
+
+    monkeypatch.setattr(refs, "fingerprint", fingerprint)
+    with store.chunks.index() as idx:
+        assert refs.Refs(idx).sync(paths) == [changed]
+    with_changed = listed(store)
+    changed.rename(changed.with_suffix(".aside"))
+    assert counts(store) == listed(store)  # the two others, once each
+    changed.with_suffix(".aside").rename(changed)
+    with store.chunks.index() as idx:
+        assert refs.Refs(idx).sync(paths) == []
+    assert counts(store) == with_changed
