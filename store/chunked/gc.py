@@ -40,8 +40,8 @@ SMALL_PACK = 1 << 20
 MERGE_MIN = 32
 SHARED = -1  # the group of a chunk more than one group's manifests list
 _BATCH = 4096
-_MINUS = (
-    "INSERT INTO gc.minus (cnt, digest, codec) VALUES (?, ?, ?) "
+_COUNT_INTO = (  # gc.minus, and a group's neighbours (Planner.group)
+    "INSERT INTO {table} (cnt, digest, codec) VALUES (?, ?, ?) "
     "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt"
 )
 _SCRATCH = """
@@ -162,15 +162,7 @@ class Planner:
     def exclude(self, manifests: Iterable[Path]) -> None:
         """Plan as if these were gone (the real run removes them before it collects packs):
         tallied together (consecutive backups list mostly the same chunks), TALLY at most."""
-        tallies: dict[int, Counter[bytes]] = {}
-
-        def minus(t: dict[int, Counter[bytes]]) -> None:
-            self._write(_MINUS, rows(t))
-            t.clear()
-
-        for path in manifests:
-            self._tally(path, tallies, minus)  # written whenever TALLY are tallied
-        minus(tallies)
+        self._tally_into("gc.minus", manifests)
 
     def group(self, manifests: Iterable[tuple[Path, int]]) -> None:
         """Put each manifest in its group (>= 0): `group_bytes` counts what only it lists.
@@ -194,11 +186,9 @@ class Planner:
             self.db.execute(f"DELETE FROM {before}")
             before, now, after = now, after, before
 
-    def _tally_into(self, table: str, paths: list[Path]) -> None:
-        upsert = (
-            f"INSERT INTO {table} (cnt, digest, codec) VALUES (?, ?, ?) "
-            "ON CONFLICT (digest, codec) DO UPDATE SET cnt = cnt + excluded.cnt"
-        )
+    def _tally_into(self, table: str, paths: Iterable[Path]) -> None:
+        """Add how many times `paths` list each chunk to `table`, TALLY chunks at a time."""
+        upsert = _COUNT_INTO.format(table=table)
         tallies: dict[int, Counter[bytes]] = {}
 
         def flush(t: dict[int, Counter[bytes]]) -> None:
