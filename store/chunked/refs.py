@@ -96,6 +96,22 @@ _ADD = (
 )
 
 
+_SUBTRACT = "UPDATE {s}.refs SET n = n - ? WHERE digest = ? AND codec = ?"
+
+
+class _Writes:
+    """A `flush` for `tally`: writes (n, digest, codec) of every chunk tallied by `statement`
+    and empties the tallies; `wrote` once it has (a batch ends at that manifest)."""
+
+    def __init__(self, refs: Refs, statement: str) -> None:
+        self.db, self.statement, self.wrote = refs.db, statement, False
+
+    def __call__(self, tallies: dict[int, Counter[bytes]]) -> None:
+        self.db.executemany(self.statement, rows(tallies))
+        tallies.clear()
+        self.wrote = True
+
+
 class _Replaced(Exception):
     """A manifest changed while it was counted."""
 
@@ -176,16 +192,8 @@ class Refs:
                 counted = self._counted()
                 batch: list[Path] = []
                 tallies: dict[int, Counter[bytes]] = {}
-                flushed = False
-
-                def subtract(t: dict[int, Counter[bytes]]) -> None:
-                    nonlocal flushed
-                    self._write(
-                        t, f"UPDATE {self.s}.refs SET n = n - ? WHERE digest = ? AND codec = ?"
-                    )
-                    flushed = True
-
-                while gone and not flushed and size_of(tallies) < TALLY:
+                subtract = _Writes(self, _SUBTRACT.format(s=self.s))
+                while gone and not subtract.wrote and size_of(tallies) < TALLY:
                     path = gone.pop(0)
                     batch.append(path)
                     name = path.name.removesuffix(GONE)
@@ -201,9 +209,7 @@ class Refs:
                         tallies.clear()
                         continue
                     self.db.execute(f"DELETE FROM {self.s}.counted WHERE name = ?", (name,))
-                self._write(
-                    tallies, f"UPDATE {self.s}.refs SET n = n - ? WHERE digest = ? AND codec = ?"
-                )
+                subtract(tallies)
                 self.db.execute(f"DELETE FROM {self.s}.refs WHERE n <= 0")
             crashpoint.reached("counts-taken-back")
             for path in batch:  # after the commit: a crash before leaves files, never counts
@@ -218,14 +224,8 @@ class Refs:
         (the caller's transaction then takes back what was written)."""
         batch: list[tuple[Path, Fingerprint]] = []
         tallies: dict[int, Counter[bytes]] = {}
-        flushed = False
-
-        def add(t: dict[int, Counter[bytes]]) -> None:
-            nonlocal flushed
-            self._write(t, _ADD.format(s=self.s))
-            flushed = True
-
-        while todo and not flushed and size_of(tallies) < TALLY:
+        add = _Writes(self, _ADD.format(s=self.s))
+        while todo and not add.wrote and size_of(tallies) < TALLY:
             path, fp = todo.pop(0)
             try:
                 tally(path, tallies, add)
@@ -234,13 +234,8 @@ class Refs:
             if fingerprint(path) != fp:  # replaced while read: the next sync counts it
                 raise _Replaced(path)
             batch.append((path, fp))
-        self._write(tallies, _ADD.format(s=self.s))
+        add(tallies)
         return batch
-
-    def _write(self, tallies: dict[int, Counter[bytes]], statement: str) -> None:
-        """(n, digest, codec) of every chunk tallied, by `statement`; then `tallies` is empty."""
-        self.db.executemany(statement, rows(tallies))
-        tallies.clear()
 
     def _clear(self) -> None:
         self.db.execute(f"DELETE FROM {self.s}.refs")
